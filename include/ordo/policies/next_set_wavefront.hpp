@@ -1,0 +1,71 @@
+// ordo/policies/next_set_wavefront.hpp - ZipAR: rows start before the row above is finished.
+#pragma once
+
+#include <algorithm>
+#include <string>
+
+#include "../plan.hpp"
+
+namespace ordo {
+
+// Training-free, on a raster-trained model (ZipAR). Rows (frames of rows for video) are decoded
+// left to right; row r+1 starts once row r has `window` tokens, and every active row emits one
+// token per step: token (r, c) is emitted at step r*window + c. Slots stay raster and a query sees
+// the raster-earlier slots already fed (slot_causal mask).
+// Each token is read from the head of its raster predecessor (r, c-1). The first token of a row
+// has no predecessor yet; ordo reads it from the row of (r-1, window-1), fed in the same step.
+// (Official ZipAR feeds a stand-in token at the predecessor's slot instead and rewrites that
+// cache row later; ordo keeps one feed per slot.) With window >= W this is exactly raster.
+struct next_set_wavefront {
+    static constexpr mask_mode mask = mask_mode::slot_causal;
+
+    index_t window = 8;
+
+    constexpr index_t num_steps(grid_shape g) const {
+        check();
+        const index_t rows = g.frames() * g.rows(), win = std::min(window, g.cols());
+        return (rows - 1) * win + g.cols();
+    }
+
+    constexpr void build(plan_builder& b) const {
+        check();
+        const grid_shape g = b.grid();
+        const index_t n = g.size(), width = g.cols(), rows = g.frames() * g.rows(), prefix = b.prefix();
+        const index_t win = std::min(window, width), steps = num_steps(g);
+        b.set_heads({"main"});
+        b.set_encoding(position_encoding::rope);
+        b.set_forcing(teacher_forcing::shifted);
+        for (index_t q = 0; q < n; ++q) b.add_token_slot(q);
+
+        b.begin_step();
+        for (index_t i = 0; i < prefix; ++i) b.feed(i);
+        b.emit(0, {{prefix - 1, 0, 1.0f}});
+        for (index_t s = 1; s < steps; ++s) {
+            b.begin_step();
+            // fed: the one token of each row active at step s-1 (raster order), so row = r - first
+            const index_t fed_first = first_row(s - 1, win, width);
+            for (index_t r = fed_first; r <= std::min(rows - 1, (s - 1) / win); ++r)
+                b.feed(b.slot_of(r * width + (s - 1 - r * win)));
+            for (index_t r = first_row(s, win, width); r <= std::min(rows - 1, s / win); ++r) {
+                const index_t c = s - r * win;
+                // predecessor: (r, c-1), or (r-1, win-1) for a row's first token; both fed in this step
+                const index_t pred = c > 0 ? r : r - 1;
+                b.emit(r * width + c, {{pred - fed_first, 0, 1.0f}});
+            }
+        }
+    }
+
+    constexpr std::string spec() const { return "zipar:" + detail::itos(window); }
+    friend constexpr bool operator==(const next_set_wavefront&, const next_set_wavefront&) = default;
+
+private:
+    constexpr void check() const {
+        if (window < 1) throw error("zipar window must be >= 1, got " + detail::itos(window));
+    }
+    // first grid row active at step s: the smallest r with s - r*win < width
+    static constexpr index_t first_row(index_t s, index_t win, index_t width) {
+        return s < width ? 0 : (s - width) / win + 1;
+    }
+};
+
+}  // namespace ordo
