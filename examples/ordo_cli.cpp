@@ -1,0 +1,89 @@
+// The `ordo` command-line tool: plans, step maps and an overview of every built-in order.
+//   ordo plan --policy par:2x2 --grid 24x24 [--prefix 1] [--format json|text]
+//   ordo show --policy nar --grid 16x16 [--color auto|always|never]
+//   ordo overview [--grid 16x16]
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <ordo/ordo.hpp>
+
+namespace {
+
+int run_plan(const std::string& policy, const std::string& grid, int prefix, const std::string& format) {
+    const ordo::any_policy p = ordo::parse_policy(policy);
+    const ordo::plan pl = ordo::make_plan(p, ordo::parse_grid(grid), prefix);
+    std::cout << (format == "json" ? ordo::plan_to_json(pl, ordo::spec_of(p)) : ordo::plan_to_text(pl, ordo::spec_of(p)));
+    return 0;
+}
+
+bool want_color(const std::string& mode) { return mode == "always" || (mode == "auto" && isatty(STDOUT_FILENO)); }
+
+int run_show(const std::string& policy, const std::string& grid, const std::string& color) {
+    const ordo::any_policy p = ordo::parse_policy(policy);
+    const ordo::grid_shape g = ordo::parse_grid(grid);
+    const ordo::plan pl = ordo::make_plan(p, g);
+    std::cout << ordo::spec_of(p) << " on " << g.str() << ": " << pl.num_steps() << " steps (raster: " << g.size()
+              << ", ratio " << static_cast<double>(g.size()) / pl.num_steps() << "x)\n"
+              << ordo::step_map(pl, want_color(color));
+    return 0;
+}
+
+int run_overview(const std::string& grid, const std::string& color) {
+    const ordo::grid_shape g = ordo::parse_grid(grid);
+    const auto specs = ordo::builtin_policies(g);
+    std::printf("ordo: decode orders on a %s grid (%d tokens)\n\n", g.str().c_str(), g.size());
+    std::printf("%-14s %7s %8s %10s %12s\n", "policy", "steps", "ratio", "max rows", "plan bytes");
+    for (const auto& s : specs) {
+        const ordo::plan pl = ordo::make_plan(ordo::parse_policy(s), g);
+        std::printf("%-14s %7d %7.2fx %10d %12zu\n", s.c_str(), pl.num_steps(), static_cast<double>(g.size()) / pl.num_steps(),
+                    pl.view().max_rows_per_step(), pl.bytes());
+    }
+    for (const auto& s : specs) {
+        std::printf("\n");
+        run_show(s, grid, color);
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"ordo: decode orders for autoregressive visual generation"};
+    app.require_subcommand(1);
+    std::string policy, grid = "16x16", format = "json", color = "auto";
+    int prefix = 1;
+
+    auto* plan = app.add_subcommand("plan", "print the plan of a policy on a grid");
+    plan->add_option("--policy", policy, "raster | par:HxW[+nar] | nar | zipar:W")->required();
+    plan->add_option("--grid", grid, "HxW or TxHxW")->required();
+    plan->add_option("--prefix", prefix, "conditioning rows before the image tokens")->capture_default_str();
+    plan->add_option("--format", format, "json (the plan exchange format) or text")
+        ->check(CLI::IsMember({"json", "text"}))->capture_default_str();
+
+    auto* show = app.add_subcommand("show", "draw the step map of a policy on a grid");
+    show->add_option("--policy", policy, "raster | par:HxW[+nar] | nar | zipar:W")->required();
+    show->add_option("--grid", grid, "HxW or TxHxW")->capture_default_str();
+    show->add_option("--color", color, "auto, always or never")->check(CLI::IsMember({"auto", "always", "never"}))->capture_default_str();
+
+    auto* overview = app.add_subcommand("overview", "steps and step maps of every built-in policy on a grid");
+    overview->add_option("--grid", grid, "HxW or TxHxW")->capture_default_str();
+    overview->add_option("--color", color, "auto, always or never")->check(CLI::IsMember({"auto", "always", "never"}))->capture_default_str();
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+    try {
+        if (*plan) return run_plan(policy, grid, prefix, format);
+        if (*show) return run_show(policy, grid, color);
+        if (*overview) return run_overview(grid, color);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return 2;
+    }
+    return 1;
+}

@@ -1,0 +1,224 @@
+// ordo/mask.hpp - one mask meaning in four forms: a predicate, dense bytes, FlashInfer packed bits,
+// and a block-sparse summary. The whole mask is the plan's fed_step array plus the mask mode.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "config.hpp"
+#include "plan.hpp"
+
+namespace ordo {
+
+// visible(q, kv): may query slot q attend to kv slot kv? Slots outside the layout (cache padding)
+// are never visible. Trivially copyable, no virtuals: usable in host and device code when
+// fed_step points to memory the caller can read there.
+template <mask_mode Mode>
+struct mask_predicate {
+    static constexpr mask_mode mode = Mode;
+    const index_t* fed_step = nullptr;
+    index_t num_slots = 0;
+
+    ORDO_HD constexpr bool operator()(index_t q, index_t kv) const {
+        if (kv < 0 || kv >= num_slots) return false;
+        const bool by_step = fed_step[kv] <= fed_step[q];
+        if constexpr (Mode == mask_mode::slot_causal) return by_step && kv <= q;
+        else return by_step;
+    }
+};
+
+// The predicate of a plan whose mode is known at compile time (policy P: mask_predicate<P::mask>).
+template <mask_mode Mode>
+constexpr mask_predicate<Mode> make_mask(const plan_view& p) {
+    if (p.header.mask != Mode) throw error("make_mask: the plan's mask mode differs from the requested one");
+    return {p.fed_step.data(), p.num_slots()};
+}
+
+// Runtime dispatch to the compile-time predicate: f(mask_predicate<M>).
+template <class F>
+constexpr decltype(auto) visit_mask(const plan_view& p, F&& f) {
+    if (p.header.mask == mask_mode::slot_causal) return f(make_mask<mask_mode::slot_causal>(p));
+    return f(make_mask<mask_mode::step_causal>(p));
+}
+
+constexpr bool visible(const plan_view& p, index_t q, index_t kv) {
+    return visit_mask(p, [&](auto m) { return m(q, kv); });
+}
+
+namespace detail {
+inline void check_rows(const plan_view& p, std::span<const index_t> q_slots, index_t kv_len, const char* what) {
+    if (kv_len < 0) throw error(std::string(what) + ": negative kv length");
+    for (index_t q : q_slots)
+        if (q < 0 || q >= p.num_slots())
+            throw error(std::string(what) + ": query slot " + itos(q) + " is outside the plan's " + itos(p.num_slots()) + " slots");
+}
+}  // namespace detail
+
+// Dense form: out[i * kv_len + kv] = 1 if q_slots[i] sees kv, else 0.
+inline void dense_mask(const plan_view& p, std::span<const index_t> q_slots, index_t kv_len, std::span<std::uint8_t> out) {
+    detail::check_rows(p, q_slots, kv_len, "dense_mask");
+    if (out.size() != q_slots.size() * static_cast<std::size_t>(kv_len))
+        throw error("dense_mask: output holds " + detail::itos(static_cast<long long>(out.size())) + " bytes, needs " +
+                    detail::itos(static_cast<long long>(q_slots.size()) * kv_len));
+    visit_mask(p, [&](auto m) {
+        std::uint8_t* o = out.data();
+        for (index_t q : q_slots)
+            for (index_t kv = 0; kv < kv_len; ++kv) *o++ = m(q, kv) ? 1 : 0;
+    });
+}
+
+// FlashInfer packed layout: the q x kv bits of one request, row-major, flattened without row
+// padding, eight bits a byte, little-endian bit order inside each byte.
+constexpr std::size_t packed_mask_bytes(std::size_t q_rows, std::size_t kv_len) { return (q_rows * kv_len + 7) / 8; }
+
+// Byte offsets of each request's packed mask in a batch (FlashInfer's mask_indptr); indptr has
+// q_rows.size() + 1 entries.
+inline void packed_mask_indptr(std::span<const index_t> q_rows, std::span<const index_t> kv_lens, std::span<std::int64_t> indptr) {
+    if (q_rows.size() != kv_lens.size() || indptr.size() != q_rows.size() + 1)
+        throw error("packed_mask_indptr: needs one kv length per request and requests + 1 offsets");
+    indptr[0] = 0;
+    for (std::size_t i = 0; i < q_rows.size(); ++i)
+        indptr[i + 1] = indptr[i] + static_cast<std::int64_t>(packed_mask_bytes(static_cast<std::size_t>(q_rows[i]), static_cast<std::size_t>(kv_lens[i])));
+}
+
+// Packs the mask of rows q_slots against kv slots [0, kv_len) into out (packed_mask_bytes of them).
+// No allocation: bits go through a 64-bit accumulator.
+inline void pack_mask(const plan_view& p, std::span<const index_t> q_slots, index_t kv_len, std::span<std::uint8_t> out) {
+    detail::check_rows(p, q_slots, kv_len, "pack_mask");
+    const std::size_t need = packed_mask_bytes(q_slots.size(), static_cast<std::size_t>(kv_len));
+    if (out.size() != need)
+        throw error("pack_mask: output holds " + detail::itos(static_cast<long long>(out.size())) + " bytes, needs " +
+                    detail::itos(static_cast<long long>(need)));
+    const index_t* fs = p.fed_step.data();
+    const index_t live = std::min(kv_len, p.num_slots());  // slots past the layout are never visible
+    const bool slot_causal = p.header.mask == mask_mode::slot_causal;
+    std::uint8_t* o = out.data();
+    std::uint64_t acc = 0;
+    int nbits = 0;  // bits pending in acc (< 64 between chunks)
+    auto put = [&](std::uint64_t word, int count) {  // append `count` low bits of word
+        acc |= word << nbits;
+        const int total = nbits + count;
+        if (total >= 64) {
+            for (int i = 0; i < 8; ++i) *o++ = static_cast<std::uint8_t>(acc >> (8 * i));
+            acc = nbits ? word >> (64 - nbits) : 0;
+            nbits = total - 64;
+        } else {
+            nbits = total;
+        }
+    };
+    for (index_t q : q_slots) {
+        const index_t limit = fs[q];
+        const index_t end = slot_causal ? std::min(live, q + 1) : live;
+        for (index_t base = 0; base < kv_len; base += 64) {
+            const int count = static_cast<int>(std::min<index_t>(64, kv_len - base));
+            std::uint64_t word = 0;
+            const index_t stop = std::min(end, base + count);
+            for (index_t kv = base; kv < stop; ++kv) word |= static_cast<std::uint64_t>(fs[kv] <= limit) << (kv - base);
+            put(word, count);
+        }
+    }
+    while (nbits > 0) {
+        *o++ = static_cast<std::uint8_t>(acc);
+        acc >>= 8;
+        nbits -= 8;
+    }
+}
+
+// Block-sparse summary (FlexAttention's BlockMask idea): query rows tiled by block_q, kv slots by
+// block_kv; per query block the kv blocks every pair of which is visible (full) and those with some
+// visible pairs (partial). Blocks with none are absent. Exact: full means all, absent means none.
+struct block_mask {
+    index_t block_q = 0, block_kv = 0, q_len = 0, kv_len = 0;
+    std::vector<index_t> full_offsets, full_blocks;        // CSR over query blocks
+    std::vector<index_t> partial_offsets, partial_blocks;  // CSR over query blocks
+    index_t num_q_blocks() const { return static_cast<index_t>(full_offsets.size()) - 1; }
+    index_t num_kv_blocks() const { return (kv_len + block_kv - 1) / block_kv; }
+    std::span<const index_t> full(index_t qb) const {
+        return {full_blocks.data() + full_offsets[qb], static_cast<std::size_t>(full_offsets[qb + 1] - full_offsets[qb])};
+    }
+    std::span<const index_t> partial(index_t qb) const {
+        return {partial_blocks.data() + partial_offsets[qb], static_cast<std::size_t>(partial_offsets[qb + 1] - partial_offsets[qb])};
+    }
+};
+
+inline block_mask make_block_mask(const plan_view& p, std::span<const index_t> q_slots, index_t kv_len, index_t block_q, index_t block_kv) {
+    detail::check_rows(p, q_slots, kv_len, "make_block_mask");
+    if (block_q < 1 || block_kv < 1) throw error("make_block_mask: block sizes must be >= 1");
+    block_mask bm;
+    bm.block_q = block_q;
+    bm.block_kv = block_kv;
+    bm.q_len = static_cast<index_t>(q_slots.size());
+    bm.kv_len = kv_len;
+    const index_t nq = (bm.q_len + block_q - 1) / block_q, nkv = bm.num_kv_blocks();
+    const index_t* fs = p.fed_step.data();
+    const index_t live = std::min(kv_len, p.num_slots());
+    const bool slot_causal = p.header.mask == mask_mode::slot_causal;
+    // per kv block: min/max fed step and slot range over live slots (dead tail never visible)
+    struct kv_summary { index_t lo_fs, hi_fs, lo, hi, live_count, size; };
+    std::vector<kv_summary> kvs(static_cast<std::size_t>(nkv));
+    for (index_t b = 0; b < nkv; ++b) {
+        kv_summary s{max_index, -1, b * block_kv, std::min(kv_len, (b + 1) * block_kv) - 1, 0, 0};
+        s.size = s.hi - s.lo + 1;
+        for (index_t kv = s.lo; kv <= s.hi && kv < live; ++kv) {
+            s.lo_fs = std::min(s.lo_fs, fs[kv]);
+            s.hi_fs = std::max(s.hi_fs, fs[kv]);
+            ++s.live_count;
+        }
+        kvs[static_cast<std::size_t>(b)] = s;
+    }
+    bm.full_offsets.push_back(0);
+    bm.partial_offsets.push_back(0);
+    for (index_t qb = 0; qb < nq; ++qb) {
+        const index_t qlo = qb * block_q, qhi = std::min(bm.q_len, qlo + block_q);
+        index_t qmin_fs = max_index, qmax_fs = -1, qmin = max_index, qmax = -1;
+        for (index_t i = qlo; i < qhi; ++i) {
+            const index_t q = q_slots[static_cast<std::size_t>(i)];
+            qmin_fs = std::min(qmin_fs, fs[q]); qmax_fs = std::max(qmax_fs, fs[q]);
+            qmin = std::min(qmin, q); qmax = std::max(qmax, q);
+        }
+        for (index_t b = 0; b < nkv; ++b) {
+            const kv_summary& s = kvs[static_cast<std::size_t>(b)];
+            if (s.live_count == 0) continue;
+            bool full = s.live_count == s.size && s.hi_fs <= qmin_fs && (!slot_causal || s.hi <= qmin);
+            bool none = s.lo_fs > qmax_fs || (slot_causal && s.lo > qmax);
+            if (!full && !none && slot_causal) {  // min/max can't decide: scan the tile
+                bool any = false, all = s.live_count == s.size;
+                for (index_t i = qlo; i < qhi && (!any || all); ++i) {
+                    const index_t q = q_slots[static_cast<std::size_t>(i)];
+                    for (index_t kv = s.lo; kv <= s.hi; ++kv) {
+                        const bool v = kv < live && fs[kv] <= fs[q] && kv <= q;
+                        any = any || v;
+                        all = all && v;
+                    }
+                }
+                full = all;
+                none = !any;
+            }
+            if (full) bm.full_blocks.push_back(b);
+            else if (!none) bm.partial_blocks.push_back(b);
+        }
+        bm.full_offsets.push_back(static_cast<index_t>(bm.full_blocks.size()));
+        bm.partial_offsets.push_back(static_cast<index_t>(bm.partial_blocks.size()));
+    }
+    return bm;
+}
+
+// The query rows of the teacher-forcing forward: slots [0, train_slots).
+inline std::vector<index_t> train_rows(const plan_view& p) {
+    std::vector<index_t> rows(static_cast<std::size_t>(p.header.train_slots));
+    for (index_t i = 0; i < p.header.train_slots; ++i) rows[static_cast<std::size_t>(i)] = i;
+    return rows;
+}
+
+// Cache rows a decode needs, rounded up to a multiple of 8 as the official code allocates
+// (find_multiple(prefix + N, 8)).
+constexpr index_t kv_cache_len(const plan_view& p) {
+    index_t used = p.header.prefix + p.num_positions();
+    for (index_t s = 0; s < p.num_slots(); ++s)
+        if (p.fed_step[static_cast<std::size_t>(s)] < p.num_steps()) used = std::max(used, s + 1);
+    return (used + 7) / 8 * 8;
+}
+
+}  // namespace ordo

@@ -1,0 +1,98 @@
+// ordo/spec.hpp - policy and grid specs as strings ("par:2x2+nar", "4x16x16"), for tools and configs.
+// The compile-time policy types stay the way to use ordo in code; this maps strings onto them.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "policies.hpp"
+
+namespace ordo {
+
+// Every built-in policy type a spec string can name.
+using any_policy = std::variant<raster, region_parallel<raster>, region_parallel<neighbor_frontier>, neighbor_frontier, next_set_wavefront>;
+
+namespace detail {
+inline long long parse_count(std::string_view s, std::string_view what, std::string_view whole) {
+    if (s.empty() || s.size() > 10) throw error("bad " + std::string(what) + " '" + std::string(whole) + "': expected a positive integer, got '" + std::string(s) + "'");
+    long long v = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') throw error("bad " + std::string(what) + " '" + std::string(whole) + "': '" + std::string(s) + "' is not a number");
+        v = v * 10 + (c - '0');
+    }
+    if (v < 1) throw error("bad " + std::string(what) + " '" + std::string(whole) + "': extents must be >= 1");
+    if (v > max_index) throw error("bad " + std::string(what) + " '" + std::string(whole) + "': " + std::string(s) + " overflows the 32-bit index type");
+    return v;
+}
+inline std::vector<long long> parse_extents(std::string_view s, std::string_view what) {
+    std::vector<long long> out;
+    std::size_t start = 0;
+    while (true) {
+        std::size_t x = s.find('x', start);
+        out.push_back(parse_count(s.substr(start, x == std::string_view::npos ? std::string_view::npos : x - start), what, s));
+        if (x == std::string_view::npos) break;
+        start = x + 1;
+    }
+    return out;
+}
+}  // namespace detail
+
+// "24x24" (H x W) or "4x16x16" (T x H x W).
+inline grid_shape parse_grid(std::string_view s) {
+    auto e = detail::parse_extents(s, "grid spec");
+    if (e.size() == 2) return grid_shape::make(e[0], e[1]);
+    if (e.size() == 3) return grid_shape::make(e[0], e[1], e[2]);
+    throw error("bad grid spec '" + std::string(s) + "': expected HxW or TxHxW");
+}
+
+// "raster" | "nar" | "zipar:W" | "par:HxW" | "par:TxHxW" | "par:...+raster" | "par:...+nar".
+inline any_policy parse_policy(std::string_view s) {
+    const std::string whole(s);
+    if (s == "raster") return raster{};
+    if (s == "nar") return neighbor_frontier{};
+    if (s.starts_with("zipar:")) {
+        return next_set_wavefront{static_cast<index_t>(detail::parse_count(s.substr(6), "zipar window", s))};
+    }
+    if (s.starts_with("par:")) {
+        std::string_view body = s.substr(4), inner = "raster";
+        if (auto plus = body.find('+'); plus != std::string_view::npos) {
+            inner = body.substr(plus + 1);
+            body = body.substr(0, plus);
+        }
+        auto e = detail::parse_extents(body, "region spec");
+        if (e.size() != 2 && e.size() != 3) throw error("bad policy '" + whole + "': regions are HxW or TxHxW");
+        const index_t rt = e.size() == 3 ? static_cast<index_t>(e[0]) : 1;
+        const index_t rh = static_cast<index_t>(e[e.size() - 2]), rw = static_cast<index_t>(e[e.size() - 1]);
+        if (inner == "raster") return region_parallel<raster>{rt, rh, rw};
+        if (inner == "nar") return region_parallel<neighbor_frontier>{rt, rh, rw};
+        throw error("bad policy '" + whole + "': the inner order of par must be raster or nar, got '" + std::string(inner) + "'");
+    }
+    throw error("unknown policy '" + whole + "' (expected raster, par:HxW, par:HxW+nar, nar or zipar:W)");
+}
+
+inline std::string spec_of(const any_policy& p) {
+    return std::visit([](const auto& q) { return q.spec(); }, p);
+}
+
+inline plan make_plan(const any_policy& p, grid_shape g, index_t prefix = 1) {
+    return std::visit([&](const auto& q) { return make_plan(q, g, prefix); }, p);
+}
+
+inline index_t num_steps(const any_policy& p, grid_shape g) {
+    return std::visit([&](const auto& q) { return num_steps(q, g); }, p);
+}
+
+// The built-in policies and hybrids worth comparing on a grid: those whose regions divide it.
+inline std::vector<std::string> builtin_policies(grid_shape g) {
+    std::vector<std::string> out{"raster"};
+    for (index_t s : {2, 4})
+        if (g.rows() % s == 0 && g.cols() % s == 0) out.push_back("par:" + detail::itos(s) + "x" + detail::itos(s));
+    out.push_back("nar");
+    if (g.rows() % 2 == 0 && g.cols() % 2 == 0) out.push_back("par:2x2+nar");
+    out.push_back("zipar:" + detail::itos(std::max<index_t>(1, g.cols() / 3)));
+    return out;
+}
+
+}  // namespace ordo
