@@ -85,3 +85,27 @@ TEST_CASE("golden: the comparison notices a different order", "[golden]") {
     const ordo::plan raster = ordo::make_plan(ordo::raster{}, ordo::parse_grid("16x16"));
     CHECK(diff(json::parse(ordo::plan_to_json(raster, "raster"))["train"], ref["train"]) != "");
 }
+
+#ifdef ORDO_CLI
+#include <cstdio>
+#include <memory>
+// `ordo plan` itself prints what the golden files hold.
+TEST_CASE("golden: the ordo CLI prints the reference plans", "[golden][cli]") {
+    for (const auto& [file, policy, grid] : std::vector<std::array<std::string, 3>>{
+             {"raster_G8.json", "raster", "8x8"}, {"par_G16_n4.json", "par:2x2", "16x16"}, {"par_G24_n16.json", "par:4x4", "24x24"},
+             {"nar_img_G16.json", "nar", "16x16"}, {"nar_vid_T4H8W8.json", "nar", "4x8x8"}}) {
+        INFO(file);
+        const std::string cmd = std::string(ORDO_CLI) + " plan --format json --policy " + policy + " --grid " + grid;
+        std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
+        REQUIRE(pipe);
+        std::string out;
+        char buf[65536];
+        for (std::size_t n; (n = fread(buf, 1, sizeof buf, pipe.get())) > 0;) out.append(buf, n);
+        json ours = json::parse(out), ref = load(file);
+        ref["train"].erase("mask_note");
+        for (auto& s : ref["plan"]["steps"]) s.erase("idx_arg_grid");
+        CHECK(diff(ours["train"], ref["train"], "/train") == "");
+        CHECK(diff(ours["plan"], ref["plan"], "/plan") == "");
+    }
+}
+#endif

@@ -1,0 +1,94 @@
+// The four mask forms carry one meaning: predicate == dense == packed bits == block summary.
+#include <catch2/catch.hpp>
+#include <ordo/ordo.hpp>
+
+namespace {
+
+bool packed_bit(const std::vector<std::uint8_t>& bits, std::size_t i) { return (bits[i / 8] >> (i % 8)) & 1; }
+
+void check_forms(const ordo::plan_view& p, std::span<const ordo::index_t> rows, ordo::index_t kv_len) {
+    const std::size_t q = rows.size();
+    std::vector<std::uint8_t> dense(q * static_cast<std::size_t>(kv_len));
+    ordo::dense_mask(p, rows, kv_len, dense);
+    std::vector<std::uint8_t> packed(ordo::packed_mask_bytes(q, static_cast<std::size_t>(kv_len)), 0xAB);
+    ordo::pack_mask(p, rows, kv_len, packed);
+    for (std::size_t i = 0; i < q; ++i)
+        for (ordo::index_t kv = 0; kv < kv_len; ++kv) {
+            const bool v = ordo::visible(p, rows[i], kv);
+            const std::size_t bit = i * static_cast<std::size_t>(kv_len) + static_cast<std::size_t>(kv);
+            REQUIRE(dense[bit] == (v ? 1 : 0));
+            REQUIRE(packed_bit(packed, bit) == v);
+        }
+    // padding bits of the last byte are zero
+    const std::size_t total = q * static_cast<std::size_t>(kv_len);
+    for (std::size_t b = total; b < packed.size() * 8; ++b) REQUIRE_FALSE(packed_bit(packed, b));
+
+    for (auto [bq, bkv] : std::vector<std::pair<int, int>>{{1, 1}, {4, 8}, {16, 16}, {64, 32}, {7, 5}}) {
+        const ordo::block_mask bm = ordo::make_block_mask(p, rows, kv_len, bq, bkv);
+        REQUIRE(bm.num_q_blocks() == static_cast<ordo::index_t>((q + bq - 1) / bq));
+        for (ordo::index_t qb = 0; qb < bm.num_q_blocks(); ++qb)
+            for (ordo::index_t kb = 0; kb < bm.num_kv_blocks(); ++kb) {
+                bool any = false, all = true;
+                for (std::size_t i = static_cast<std::size_t>(qb * bq); i < std::min(q, static_cast<std::size_t>((qb + 1) * bq)); ++i)
+                    for (ordo::index_t kv = kb * bkv; kv < std::min(kv_len, (kb + 1) * bkv); ++kv) {
+                        const bool v = dense[i * static_cast<std::size_t>(kv_len) + static_cast<std::size_t>(kv)] != 0;
+                        any = any || v;
+                        all = all && v;
+                    }
+                const auto full = bm.full(qb), partial = bm.partial(qb);
+                const bool in_full = std::find(full.begin(), full.end(), kb) != full.end();
+                const bool in_partial = std::find(partial.begin(), partial.end(), kb) != partial.end();
+                INFO("block " << qb << "," << kb << " of " << bq << "x" << bkv);
+                REQUIRE(in_full == all);
+                REQUIRE(in_partial == (any && !all));
+            }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("mask forms agree on training rows and on every decode step", "[mask]") {
+    for (const auto& [spec, grid] : std::vector<std::pair<std::string, std::string>>{
+             {"raster", "5x7"}, {"par:2x2", "8x8"}, {"par:4x4", "8x8"}, {"nar", "6x5"}, {"nar", "3x4x4"},
+             {"par:2x2+nar", "8x8"}, {"zipar:2", "6x6"}, {"zipar:3", "2x4x6"}, {"par:2x1x2", "4x4x4"}}) {
+        INFO(spec << " on " << grid);
+        const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::parse_grid(grid));
+        const auto rows = ordo::train_rows(p);
+        check_forms(p, rows, p.header().train_slots);
+        const ordo::index_t kv = ordo::kv_cache_len(p);
+        for (ordo::index_t s = 0; s < p.num_steps(); ++s) check_forms(p, p.step(s).fed, kv);
+    }
+}
+
+TEST_CASE("the typed predicate matches the runtime one and refuses the wrong mode", "[mask]") {
+    const ordo::plan p = ordo::make_plan(ordo::par4, ordo::grid_shape::make(8, 8));
+    const auto m = ordo::make_mask<ordo::region_parallel<>::mask>(p);
+    for (ordo::index_t q = 0; q < p.num_slots(); ++q)
+        for (ordo::index_t kv = 0; kv < p.num_slots() + 3; ++kv) REQUIRE(m(q, kv) == ordo::visible(p, q, kv));
+    CHECK_THROWS_WITH(ordo::make_mask<ordo::mask_mode::slot_causal>(p), Catch::Contains("mask mode"));
+    // PAR: the first parallel group [t3, M1, M2, M3] sees itself bidirectionally
+    CHECK(ordo::visible(p, 4, 7));
+    CHECK(ordo::visible(p, 7, 4));
+    CHECK_FALSE(ordo::visible(p, 7, 8));
+}
+
+TEST_CASE("batched packed masks: FlashInfer mask_indptr offsets", "[mask]") {
+    const std::vector<ordo::index_t> q{1, 4, 3}, kv{9, 10, 17};
+    std::vector<std::int64_t> indptr(4);
+    ordo::packed_mask_indptr(q, kv, indptr);
+    CHECK(indptr == std::vector<std::int64_t>{0, 2, 7, 14});
+    std::vector<std::int64_t> small(3);
+    CHECK_THROWS_WITH(ordo::packed_mask_indptr(q, kv, small), Catch::Contains("offsets"));
+}
+
+TEST_CASE("mask functions reject bad shapes and slots", "[mask][errors]") {
+    const ordo::plan p = ordo::make_plan(ordo::raster{}, ordo::grid_shape::make(4, 4));
+    std::vector<ordo::index_t> rows{0, 1, 2};
+    std::vector<std::uint8_t> out(5);
+    CHECK_THROWS_WITH(ordo::dense_mask(p, rows, 4, out), Catch::Contains("needs 12"));
+    CHECK_THROWS_WITH(ordo::pack_mask(p, rows, 4, out), Catch::Contains("needs 2"));
+    std::vector<ordo::index_t> bad{0, 99};
+    std::vector<std::uint8_t> out2(8);
+    CHECK_THROWS_WITH(ordo::dense_mask(p, bad, 4, out2), Catch::Contains("query slot 99"));
+    CHECK_THROWS_WITH(ordo::make_block_mask(p, rows, 4, 0, 4), Catch::Contains("block sizes"));
+}

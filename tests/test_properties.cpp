@@ -1,0 +1,160 @@
+// Invariants every plan must hold, over many policies x grids (2D and 3D, square and not).
+#include <catch2/catch.hpp>
+#include <algorithm>
+#include <numeric>
+#include <ordo/ordo.hpp>
+
+namespace {
+
+std::vector<ordo::grid_shape> grids() {
+    std::vector<ordo::grid_shape> g;
+    for (auto [h, w] : std::vector<std::pair<int, int>>{{1, 1}, {1, 7}, {5, 1}, {2, 2}, {3, 5}, {4, 4}, {6, 9}, {8, 8},
+                                                        {12, 8}, {16, 16}, {24, 24}, {20, 32}, {32, 32}, {64, 64}})
+        g.push_back(ordo::grid_shape::make(h, w));
+    for (auto [t, h, w] : std::vector<std::array<int, 3>>{{1, 1, 1}, {2, 3, 4}, {4, 8, 8}, {5, 4, 4}, {3, 6, 2}, {8, 32, 32}})
+        g.push_back(ordo::grid_shape::make(t, h, w));
+    return g;
+}
+
+std::vector<std::string> policies_for(const ordo::grid_shape& g) {
+    std::vector<std::string> s{"raster", "nar", "zipar:1", "zipar:3", "zipar:8", "zipar:1000"};
+    for (int rh : {1, 2, 3, 4})
+        for (int rw : {1, 2, 4})
+            if (g.rows() % rh == 0 && g.cols() % rw == 0) {
+                s.push_back("par:" + std::to_string(rh) + "x" + std::to_string(rw));
+                s.push_back("par:" + std::to_string(rh) + "x" + std::to_string(rw) + "+nar");
+                if (g.rank() == 3 && g.frames() % 2 == 0) s.push_back("par:2x" + std::to_string(rh) + "x" + std::to_string(rw));
+            }
+    return s;
+}
+
+// the closed forms the policies promise (design.md section 2)
+long long expected_steps(const std::string& spec, const ordo::grid_shape& g) {
+    const long long T = g.frames(), H = g.rows(), W = g.cols(), N = g.size();
+    if (spec == "raster") return N;
+    if (spec == "nar") return T + H + W - 2;
+    if (spec.rfind("zipar:", 0) == 0) {
+        long long win = std::min<long long>(std::stoll(spec.substr(6)), W);
+        return (T * H - 1) * win + W;
+    }
+    // par:[t x]h x w[+nar]
+    auto body = spec.substr(4, spec.find('+') == std::string::npos ? std::string::npos : spec.find('+') - 4);
+    std::vector<long long> e;
+    for (std::size_t a = 0, b; a != std::string::npos; a = b == std::string::npos ? b : b + 1) {
+        b = body.find('x', a);
+        e.push_back(std::stoll(body.substr(a, b == std::string::npos ? std::string::npos : b - a)));
+    }
+    const long long rt = e.size() == 3 ? e[0] : 1, rh = e[e.size() - 2], rw = e.back(), n = rt * rh * rw;
+    const long long gt = T / rt, gh = H / rh, gw = W / rw;
+    const long long inner = spec.find("+nar") != std::string::npos ? (g.rank() == 3 ? gt + gh + gw - 2 : gh + gw - 1) : gt * gh * gw;
+    return n + inner - 1;
+}
+
+void check_plan(const ordo::plan_view& p, const std::string& spec) {
+    const ordo::index_t n = p.num_positions(), steps = p.num_steps();
+    INFO(spec << " on " << p.grid().str());
+    REQUIRE(steps == expected_steps(spec, p.grid()));
+    // every position emitted exactly once, order/rank_of/step_of consistent
+    std::vector<int> seen(static_cast<std::size_t>(n), 0);
+    for (ordo::index_t s = 0; s < steps; ++s) {
+        const ordo::step_view st = p.step(s);
+        REQUIRE(st.num_rows() >= 1);
+        REQUIRE(st.num_emitted() >= 1);
+        for (ordo::index_t k = 0; k < st.num_emitted(); ++k) {
+            const ordo::index_t q = st.emitted[k];
+            ++seen[static_cast<std::size_t>(q)];
+            REQUIRE(p.step_of[static_cast<std::size_t>(q)] == s);
+            REQUIRE(p.order[static_cast<std::size_t>(p.rank_of[static_cast<std::size_t>(q)])] == q);
+            float sum = 0;
+            for (const ordo::contribution& c : st.from(k)) {
+                REQUIRE(c.row < st.num_rows());
+                REQUIRE(static_cast<ordo::index_t>(c.head) < p.header.num_heads);
+                sum += c.weight;
+            }
+            REQUIRE(sum == Approx(1.0f));
+        }
+        // every fed token was emitted in an earlier step; fed_step records this step
+        for (ordo::index_t slot : st.fed) {
+            REQUIRE(p.fed_step[static_cast<std::size_t>(slot)] == s);
+            const ordo::slot_entry& e = p.slots[static_cast<std::size_t>(slot)];
+            if (e.kind == ordo::slot_kind::token) REQUIRE(p.step_of[static_cast<std::size_t>(e.index)] < s);
+            if (e.kind == ordo::slot_kind::prefix) REQUIRE(s == 0);
+        }
+    }
+    REQUIRE(std::all_of(seen.begin(), seen.end(), [](int c) { return c == 1; }));
+    // every position has one token slot
+    for (ordo::index_t q = 0; q < n; ++q) {
+        const ordo::slot_entry& e = p.slots[static_cast<std::size_t>(p.slot_of[static_cast<std::size_t>(q)])];
+        REQUIRE((e.kind == ordo::slot_kind::token && e.index == q));
+    }
+    // the mask agrees with the step order: a fed row sees exactly the slots fed at or before its
+    // step (and, slot-causal, not after it), never a slot fed later
+    ordo::visit_mask(p, [&](auto m) {
+        for (ordo::index_t s = 0; s < steps; s += std::max<ordo::index_t>(1, steps / 17)) {
+            const ordo::step_view st = p.step(s);
+            for (ordo::index_t r = 0; r < st.num_rows(); r += std::max<ordo::index_t>(1, st.num_rows() / 5)) {
+                const ordo::index_t q = st.fed[r];
+                REQUIRE(m(q, q));
+                for (ordo::index_t kv = 0; kv < p.num_slots(); ++kv) {
+                    const bool fed_by_now = p.fed_step[static_cast<std::size_t>(kv)] <= s;
+                    const bool expect = fed_by_now && (p.header.mask == ordo::mask_mode::step_causal || kv <= q);
+                    REQUIRE(m(q, kv) == expect);
+                }
+                REQUIRE_FALSE(m(q, p.num_slots()));  // cache padding
+            }
+        }
+    });
+    // every contribution reads a row whose query can see the slot of an emitted token's parents:
+    // a row never reads a step that feeds nothing visible to it (trivial in this model), and the
+    // reading rows of a position are all fed before the position's token is fed
+    for (ordo::index_t q = 0; q < n; ++q) {
+        const ordo::index_t slot = p.slot_of[static_cast<std::size_t>(q)];
+        REQUIRE(p.fed_step[static_cast<std::size_t>(slot)] > p.step_of[static_cast<std::size_t>(q)]);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("every plan emits each position once, feeds only emitted tokens, and its mask follows the step order", "[properties]") {
+    int plans = 0;
+    for (const auto& g : grids())
+        for (const auto& spec : policies_for(g)) {
+            const ordo::any_policy pol = ordo::parse_policy(spec);
+            const ordo::plan p = ordo::make_plan(pol, g);
+            check_plan(p, spec);
+            CHECK(ordo::num_steps(pol, g) == p.num_steps());
+            CHECK(ordo::spec_of(pol) == (spec.size() > 7 && spec.ends_with("+raster") ? spec.substr(0, spec.size() - 7) : spec));
+            ++plans;
+        }
+    CHECK(plans > 200);
+}
+
+TEST_CASE("longer prefixes shift slots and keep every rule", "[properties]") {
+    for (int prefix : {1, 2, 7})
+        for (const std::string spec : {"raster", "par:2x2", "nar", "par:2x2+nar", "zipar:3"}) {
+            const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::grid_shape::make(8, 8), prefix);
+            check_plan(p, spec);
+            const ordo::step_view s0 = p.step(0);
+            REQUIRE(s0.num_rows() == prefix);
+            for (const ordo::contribution& c : s0.from(0)) CHECK(c.row == prefix - 1);
+        }
+}
+
+TEST_CASE("raster-equivalent orders: par:1x1 and zipar with a full window emit in raster order", "[properties]") {
+    const auto g = ordo::grid_shape::make(6, 7);
+    const ordo::plan r = ordo::make_plan(ordo::raster{}, g);
+    for (const std::string spec : {"par:1x1", "zipar:7", "zipar:99"}) {
+        const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), g);
+        CHECK(std::equal(p.view().order.begin(), p.view().order.end(), r.view().order.begin()));
+        CHECK(p.num_steps() == r.num_steps());
+    }
+}
+
+TEST_CASE("plans stay compact: at most 64 bytes per position", "[properties]") {
+    for (const auto& g : {ordo::grid_shape::make(24, 24), ordo::grid_shape::make(64, 64), ordo::grid_shape::make(8, 32, 32)})
+        for (const auto& spec : ordo::builtin_policies(g)) {
+            const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), g);
+            INFO(spec << " " << g.str() << ": " << p.bytes() << " bytes");
+            CHECK(static_cast<double>(p.bytes()) / g.size() <= 64.0);
+        }
+}
