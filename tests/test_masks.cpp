@@ -52,11 +52,13 @@ TEST_CASE("mask forms agree on training rows and on every decode step", "[mask]"
              {"raster", "5x7"}, {"par:2x2", "8x8"}, {"par:4x4", "8x8"}, {"nar", "6x5"}, {"nar", "3x4x4"},
              {"par:2x2+nar", "8x8"}, {"zipar:2", "6x6"}, {"zipar:3", "2x4x6"}, {"par:2x1x2", "4x4x4"}}) {
         INFO(spec << " on " << grid);
-        const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::parse_grid(grid));
+        for (int prefix : {1, 3}) {
+        const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::parse_grid(grid), prefix);
         const auto rows = ordo::train_rows(p);
         check_forms(p, rows, p.header().train_slots);
         const ordo::index_t kv = ordo::kv_cache_len(p);
         for (ordo::index_t s = 0; s < p.num_steps(); ++s) check_forms(p, p.step(s).fed, kv);
+        }
     }
 }
 
@@ -70,6 +72,16 @@ TEST_CASE("the typed predicate matches the runtime one and refuses the wrong mod
     CHECK(ordo::visible(p, 4, 7));
     CHECK(ordo::visible(p, 7, 4));
     CHECK_FALSE(ordo::visible(p, 7, 8));
+}
+
+TEST_CASE("a long prefix is causal among itself and fully visible to the image tokens", "[mask]") {
+    const ordo::plan p = ordo::make_plan(ordo::nar, ordo::grid_shape::make(4, 4), 3);
+    CHECK(ordo::visible(p, 1, 0));
+    CHECK_FALSE(ordo::visible(p, 0, 1));
+    CHECK_FALSE(ordo::visible(p, 1, 2));
+    CHECK(ordo::visible(p, 2, 2));
+    for (ordo::index_t q = 3; q < p.num_slots(); ++q)
+        for (ordo::index_t kv = 0; kv < 3; ++kv) CHECK(ordo::visible(p, q, kv));
 }
 
 TEST_CASE("batched packed masks: FlashInfer mask_indptr offsets", "[mask]") {

@@ -12,17 +12,20 @@
 
 namespace ordo {
 
-// visible(q, kv): may query slot q attend to kv slot kv? Slots outside the layout (cache padding)
-// are never visible. Trivially copyable, no virtuals: usable in host and device code when
-// fed_step points to memory the caller can read there.
+// visible(q, kv): may query slot q attend to kv slot kv? The prefix is causal among itself (a
+// text prefix is a causal sequence; with one cls row this changes nothing); slots outside the
+// layout (cache padding) are never visible. Trivially copyable, no virtuals: usable in host and
+// device code when fed_step points to memory the caller can read there.
 template <mask_mode Mode>
 struct mask_predicate {
     static constexpr mask_mode mode = Mode;
     const index_t* fed_step = nullptr;
     index_t num_slots = 0;
+    index_t prefix = 1;
 
     ORDO_HD constexpr bool operator()(index_t q, index_t kv) const {
         if (kv < 0 || kv >= num_slots) return false;
+        if (q < prefix) return kv <= q;
         const bool by_step = fed_step[kv] <= fed_step[q];
         if constexpr (Mode == mask_mode::slot_causal) return by_step && kv <= q;
         else return by_step;
@@ -33,7 +36,7 @@ struct mask_predicate {
 template <mask_mode Mode>
 constexpr mask_predicate<Mode> make_mask(const plan_view& p) {
     if (p.header.mask != Mode) throw error("make_mask: the plan's mask mode differs from the requested one");
-    return {p.fed_step.data(), p.num_slots()};
+    return {p.fed_step.data(), p.num_slots(), p.header.prefix};
 }
 
 // Runtime dispatch to the compile-time predicate: f(mask_predicate<M>).
@@ -108,9 +111,10 @@ inline void pack_mask(const plan_view& p, std::span<const index_t> q_slots, inde
             nbits = total;
         }
     };
+    const index_t prefix = p.header.prefix;
     for (index_t q : q_slots) {
         const index_t limit = fs[q];
-        const index_t end = slot_causal ? std::min(live, q + 1) : live;
+        const index_t end = (slot_causal || q < prefix) ? std::min(live, q + 1) : live;
         for (index_t base = 0; base < kv_len; base += 64) {
             const int count = static_cast<int>(std::min<index_t>(64, kv_len - base));
             std::uint64_t word = 0;
@@ -181,14 +185,18 @@ inline block_mask make_block_mask(const plan_view& p, std::span<const index_t> q
         for (index_t b = 0; b < nkv; ++b) {
             const kv_summary& s = kvs[static_cast<std::size_t>(b)];
             if (s.live_count == 0) continue;
-            bool full = s.live_count == s.size && s.hi_fs <= qmin_fs && (!slot_causal || s.hi <= qmin);
-            bool none = s.lo_fs > qmax_fs || (slot_causal && s.lo > qmax);
-            if (!full && !none && slot_causal) {  // min/max can't decide: scan the tile
+            // slot order matters in slot_causal mode and for prefix queries (causal prefix):
+            // `ordered` when some query obeys kv <= q, `all_ordered` when every one does
+            const bool ordered = slot_causal || qmin < p.header.prefix;
+            const bool all_ordered = slot_causal || qmax < p.header.prefix;
+            bool full = s.live_count == s.size && s.hi_fs <= qmin_fs && (!ordered || s.hi <= qmin);
+            bool none = s.lo_fs > qmax_fs || (all_ordered && s.lo > qmax);
+            if (!full && !none && ordered) {  // min/max can't decide: scan the tile
                 bool any = false, all = s.live_count == s.size;
                 for (index_t i = qlo; i < qhi && (!any || all); ++i) {
                     const index_t q = q_slots[static_cast<std::size_t>(i)];
                     for (index_t kv = s.lo; kv <= s.hi; ++kv) {
-                        const bool v = kv < live && fs[kv] <= fs[q] && kv <= q;
+                        const bool v = kv < live && (q < p.header.prefix ? kv <= q : fs[kv] <= fs[q] && (!slot_causal || kv <= q));
                         any = any || v;
                         all = all && v;
                     }

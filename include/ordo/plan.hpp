@@ -24,6 +24,31 @@
 #include "config.hpp"
 #include "grid.hpp"
 
+// Error paths are kept out of line so the builder's per-token calls stay small and inlinable.
+#if !defined(ORDO_DETAIL_COLD)
+#if defined(__GNUC__) || defined(__clang__)
+#define ORDO_DETAIL_COLD [[gnu::cold, gnu::noinline]]
+#else
+#define ORDO_DETAIL_COLD
+#endif
+#endif
+// ...and the per-token builder calls are inlined into the policies' loops (the built-in
+// policies' build() also inlines everything it calls, vector appends included).
+#if !defined(ORDO_DETAIL_HOT)
+#if defined(__GNUC__) || defined(__clang__)
+#define ORDO_DETAIL_HOT [[gnu::always_inline]] inline
+#else
+#define ORDO_DETAIL_HOT inline
+#endif
+#endif
+#if !defined(ORDO_DETAIL_FLATTEN)
+#if defined(__GNUC__) || defined(__clang__)
+#define ORDO_DETAIL_FLATTEN [[gnu::flatten]]
+#else
+#define ORDO_DETAIL_FLATTEN
+#endif
+#endif
+
 namespace ordo {
 
 enum class slot_kind : std::uint8_t { prefix, token, transition };
@@ -195,15 +220,24 @@ public:
     constexpr plan_builder(grid_shape g, index_t prefix) {
         if (prefix < 1) throw error("prefix must be >= 1 (the first token is predicted from the last prefix row), got " + detail::itos(prefix));
         detail::checked_add(g.size(), prefix, "grid size + prefix");
+        const index_t n = g.size();
+        n_ = n;
         p_.header_.grid = g;
         p_.header_.prefix = prefix;
-        p_.slots_.reserve(static_cast<std::size_t>(g.size() + prefix));
-        p_.slot_of_.assign(static_cast<std::size_t>(g.size()), -1);
+        // Sizes every valid plan stays within (each position emitted once, each slot fed at most
+        // once, at most n steps), so the built-in policies never regrow these arrays; contribs_ is
+        // sized by set_heads, which they all call. finish() gives back what a plan leaves unused.
+        p_.slots_.reserve(static_cast<std::size_t>(n + prefix) + transition_room);
+        p_.fed_.reserve(static_cast<std::size_t>(n + prefix) + transition_room);
+        p_.order_.reserve(static_cast<std::size_t>(n));
+        p_.contrib_offsets_.reserve(static_cast<std::size_t>(n) + 1);
+        p_.fed_offsets_.reserve(static_cast<std::size_t>(n) + 1);
+        p_.emit_offsets_.reserve(static_cast<std::size_t>(n) + 1);
+        p_.slot_of_.assign(static_cast<std::size_t>(n), -1);
         for (index_t i = 0; i < prefix; ++i) p_.slots_.push_back({i, slot_kind::prefix});
         p_.fed_offsets_.push_back(0);
         p_.emit_offsets_.push_back(0);
         p_.contrib_offsets_.push_back(0);
-        p_.order_.reserve(static_cast<std::size_t>(g.size()));
     }
 
     constexpr const grid_shape& grid() const { return p_.header_.grid; }
@@ -218,19 +252,21 @@ public:
         if (names.size() < 1 || names.size() > static_cast<std::size_t>(max_heads))
             throw error("a plan has 1 to " + detail::itos(max_heads) + " heads");
         p_.header_.num_heads = static_cast<index_t>(names.size());
+        // room for one term per head and position (what the built-in policies emit at most)
+        p_.contribs_.reserve(static_cast<std::size_t>(n_) * names.size());
         std::size_t i = 0;
         for (auto n : names) p_.header_.head_names[i++] = n;
         for (; i < static_cast<std::size_t>(max_heads); ++i) p_.header_.head_names[i] = "";
     }
 
     // --- slot layout ---
-    constexpr index_t add_token_slot(index_t pos) {
+    ORDO_DETAIL_HOT constexpr index_t add_token_slot(index_t pos) {
         check_pos(pos, "add_token_slot");
-        if (p_.slot_of_[static_cast<std::size_t>(pos)] != -1)
-            throw error("policy gave position " + detail::itos(pos) + " two slots");
-        index_t s = num_slots();
+        index_t& so = p_.slot_of_[static_cast<std::size_t>(pos)];
+        if (so != -1) [[unlikely]] fail_two_slots(pos);
+        const index_t s = num_slots();
         p_.slots_.push_back({pos, slot_kind::token});
-        p_.slot_of_[static_cast<std::size_t>(pos)] = s;
+        so = s;
         return s;
     }
     constexpr index_t add_transition_slot() {
@@ -238,48 +274,146 @@ public:
         p_.slots_.push_back({++p_.header_.num_transitions, slot_kind::transition});
         return s;
     }
-    constexpr index_t slot_of(index_t pos) const {
+    ORDO_DETAIL_HOT constexpr index_t slot_of(index_t pos) const {
         check_pos(pos, "slot_of");
         return p_.slot_of_[static_cast<std::size_t>(pos)];
     }
 
     // --- steps ---
-    constexpr void begin_step() {
+    ORDO_DETAIL_HOT constexpr void begin_step() {
         if (open_) close_step();
         open_ = true;
         step_rows_ = 0;
     }
     // Feeds a slot in the open step; returns its row within the step.
-    constexpr index_t feed(index_t slot) {
+    ORDO_DETAIL_HOT constexpr index_t feed(index_t slot) {
         require_open("feed");
-        if (slot < 0 || slot >= num_slots()) throw error("policy fed slot " + detail::itos(slot) + " which is not in the layout");
+        if (slot < 0 || slot >= num_slots()) [[unlikely]] fail_fed_slot(slot);
         p_.fed_.push_back(slot);
         return step_rows_++;
     }
     // Emits a position in the open step, mixed from rows of this step.
-    constexpr void emit(index_t pos, std::initializer_list<source> from) { emit(pos, from.begin(), from.end()); }
     template <class It>
-    constexpr void emit(index_t pos, It first, It last) {
+    ORDO_DETAIL_HOT constexpr void emit(index_t pos, It first, It last) {
         require_open("emit");
         check_pos(pos, "emit");
         p_.order_.push_back(pos);
+        const index_t heads = p_.header_.num_heads;
         for (; first != last; ++first) {
             const source& f = *first;
-            if (f.row < 0 || f.row > 0xFFFF) throw error("contribution row " + detail::itos(f.row) + " is outside 0..65535");
-            if (f.head < 0 || f.head >= p_.header_.num_heads)
-                throw error("contribution head " + detail::itos(f.head) + " is not one of the plan's " + detail::itos(p_.header_.num_heads) + " heads");
+            if (f.row < 0 || f.row > 0xFFFF) [[unlikely]] fail_row(f.row);
+            if (f.head < 0 || f.head >= heads) [[unlikely]] fail_head(f.head, heads);
             p_.contribs_.push_back({static_cast<std::uint16_t>(f.row), static_cast<std::uint8_t>(f.head), 0, f.weight});
         }
         p_.contrib_offsets_.push_back(static_cast<index_t>(p_.contribs_.size()));
     }
+    // (after the template: clang needs a constexpr function template defined before a constexpr use)
+    ORDO_DETAIL_HOT constexpr void emit(index_t pos, std::initializer_list<source> from) { emit(pos, from.begin(), from.end()); }
 
     // Checks the plan rules and hands the plan over.
     constexpr plan finish() && {
         if (open_) close_step();
         plan_header& h = p_.header_;
-        const index_t n = h.grid.size();
         h.num_steps = static_cast<index_t>(p_.fed_offsets_.size()) - 1;
         h.num_slots = num_slots();
+        // One pass that fills rank_of/step_of/fed_step and accepts only valid plans; on anything
+        // else the full rule-by-rule check runs and throws the first broken rule.
+        if (!validate_fast()) validate_rules();
+        h.train_slots = h.forcing == teacher_forcing::shifted ? h.num_slots - 1 : h.num_slots;
+        // give back reserve a plan left unused (far fewer steps than positions, fewer terms than heads)
+        if (p_.fed_offsets_.capacity() - p_.fed_offsets_.size() > unused_limit) {
+            p_.fed_offsets_.shrink_to_fit();
+            p_.emit_offsets_.shrink_to_fit();
+        }
+        if (p_.contribs_.capacity() - p_.contribs_.size() > unused_limit + p_.contribs_.size() / 2) p_.contribs_.shrink_to_fit();
+        return static_cast<plan&&>(p_);
+    }
+
+private:
+    // True iff every plan rule holds (then rank_of_, step_of_ and fed_step_ are filled exactly as
+    // validate_rules() fills them). False says only that some rule is broken.
+    constexpr bool validate_fast() {
+        const plan_header& h = p_.header_;
+        const index_t n = n_, steps = h.num_steps;
+        if (steps < 1) return false;
+        // with no position emitted twice (checked below), n emissions cover every position
+        if (static_cast<index_t>(p_.order_.size()) != n) return false;
+        index_t lowest = 0;
+        for (index_t s : p_.slot_of_) lowest = std::min(lowest, s);
+        if (lowest < 0) return false;
+
+        const index_t* const fed_off = p_.fed_offsets_.data();
+        const index_t* const emit_off = p_.emit_offsets_.data();
+        const index_t* const order = p_.order_.data();
+        const index_t* const c_off = p_.contrib_offsets_.data();
+        const contribution* const contribs = p_.contribs_.data();
+        p_.rank_of_.assign(static_cast<std::size_t>(n), -1);
+        p_.step_of_.assign(static_cast<std::size_t>(n), -1);
+        index_t* const rank = p_.rank_of_.data();
+        index_t* const step = p_.step_of_.data();
+
+        // Emissions in rank order (flat, with a step cursor): each position once, every step
+        // non-empty and feeding a row; contributions read rows of their step, weights in (0, 1]
+        // summing to 1.
+        index_t s = 0, next = emit_off[1], rows = fed_off[1] - fed_off[0];
+        if (next == 0 || rows < 1) return false;
+        for (index_t k = 0; k < n; ++k) {
+            if (k == next) {  // k opens the next step (k < n, so there is one)
+                ++s;
+                next = emit_off[s + 1];
+                rows = fed_off[s + 1] - fed_off[s];
+                if (next == k || rows < 1) return false;
+            }
+            const index_t q = order[k];
+            if (rank[q] != -1) return false;
+            rank[q] = k;
+            step[q] = s;
+            const index_t b = c_off[k], e = c_off[k + 1];
+            if (e - b == 1 && contribs[b].weight == 1.0f) {  // the common single full-weight term
+                if (contribs[b].row >= rows) return false;
+                continue;
+            }
+            if (b == e) return false;
+            double sum = 0;
+            for (index_t c = b; c < e; ++c) {
+                const contribution cc = contribs[c];
+                if (cc.row >= rows || !(cc.weight > 0.0f) || cc.weight > 1.0f) return false;
+                sum += cc.weight;
+            }
+            if (sum < 1.0 - 1e-5 || sum > 1.0 + 1e-5) return false;
+        }
+        if (s != steps - 1) return false;  // trailing steps emit nothing
+
+        // Fed slots in row order (every step feeds >= 1 row, checked above): each at most once;
+        // prefix only in step 0, tokens only after their emission.
+        p_.fed_step_.assign(static_cast<std::size_t>(h.num_slots), steps);
+        const index_t* const fed = p_.fed_.data();
+        const slot_entry* const slots = p_.slots_.data();
+        index_t* const fs = p_.fed_step_.data();
+        const index_t num_fed = static_cast<index_t>(p_.fed_.size());
+        s = 0;
+        next = fed_off[1];
+        for (index_t r = 0; r < num_fed; ++r) {
+            if (r == next) next = fed_off[++s + 1];
+            const index_t slot = fed[r];
+            if (fs[slot] != steps) return false;
+            fs[slot] = s;
+            const slot_entry e = slots[slot];
+            if (e.kind == slot_kind::token ? step[e.index] >= s : e.kind == slot_kind::prefix && s != 0) return false;
+        }
+        for (index_t i = 0; i < h.prefix; ++i)
+            if (fs[i] != 0) return false;
+        if (h.forcing == teacher_forcing::shifted) {
+            const slot_entry& last = p_.slots_.back();
+            if (last.kind != slot_kind::token || p_.fed_step_.back() != steps) return false;
+        }
+        return true;
+    }
+
+    // Every plan rule in turn; throws ordo::error naming the first one broken.
+    ORDO_DETAIL_COLD constexpr void validate_rules() {
+        plan_header& h = p_.header_;
+        const index_t n = h.grid.size();
         if (h.num_steps < 1) throw error("policy produced no steps");
         for (index_t q = 0; q < n; ++q)
             if (p_.slot_of_[static_cast<std::size_t>(q)] < 0) throw error("policy gave position " + detail::itos(q) + " no slot");
@@ -335,32 +469,58 @@ public:
             if (p_.fed_step_[static_cast<std::size_t>(i)] != 0) throw error("step 0 must feed every prefix row; row " + detail::itos(i) + " is missing");
 
         // teacher forcing: shifted drops the last slot, which must be a token the decode never feeds
-        h.train_slots = h.num_slots;
         if (h.forcing == teacher_forcing::shifted) {
             const slot_entry& last = p_.slots_.back();
             if (last.kind != slot_kind::token || p_.fed_step_.back() != h.num_steps)
                 throw error("shifted teacher forcing needs the last slot to hold a token that is never fed");
-            h.train_slots = h.num_slots - 1;
         }
-        return static_cast<plan&&>(p_);
     }
 
-private:
-    constexpr void check_pos(index_t pos, const char* what) const {
-        if (pos < 0 || pos >= p_.header_.grid.size())
-            throw error(std::string(what) + ": position " + detail::itos(pos) + " is outside the " + detail::itos(p_.header_.grid.size()) + "-token grid");
+    ORDO_DETAIL_HOT constexpr void check_pos(index_t pos, const char* what) const {
+        if (pos < 0 || pos >= n_) [[unlikely]] fail_pos(what, pos, n_);
     }
-    constexpr void require_open(const char* what) const {
-        if (!open_) throw error(std::string(what) + " called before begin_step()");
+    ORDO_DETAIL_HOT constexpr void require_open(const char* what) const {
+        if (!open_) [[unlikely]] fail_not_open(what);
     }
-    constexpr void close_step() {
+    ORDO_DETAIL_HOT constexpr void close_step() {
         p_.fed_offsets_.push_back(static_cast<index_t>(p_.fed_.size()));
         p_.emit_offsets_.push_back(static_cast<index_t>(p_.order_.size()));
         open_ = false;
     }
+
+    // Cold throw helpers. Templates, because a non-template constexpr function that always throws
+    // is ill-formed before C++23.
+    template <int = 0>
+    [[noreturn]] ORDO_DETAIL_COLD static constexpr void fail_pos(const char* what, index_t pos, index_t n) {
+        throw error(std::string(what) + ": position " + detail::itos(pos) + " is outside the " + detail::itos(n) + "-token grid");
+    }
+    template <int = 0>
+    [[noreturn]] ORDO_DETAIL_COLD static constexpr void fail_not_open(const char* what) {
+        throw error(std::string(what) + " called before begin_step()");
+    }
+    template <int = 0>
+    [[noreturn]] ORDO_DETAIL_COLD static constexpr void fail_two_slots(index_t pos) {
+        throw error("policy gave position " + detail::itos(pos) + " two slots");
+    }
+    template <int = 0>
+    [[noreturn]] ORDO_DETAIL_COLD static constexpr void fail_fed_slot(index_t slot) {
+        throw error("policy fed slot " + detail::itos(slot) + " which is not in the layout");
+    }
+    template <int = 0>
+    [[noreturn]] ORDO_DETAIL_COLD static constexpr void fail_row(index_t row) {
+        throw error("contribution row " + detail::itos(row) + " is outside 0..65535");
+    }
+    template <int = 0>
+    [[noreturn]] ORDO_DETAIL_COLD static constexpr void fail_head(index_t head, index_t heads) {
+        throw error("contribution head " + detail::itos(head) + " is not one of the plan's " + detail::itos(heads) + " heads");
+    }
+
+    static constexpr std::size_t transition_room = 64;  // slots reserved beyond prefix + tokens
+    static constexpr std::size_t unused_limit = 1024;   // spare entries finish() leaves in place
     plan p_{};
     bool open_ = false;
     index_t step_rows_ = 0;
+    index_t n_ = 0;  // grid size
 };
 
 // A plan with fixed-size array storage, for a plan that is itself a constexpr value

@@ -1,6 +1,7 @@
 // ordo/policies/neighbor_frontier.hpp - NAR: emit by Manhattan distance from the corner.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -16,11 +17,25 @@ namespace ordo {
 // The prefill emits (0,0,0) from the average of all heads at the last prefix row.
 // Images use 2D RoPE; video uses the learned absolute embedding indexed by slot (LARP_AR).
 struct neighbor_frontier {
+private:
+    // (defined before build(): clang needs a constexpr function template defined before a constexpr use)
+    // positions with t+h+w == d, raster order
+    template <class F>
+    static constexpr void for_plane(const grid_shape& g, index_t d, F&& f) {
+        for (index_t t = 0; t < g.frames() && t <= d; ++t)
+            for (index_t h = first_h(g, d, t); h < g.rows() && t + h <= d; ++h) f(coord{t, h, d - t - h});
+    }
+    // the first h of frame t on plane d: the smallest with w = d - t - h < cols
+    static constexpr index_t first_h(const grid_shape& g, index_t d, index_t t) {
+        return std::max<index_t>(0, d - t - (g.cols() - 1));
+    }
+
+public:
     static constexpr mask_mode mask = mask_mode::step_causal;
 
     constexpr index_t num_steps(grid_shape g) const { return g.frames() + g.rows() + g.cols() - 2; }
 
-    constexpr void build(plan_builder& b) const {
+    ORDO_DETAIL_FLATTEN constexpr void build(plan_builder& b) const {
         const grid_shape g = b.grid();
         const bool video = g.rank() == 3;
         const index_t n = g.size(), prefix = b.prefix(), steps = num_steps(g);
@@ -44,17 +59,26 @@ struct neighbor_frontier {
             b.emit(0, {{prefix - 1, R, 0.5f}, {prefix - 1, B, 0.5f}});
         }
 
-        std::vector<index_t> row_of(static_cast<std::size_t>(n), -1);  // row of a position in the step feeding it
+        // Plane d-1 is fed t-major, then by h, so the row of its cell (t, h, .) is
+        // start[t] + h: start[t] = (cells of the plane with smaller t) - (first h of frame t).
+        std::vector<index_t> start(static_cast<std::size_t>(g.frames()), 0);
         for (index_t d = 1; d < steps; ++d) {
             b.begin_step();
-            for_plane(g, d - 1, [&](coord c) { row_of[static_cast<std::size_t>(g.index(c))] = b.feed(b.slot_of(g.index(c))); });
+            for (index_t t = 0, before = 0; t < g.frames() && t <= d - 1; ++t) {
+                const index_t lo = first_h(g, d - 1, t), hi = std::min(g.rows() - 1, d - 1 - t);
+                start[static_cast<std::size_t>(t)] = before - lo;
+                before += std::max<index_t>(0, hi - lo + 1);
+            }
+            // token slots follow the prefix in raster order: the slot of q is prefix + q
+            for_plane(g, d - 1, [&](coord c) { b.feed(prefix + g.index(c)); });
             for_plane(g, d, [&](coord c) {
                 // parents in raster order (= row order): back, down/below, right
+                const index_t at = start[static_cast<std::size_t>(c.t)] + c.h;
                 source from[3];
                 int k = 0;
-                if (c.t > 0) from[k++] = {row_of[static_cast<std::size_t>(g.index({c.t - 1, c.h, c.w}))], B, 1.0f};
-                if (c.h > 0) from[k++] = {row_of[static_cast<std::size_t>(g.index({c.t, c.h - 1, c.w}))], video ? D : B, 1.0f};
-                if (c.w > 0) from[k++] = {row_of[static_cast<std::size_t>(g.index({c.t, c.h, c.w - 1}))], R, 1.0f};
+                if (c.t > 0) from[k++] = {start[static_cast<std::size_t>(c.t - 1)] + c.h, B, 1.0f};
+                if (c.h > 0) from[k++] = {at - 1, video ? D : B, 1.0f};
+                if (c.w > 0) from[k++] = {at, R, 1.0f};
                 for (int i = 0; i < k; ++i) from[i].weight = 1.0f / static_cast<float>(k);
                 b.emit(g.index(c), from, from + k);
             });
@@ -63,17 +87,6 @@ struct neighbor_frontier {
 
     constexpr std::string spec() const { return "nar"; }
     friend constexpr bool operator==(const neighbor_frontier&, const neighbor_frontier&) = default;
-
-private:
-    // positions with t+h+w == d, raster order
-    template <class F>
-    static constexpr void for_plane(const grid_shape& g, index_t d, F&& f) {
-        for (index_t t = 0; t < g.frames() && t <= d; ++t)
-            for (index_t h = 0; h < g.rows() && t + h <= d; ++h) {
-                index_t w = d - t - h;
-                if (w < g.cols()) f(coord{t, h, w});
-            }
-    }
 };
 
 }  // namespace ordo

@@ -27,7 +27,7 @@ struct next_set_wavefront {
         return (rows - 1) * win + g.cols();
     }
 
-    constexpr void build(plan_builder& b) const {
+    ORDO_DETAIL_FLATTEN constexpr void build(plan_builder& b) const {
         check();
         const grid_shape g = b.grid();
         const index_t n = g.size(), width = g.cols(), rows = g.frames() * g.rows(), prefix = b.prefix();

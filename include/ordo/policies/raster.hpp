@@ -14,7 +14,7 @@ struct raster {
 
     constexpr index_t num_steps(grid_shape g) const { return g.size(); }
 
-    constexpr void build(plan_builder& b) const {
+    ORDO_DETAIL_FLATTEN constexpr void build(plan_builder& b) const {
         const index_t n = b.grid().size(), prefix = b.prefix();
         b.set_heads({"main"});
         b.set_encoding(position_encoding::rope);

@@ -1,8 +1,10 @@
 // ordo/policies/region_parallel.hpp - PAR: regions decoded in parallel, any inner order per region.
 #pragma once
 
+#include <span>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "../policy.hpp"
 #include "raster.hpp"
@@ -39,10 +41,9 @@ struct region_parallel {
 
     // The sub-grid one region covers; throws when the regions don't divide the grid.
     constexpr grid_shape region_grid(grid_shape g) const {
-        if (regions_t < 1 || regions_h < 1 || regions_w < 1) throw error("region counts must be >= 1 (" + spec() + ")");
-        if (g.rank() == 2 && regions_t != 1) throw error("temporal regions (" + spec() + ") need a T x H x W grid, got " + g.str());
-        if (g.frames() % regions_t || g.rows() % regions_h || g.cols() % regions_w)
-            throw error("grid " + g.str() + " is not divisible into " + region_str() + " regions");
+        if (regions_t < 1 || regions_h < 1 || regions_w < 1) fail_region_counts();
+        if (g.rank() == 2 && regions_t != 1) fail_temporal(g);
+        if (g.frames() % regions_t || g.rows() % regions_h || g.cols() % regions_w) fail_indivisible(g);
         return g.rank() == 3 ? grid_shape::make(g.frames() / regions_t, g.rows() / regions_h, g.cols() / regions_w)
                              : grid_shape::make(g.rows() / regions_h, g.cols() / regions_w);
     }
@@ -51,7 +52,7 @@ struct region_parallel {
         return num_regions() + ordo::num_steps(inner, region_grid(g)) - 1;
     }
 
-    constexpr void build(plan_builder& b) const {
+    ORDO_DETAIL_FLATTEN constexpr void build(plan_builder& b) const {
         const grid_shape g = b.grid(), rg = region_grid(g);
         const index_t n = num_regions(), prefix = b.prefix();
         const plan ip = make_plan(inner, rg, 1);
@@ -70,25 +71,27 @@ struct region_parallel {
 
         const step_view first = iv.step(0);
         if (first.num_emitted() != 1)
-            throw error("region_parallel: the inner policy's first step must emit exactly one token (" + inner.spec() + " emits " +
-                        detail::itos(first.num_emitted()) + ")");
+            fail_inner_first(first.num_emitted());
         const index_t first_pos = first.emitted[0];
-        // position in the full grid of inner position q in region j
-        auto to_grid = [&](index_t j, index_t q) {
-            const coord c = rg.at(q);
+        // position in the full grid of inner position q in region j. The grid index is linear in the
+        // coordinates, so it is the region's origin plus the inner cell's offset (both tabulated once).
+        std::vector<index_t> table(static_cast<std::size_t>(n) + static_cast<std::size_t>(rg.size()), 0);
+        index_t* const origin = table.data();   // [n]: grid index of region j's first cell
+        index_t* const offset = origin + n;     // [region size]: grid offset of inner cell q
+        for (index_t j = 0; j < n; ++j) {
             const index_t jt = j / (regions_h * regions_w), jh = (j / regions_w) % regions_h, jw = j % regions_w;
-            return g.index({jt * rg.frames() + c.t, jh * rg.rows() + c.h, jw * rg.cols() + c.w});
-        };
+            origin[j] = g.index({jt * rg.frames(), jh * rg.rows(), jw * rg.cols()});
+        }
+        for (index_t t = 0, q = 0; t < rg.frames(); ++t)
+            for (index_t h = 0; h < rg.rows(); ++h)
+                for (index_t w = 0; w < rg.cols(); ++w) offset[q++] = g.index({t, h, w});
+        auto to_grid = [&](index_t j, index_t q) { return origin[j] + offset[q]; };
         // emit inner position q of region j, mapping inner rows through row_base
         auto emit_mapped = [&](index_t j, const step_view& is, index_t k, index_t row_base, bool single_row) {
-            source from[max_heads * 8];
-            index_t m = 0;
-            for (const contribution& c : is.from(k)) {
-                if (m == static_cast<index_t>(std::size(from))) throw error("region_parallel: inner token mixed from too many rows");
-                from[m++] = {single_row ? row_base : row_base + c.row, c.head, c.weight};
-            }
+            const std::span<const contribution> cs = is.from(k);
+            if (cs.size() > static_cast<std::size_t>(max_heads * 8)) throw error("region_parallel: inner token mixed from too many rows");
             const index_t pos = to_grid(j, is.emitted[static_cast<std::size_t>(k)]);
-            b.emit(pos, from, from + m);
+            b.emit(pos, mapped_source{cs.data(), row_base, single_row}, mapped_source{cs.data() + cs.size(), row_base, single_row});
             b.add_token_slot(pos);
         };
 
@@ -108,7 +111,7 @@ struct region_parallel {
         for (index_t i = 1; i < n; ++i) b.add_transition_slot();
         const step_view s1 = iv.step(1);
         if (s1.num_rows() != 1)
-            throw error("region_parallel: the inner policy's second step must feed one row (" + inner.spec() + ")");
+            fail_inner_second();
         b.begin_step();
         b.feed(b.slot_of(to_grid(n - 1, first_pos)));
         for (index_t i = 1; i < n; ++i) b.feed(m_slots_begin + i - 1);
@@ -123,7 +126,7 @@ struct region_parallel {
                 for (index_t slot : is.fed) {
                     const slot_entry& e = iv.slots[static_cast<std::size_t>(slot)];
                     if (e.kind != slot_kind::token)
-                        throw error("region_parallel: the inner policy feeds a non-token slot after its second step (" + inner.spec() + ")");
+                        fail_inner_feeds_non_token();
                     b.feed(b.slot_of(to_grid(j, e.index)));
                 }
             for (index_t j = 0; j < n; ++j)
@@ -132,13 +135,52 @@ struct region_parallel {
     }
 
     constexpr std::string spec() const {
-        std::string s = "par:" + region_str();
-        if constexpr (!std::is_same_v<Inner, raster>) s += "+" + inner.spec();
+        // appends only: GCC 12 misreports "literal" + std::string&& as overlapping (-Wrestrict) once inlined
+        std::string s = "par:";
+        s += region_str();
+        if constexpr (!std::is_same_v<Inner, raster>) {
+            s += "+";
+            s += inner.spec();
+        }
         return s;
     }
     friend constexpr bool operator==(const region_parallel&, const region_parallel&) = default;
 
 private:
+    // Iterator over an inner token's contributions, as sources with the rows mapped to the full step.
+    struct mapped_source {
+        const contribution* c;
+        index_t row_base;
+        bool single_row;
+        constexpr source operator*() const { return {single_row ? row_base : row_base + c->row, c->head, c->weight}; }
+        constexpr mapped_source& operator++() {
+            ++c;
+            return *this;
+        }
+        constexpr bool operator!=(const mapped_source& o) const { return c != o.c; }
+    };
+
+    // Error paths, out of line (build() inlines everything else it calls).
+    [[noreturn]] ORDO_DETAIL_COLD constexpr void fail_region_counts() const {
+        throw error("region counts must be >= 1 (" + spec() + ")");
+    }
+    [[noreturn]] ORDO_DETAIL_COLD constexpr void fail_temporal(grid_shape g) const {
+        throw error("temporal regions (" + spec() + ") need a T x H x W grid, got " + g.str());
+    }
+    [[noreturn]] ORDO_DETAIL_COLD constexpr void fail_indivisible(grid_shape g) const {
+        throw error("grid " + g.str() + " is not divisible into " + region_str() + " regions");
+    }
+    [[noreturn]] ORDO_DETAIL_COLD constexpr void fail_inner_first(index_t emitted) const {
+        throw error("region_parallel: the inner policy's first step must emit exactly one token (" + inner.spec() + " emits " +
+                    detail::itos(emitted) + ")");
+    }
+    [[noreturn]] ORDO_DETAIL_COLD constexpr void fail_inner_second() const {
+        throw error("region_parallel: the inner policy's second step must feed one row (" + inner.spec() + ")");
+    }
+    [[noreturn]] ORDO_DETAIL_COLD constexpr void fail_inner_feeds_non_token() const {
+        throw error("region_parallel: the inner policy feeds a non-token slot after its second step (" + inner.spec() + ")");
+    }
+
     constexpr std::string region_str() const {
         return (regions_t != 1 ? detail::itos(regions_t) + "x" : std::string()) + detail::itos(regions_h) + "x" +
                detail::itos(regions_w);
