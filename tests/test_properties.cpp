@@ -79,7 +79,17 @@ void check_plan(const ordo::plan_view& p, const std::string& spec) {
             const ordo::slot_entry& e = p.slots[static_cast<std::size_t>(slot)];
             if (e.kind == ordo::slot_kind::token) REQUIRE(p.step_of[static_cast<std::size_t>(e.index)] < s);
             if (e.kind == ordo::slot_kind::prefix) REQUIRE(s == 0);
+            if (e.kind == ordo::slot_kind::stand_in) {  // a copy of something already known
+                const ordo::slot_entry& c = p.slots[static_cast<std::size_t>(p.stand_ins[static_cast<std::size_t>(e.index)].copy_of)];
+                REQUIRE((c.kind == ordo::slot_kind::prefix || p.step_of[static_cast<std::size_t>(c.index)] < s));
+            }
         }
+        // no two positions of a step are read from the very same logits
+        for (ordo::index_t a = 0; a < st.num_emitted(); ++a)
+            for (ordo::index_t b = a + 1; b < st.num_emitted() && b < a + 8; ++b) {
+                const auto x = st.from(a), y = st.from(b);
+                REQUIRE_FALSE(std::equal(x.begin(), x.end(), y.begin(), y.end()));
+            }
     }
     REQUIRE(std::all_of(seen.begin(), seen.end(), [](int c) { return c == 1; }));
     // every position has one token slot
@@ -150,6 +160,31 @@ TEST_CASE("raster-equivalent orders: par:1x1 and zipar with a full window emit i
         CHECK(std::equal(p.view().order.begin(), p.view().order.end(), r.view().order.begin()));
         CHECK(p.num_steps() == r.num_steps());
     }
+}
+
+TEST_CASE("zipar starts each row from a stand-in at the row's raster predecessor", "[properties]") {
+    const auto g = ordo::grid_shape::make(4, 5);
+    const ordo::plan p = ordo::make_plan(ordo::next_set_wavefront{2}, g);
+    const ordo::plan_view v = p;
+    REQUIRE(v.header.num_stand_ins == 3);  // rows 1..3
+    REQUIRE(v.header.train_slots == 1 + 20 - 1);  // teacher forcing: raster slots only
+    for (ordo::index_t r = 1; r < 4; ++r) {
+        const ordo::index_t q = g.index({0, r, 0}), s = v.step_of[static_cast<std::size_t>(q)];
+        REQUIRE(s == 2 * r);
+        const ordo::step_view st = v.step(s);
+        const ordo::index_t k = v.rank_of[static_cast<std::size_t>(q)] - st.first_rank;
+        const ordo::index_t slot = st.fed[st.from(k)[0].row];
+        const ordo::slot_entry& e = v.slots[static_cast<std::size_t>(slot)];
+        REQUIRE(e.kind == ordo::slot_kind::stand_in);
+        const ordo::rope_coord rc = ordo::rope_of(v, slot);
+        REQUIRE(rc.at == ordo::coord{0, r - 1, 4});
+        // the stand-in sees every raster slot fed so far and no raster query sees it
+        for (ordo::index_t kv = 0; kv < 21; ++kv)
+            REQUIRE(ordo::visible(v, slot, kv) == (v.fed_step[static_cast<std::size_t>(kv)] <= s));
+        for (ordo::index_t qs = 0; qs < 21; ++qs) REQUIRE_FALSE(ordo::visible(v, qs, slot));
+    }
+    // with a full window there is nothing to stand in for
+    CHECK(ordo::make_plan(ordo::next_set_wavefront{5}, g).view().header.num_stand_ins == 0);
 }
 
 TEST_CASE("plans stay compact: at most 64 bytes per position", "[properties]") {

@@ -45,6 +45,12 @@ inline void json_slot(std::string& o, const plan_view& p, index_t slot, bool wit
         case slot_kind::transition:
             o += "\"M\", \"m_index\": "; o += itos(e.index);
             break;
+        case slot_kind::stand_in: {
+            const stand_in_entry& si = p.stand_ins[static_cast<std::size_t>(e.index)];
+            o += "\"stand_in\", \"copy_of\": "; o += itos(si.copy_of);
+            o += ", \"rope_grid\": "; json_coord(o, p.grid(), si.at);
+            break;
+        }
     }
     o += '}';
 }
@@ -189,7 +195,16 @@ inline std::string plan_to_text(const plan_view& p, std::string_view policy_spec
         for (index_t r = 0; r < st.num_rows(); ++r) {
             const slot_entry& e = p.slots[static_cast<std::size_t>(st.fed[r])];
             o += ' '; o += itos(st.fed[r]); o += '=';
-            o += e.kind == slot_kind::prefix ? "prefix" + itos(e.index) : e.kind == slot_kind::transition ? "M" + itos(e.index) : cell(e.index);
+            switch (e.kind) {
+                case slot_kind::prefix: o += "prefix" + itos(e.index); break;
+                case slot_kind::transition: o += "M" + itos(e.index); break;
+                case slot_kind::token: o += cell(e.index); break;
+                case slot_kind::stand_in: {
+                    const stand_in_entry& si = p.stand_ins[static_cast<std::size_t>(e.index)];
+                    o += "copy(" + itos(si.copy_of) + ")@" + cell(si.at);
+                    break;
+                }
+            }
         }
         o += " | emit";
         for (index_t k = 0; k < st.num_emitted(); ++k) {

@@ -51,9 +51,13 @@
 
 namespace ordo {
 
-enum class slot_kind : std::uint8_t { prefix, token, transition };
+// A stand-in carries a copy of another slot's content rotated at another position: ZipAR starts a
+// row by feeding one at the slot of the row's raster predecessor, which is not decoded yet.
+// Stand-ins are query rows only (no teacher forcing feeds them) and sit at the end of the layout.
+enum class slot_kind : std::uint8_t { prefix, token, transition, stand_in };
 
-// What a slot holds: prefix row `index`, the token of position `index`, or transition token M_index (1-based).
+// What a slot holds: prefix row `index`, the token of position `index`, transition token M_index
+// (1-based), or stand-in number `index` (see plan_view::stand_ins).
 struct slot_entry {
     index_t index = 0;
     slot_kind kind = slot_kind::prefix;
@@ -74,6 +78,29 @@ enum class position_encoding : std::uint8_t { rope, absolute };
 enum class teacher_forcing : std::uint8_t { shifted, full };
 
 inline constexpr int max_heads = 4;
+
+// Stand-in number i: a copy of slot `copy_of`'s content, rotated at grid position `at`.
+struct stand_in_entry {
+    index_t copy_of = 0;
+    index_t at = 0;
+    friend constexpr bool operator==(const stand_in_entry&, const stand_in_entry&) = default;
+};
+
+// A head's name, stored in the plan (not a view into the policy's strings).
+struct head_name {
+    char text[8]{};
+    constexpr head_name() = default;
+    constexpr head_name(std::string_view s) {
+        if (s.size() >= sizeof text) throw error("head names have at most 7 characters: '" + std::string(s) + "'");
+        for (std::size_t i = 0; i < s.size(); ++i) text[i] = s[i];
+    }
+    constexpr std::string_view view() const {
+        std::size_t n = 0;
+        while (n < sizeof text && text[n]) ++n;
+        return {text, n};
+    }
+    constexpr operator std::string_view() const { return view(); }
+};
 
 // One term of an emitted position's logits: weight * logits(row of this step, head).
 struct contribution {
@@ -100,11 +127,12 @@ struct plan_header {
     index_t num_slots = 0;
     index_t train_slots = 0;  // slots the teacher-forcing forward feeds (a prefix of the layout)
     index_t num_transitions = 0;
+    index_t num_stand_ins = 0;
     index_t num_heads = 1;
     mask_mode mask = mask_mode::step_causal;
     position_encoding encoding = position_encoding::rope;
     teacher_forcing forcing = teacher_forcing::shifted;
-    std::array<std::string_view, max_heads> head_names{"main", "", "", ""};
+    std::array<head_name, max_heads> head_names{head_name("main"), {}, {}, {}};
 };
 
 // One step of a plan, for iteration: spans into the plan, no allocation.
@@ -139,6 +167,7 @@ struct plan_view {
     std::span<const index_t> rank_of;
     std::span<const index_t> step_of;
     std::span<const index_t> slot_of;
+    std::span<const stand_in_entry> stand_ins;
 
     constexpr const grid_shape& grid() const { return header.grid; }
     constexpr index_t num_steps() const { return header.num_steps; }
@@ -177,8 +206,9 @@ struct rope_coord {
 };
 constexpr rope_coord rope_of(const plan_view& p, index_t slot) {
     const slot_entry& e = p.slots[static_cast<std::size_t>(slot)];
-    if (e.kind != slot_kind::token) return {};
-    return {false, p.grid().at(e.index)};
+    if (e.kind == slot_kind::token) return {false, p.grid().at(e.index)};
+    if (e.kind == slot_kind::stand_in) return {false, p.grid().at(p.stand_ins[static_cast<std::size_t>(e.index)].at)};
+    return {};
 }
 
 // Owning plan (vectors). Built by make_plan (policy.hpp) through plan_builder.
@@ -188,7 +218,7 @@ public:
     constexpr operator plan_view() const { return view(); }
     constexpr plan_view view() const {
         return {header_, slots_, fed_step_, fed_offsets_, fed_, emit_offsets_, order_,
-                contrib_offsets_, contribs_, rank_of_, step_of_, slot_of_};
+                contrib_offsets_, contribs_, rank_of_, step_of_, slot_of_, stand_ins_};
     }
     constexpr const plan_header& header() const { return header_; }
     constexpr index_t num_steps() const { return header_.num_steps; }
@@ -197,19 +227,21 @@ public:
     // Bytes held by the plan's arrays (what a plan costs to keep around).
     constexpr std::size_t bytes() const {
         return slots_.size() * sizeof(slot_entry) + contribs_.size() * sizeof(contribution) +
+               stand_ins_.size() * sizeof(stand_in_entry) +
                (fed_step_.size() + fed_offsets_.size() + fed_.size() + emit_offsets_.size() + order_.size() +
                 contrib_offsets_.size() + rank_of_.size() + step_of_.size() + slot_of_.size()) * sizeof(index_t);
     }
 
 private:
     friend class plan_builder;
-    template <index_t, index_t, index_t, index_t, index_t>
+    template <index_t, index_t, index_t, index_t, index_t, index_t>
     friend class static_plan;
     plan_header header_{};
     std::vector<slot_entry> slots_;
     std::vector<index_t> fed_step_, fed_offsets_, fed_, emit_offsets_, order_, contrib_offsets_;
     std::vector<contribution> contribs_;
     std::vector<index_t> rank_of_, step_of_, slot_of_;
+    std::vector<stand_in_entry> stand_ins_;
 };
 
 // What a policy's build() writes into. The prefix slots [0, prefix) are laid out on construction;
@@ -217,13 +249,14 @@ private:
 // finish() checks every plan rule and throws ordo::error naming the first one broken.
 class plan_builder {
 public:
-    constexpr plan_builder(grid_shape g, index_t prefix) {
+    constexpr plan_builder(grid_shape g, index_t prefix, mask_mode mask = mask_mode::step_causal) {
         if (prefix < 1) throw error("prefix must be >= 1 (the first token is predicted from the last prefix row), got " + detail::itos(prefix));
         detail::checked_add(g.size(), prefix, "grid size + prefix");
         const index_t n = g.size();
         n_ = n;
         p_.header_.grid = g;
         p_.header_.prefix = prefix;
+        p_.header_.mask = mask;
         // Sizes every valid plan stays within (each position emitted once, each slot fed at most
         // once, at most n steps), so the built-in policies never regrow these arrays; contribs_ is
         // sized by set_heads, which they all call. finish() gives back what a plan leaves unused.
@@ -244,8 +277,7 @@ public:
     constexpr index_t prefix() const { return p_.header_.prefix; }
     constexpr index_t num_slots() const { return static_cast<index_t>(p_.slots_.size()); }
 
-    // --- plan-wide settings (the policy's conventions) ---
-    constexpr void set_mask(mask_mode m) { p_.header_.mask = m; }
+    // --- plan-wide settings (the policy's conventions; the mask mode is the policy type's) ---
     constexpr void set_encoding(position_encoding e) { p_.header_.encoding = e; }
     constexpr void set_forcing(teacher_forcing f) { p_.header_.forcing = f; }
     constexpr void set_heads(std::initializer_list<std::string_view> names) {
@@ -255,8 +287,8 @@ public:
         // room for one term per head and position (what the built-in policies emit at most)
         p_.contribs_.reserve(static_cast<std::size_t>(n_) * names.size());
         std::size_t i = 0;
-        for (auto n : names) p_.header_.head_names[i++] = n;
-        for (; i < static_cast<std::size_t>(max_heads); ++i) p_.header_.head_names[i] = "";
+        for (auto n : names) p_.header_.head_names[i++] = head_name(n);
+        for (; i < static_cast<std::size_t>(max_heads); ++i) p_.header_.head_names[i] = head_name();
     }
 
     // --- slot layout ---
@@ -272,6 +304,18 @@ public:
     constexpr index_t add_transition_slot() {
         index_t s = num_slots();
         p_.slots_.push_back({++p_.header_.num_transitions, slot_kind::transition});
+        return s;
+    }
+    // A stand-in: slot `copy_of`'s content (a prefix row or a token) rotated at position `at`.
+    // Stand-ins come after every other slot.
+    constexpr index_t add_stand_in_slot(index_t copy_of, index_t at) {
+        check_pos(at, "add_stand_in_slot");
+        if (copy_of < 0 || copy_of >= num_slots() ||
+            (p_.slots_[static_cast<std::size_t>(copy_of)].kind != slot_kind::prefix && p_.slots_[static_cast<std::size_t>(copy_of)].kind != slot_kind::token))
+            throw error("a stand-in copies a prefix or token slot; slot " + detail::itos(copy_of) + " is neither");
+        const index_t s = num_slots();
+        p_.slots_.push_back({p_.header_.num_stand_ins++, slot_kind::stand_in});
+        p_.stand_ins_.push_back({copy_of, at});
         return s;
     }
     ORDO_DETAIL_HOT constexpr index_t slot_of(index_t pos) const {
@@ -319,7 +363,7 @@ public:
         // One pass that fills rank_of/step_of/fed_step and accepts only valid plans; on anything
         // else the full rule-by-rule check runs and throws the first broken rule.
         if (!validate_fast()) validate_rules();
-        h.train_slots = h.forcing == teacher_forcing::shifted ? h.num_slots - 1 : h.num_slots;
+        h.train_slots = h.num_slots - h.num_stand_ins - (h.forcing == teacher_forcing::shifted ? 1 : 0);
         // give back reserve a plan left unused (far fewer steps than positions, fewer terms than heads)
         if (p_.fed_offsets_.capacity() - p_.fed_offsets_.size() > unused_limit) {
             p_.fed_offsets_.shrink_to_fit();
@@ -399,13 +443,14 @@ private:
             if (fs[slot] != steps) return false;
             fs[slot] = s;
             const slot_entry e = slots[slot];
-            if (e.kind == slot_kind::token ? step[e.index] >= s : e.kind == slot_kind::prefix && s != 0) return false;
+            if (!fed_in_time(e, s, step)) return false;
         }
         for (index_t i = 0; i < h.prefix; ++i)
             if (fs[i] != 0) return false;
+        if (!stand_ins_last()) return false;
         if (h.forcing == teacher_forcing::shifted) {
-            const slot_entry& last = p_.slots_.back();
-            if (last.kind != slot_kind::token || p_.fed_step_.back() != steps) return false;
+            const index_t last = h.num_slots - h.num_stand_ins - 1;
+            if (p_.slots_[static_cast<std::size_t>(last)].kind != slot_kind::token || fs[last] != steps) return false;
         }
         return true;
     }
@@ -449,6 +494,8 @@ private:
                 if (e.kind == slot_kind::token && p_.step_of_[static_cast<std::size_t>(e.index)] >= s)
                     throw error("step " + detail::itos(s) + " feeds position " + detail::itos(e.index) + " before it is emitted (step " +
                                 detail::itos(p_.step_of_[static_cast<std::size_t>(e.index)]) + ")");
+                if (e.kind == slot_kind::stand_in && !fed_in_time(e, s, p_.step_of_.data()))
+                    throw error("step " + detail::itos(s) + " feeds stand-in slot " + detail::itos(slot) + " before the token it copies is emitted");
             }
             for (index_t k = p_.emit_offsets_[s]; k < p_.emit_offsets_[s + 1]; ++k) {
                 index_t b = p_.contrib_offsets_[static_cast<std::size_t>(k)], e = p_.contrib_offsets_[static_cast<std::size_t>(k) + 1];
@@ -468,12 +515,33 @@ private:
         for (index_t i = 0; i < h.prefix; ++i)
             if (p_.fed_step_[static_cast<std::size_t>(i)] != 0) throw error("step 0 must feed every prefix row; row " + detail::itos(i) + " is missing");
 
+        if (!stand_ins_last()) throw error("stand-in slots must come after every other slot");
         // teacher forcing: shifted drops the last slot, which must be a token the decode never feeds
         if (h.forcing == teacher_forcing::shifted) {
-            const slot_entry& last = p_.slots_.back();
-            if (last.kind != slot_kind::token || p_.fed_step_.back() != h.num_steps)
+            const index_t last = h.num_slots - h.num_stand_ins - 1;
+            if (p_.slots_[static_cast<std::size_t>(last)].kind != slot_kind::token || p_.fed_step_[static_cast<std::size_t>(last)] != h.num_steps)
                 throw error("shifted teacher forcing needs the last slot to hold a token that is never fed");
         }
+    }
+
+    // May slot entry e be fed in step s? (step_of: the step of every position)
+    constexpr bool fed_in_time(const slot_entry& e, index_t s, const index_t* step_of) const {
+        switch (e.kind) {
+            case slot_kind::token: return step_of[e.index] < s;
+            case slot_kind::prefix: return s == 0;
+            case slot_kind::transition: return true;
+            case slot_kind::stand_in: {
+                const slot_entry& c = p_.slots_[static_cast<std::size_t>(p_.stand_ins_[static_cast<std::size_t>(e.index)].copy_of)];
+                return c.kind == slot_kind::prefix || step_of[c.index] < s;
+            }
+        }
+        return false;
+    }
+    constexpr bool stand_ins_last() const {
+        const std::size_t first = p_.slots_.size() - static_cast<std::size_t>(p_.header_.num_stand_ins);
+        for (std::size_t i = first; i < p_.slots_.size(); ++i)
+            if (p_.slots_[i].kind != slot_kind::stand_in) return false;
+        return true;
     }
 
     ORDO_DETAIL_HOT constexpr void check_pos(index_t pos, const char* what) const {
@@ -525,13 +593,13 @@ private:
 
 // A plan with fixed-size array storage, for a plan that is itself a constexpr value
 // (see make_static_plan in policy.hpp). Same view, same algorithms.
-template <index_t Slots, index_t Steps, index_t Fed, index_t Positions, index_t Contribs>
+template <index_t Slots, index_t Steps, index_t Fed, index_t Positions, index_t Contribs, index_t StandIns>
 class static_plan {
 public:
     constexpr static_plan() = default;
     constexpr explicit static_plan(const plan& p) : header_(p.header_) {
         if (p.slots_.size() != Slots || static_cast<index_t>(p.fed_offsets_.size()) != Steps + 1 || p.fed_.size() != Fed ||
-            p.order_.size() != Positions || p.contribs_.size() != Contribs)
+            p.order_.size() != Positions || p.contribs_.size() != Contribs || p.stand_ins_.size() != StandIns)
             throw error("static_plan sizes do not match the plan");
         std::copy(p.slots_.begin(), p.slots_.end(), slots_.begin());
         std::copy(p.fed_step_.begin(), p.fed_step_.end(), fed_step_.begin());
@@ -544,11 +612,12 @@ public:
         std::copy(p.rank_of_.begin(), p.rank_of_.end(), rank_of_.begin());
         std::copy(p.step_of_.begin(), p.step_of_.end(), step_of_.begin());
         std::copy(p.slot_of_.begin(), p.slot_of_.end(), slot_of_.begin());
+        std::copy(p.stand_ins_.begin(), p.stand_ins_.end(), stand_ins_.begin());
     }
     constexpr operator plan_view() const { return view(); }
     constexpr plan_view view() const {
         return {header_, slots_, fed_step_, fed_offsets_, fed_, emit_offsets_, order_,
-                contrib_offsets_, contribs_, rank_of_, step_of_, slot_of_};
+                contrib_offsets_, contribs_, rank_of_, step_of_, slot_of_, stand_ins_};
     }
     constexpr index_t num_steps() const { return Steps; }
     constexpr index_t num_slots() const { return Slots; }
@@ -565,6 +634,7 @@ private:
     std::array<index_t, Positions + 1> contrib_offsets_{};
     std::array<contribution, Contribs> contribs_{};
     std::array<index_t, Positions> rank_of_{}, step_of_{}, slot_of_{};
+    std::array<stand_in_entry, StandIns> stand_ins_{};
 };
 
 }  // namespace ordo

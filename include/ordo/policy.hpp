@@ -34,8 +34,7 @@ constexpr plan make_plan(const P& policy, grid_shape grid, index_t prefix = 1) {
     static_assert(decode_policy<P>,
                   "ordo::make_plan: the type is not a decode_policy (it needs `static constexpr ordo::mask_mode mask`, "
                   "`void build(ordo::plan_builder&) const` and `std::string spec() const`)");
-    plan_builder b(grid, prefix);
-    b.set_mask(P::mask);
+    plan_builder b(grid, prefix, P::mask);
     policy.build(b);
     return std::move(b).finish();
 }
@@ -56,10 +55,10 @@ constexpr auto make_static_plan() {
     constexpr auto sizes = [] {
         plan p = make_plan(Policy, Grid, Prefix);
         plan_view v = p.view();
-        return std::array<index_t, 5>{v.num_slots(), v.num_steps(), v.num_fed_rows(), v.num_positions(),
-                                      static_cast<index_t>(v.contribs.size())};
+        return std::array<index_t, 6>{v.num_slots(), v.num_steps(), v.num_fed_rows(), v.num_positions(),
+                                      static_cast<index_t>(v.contribs.size()), static_cast<index_t>(v.stand_ins.size())};
     }();
-    return static_plan<sizes[0], sizes[1], sizes[2], sizes[3], sizes[4]>(make_plan(Policy, Grid, Prefix));
+    return static_plan<sizes[0], sizes[1], sizes[2], sizes[3], sizes[4], sizes[5]>(make_plan(Policy, Grid, Prefix));
 }
 
 }  // namespace ordo

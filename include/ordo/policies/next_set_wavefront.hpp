@@ -12,10 +12,12 @@ namespace ordo {
 // left to right; row r+1 starts once row r has `window` tokens, and every active row emits one
 // token per step: token (r, c) is emitted at step r*window + c. Slots stay raster and a query sees
 // the raster-earlier slots already fed (slot_causal mask).
-// Each token is read from the head of its raster predecessor (r, c-1). The first token of a row
-// has no predecessor yet; ordo reads it from the row of (r-1, window-1), fed in the same step.
-// (Official ZipAR feeds a stand-in token at the predecessor's slot instead and rewrites that
-// cache row later; ordo keeps one feed per slot.) With window >= W this is exactly raster.
+// Token (r, c) is read from the head of its raster predecessor (r, c-1). A row's first token has
+// no decoded predecessor yet, so, as in the official code, the step that starts row r also feeds a
+// stand-in rotated at the predecessor (r-1, W-1): a copy of the newest token of row r-2 (the last
+// prefix row when r = 1). ordo gives each stand-in its own slot after the raster slots, where the
+// official code writes it into the predecessor's cache row and overwrites it once the real token
+// is fed; so here no other query sees a stand-in. With window >= W this is exactly raster.
 struct next_set_wavefront {
     static constexpr mask_mode mask = mask_mode::slot_causal;
 
@@ -45,12 +47,19 @@ struct next_set_wavefront {
             // fed: the one token of each row active at step s-1 (raster order), so row = r - first
             const index_t fed_first = first_row(s - 1, win, width);
             for (index_t r = fed_first; r <= std::min(rows - 1, (s - 1) / win); ++r)
-                b.feed(b.slot_of(r * width + (s - 1 - r * win)));
+                b.feed(prefix + r * width + (s - 1 - r * win));
+            // a row starting now (before its predecessor is decoded) reads from a stand-in
+            const index_t new_row = s % win == 0 ? s / win : 0;
+            index_t stand_in_row = -1;
+            if (win < width && new_row >= 1 && new_row < rows) {
+                const index_t copy_of = new_row >= 2 ? prefix + (new_row - 2) * width + std::min(width - 1, 2 * win - 1) : prefix - 1;
+                stand_in_row = b.feed(b.add_stand_in_slot(copy_of, new_row * width - 1));
+            }
             for (index_t r = first_row(s, win, width); r <= std::min(rows - 1, s / win); ++r) {
                 const index_t c = s - r * win;
-                // predecessor: (r, c-1), or (r-1, win-1) for a row's first token; both fed in this step
-                const index_t pred = c > 0 ? r : r - 1;
-                b.emit(r * width + c, {{pred - fed_first, 0, 1.0f}});
+                // predecessor (r, c-1); a row's first token: the stand-in, or (r-1, W-1) when win == W
+                const index_t row = c > 0 ? r - fed_first : stand_in_row >= 0 ? stand_in_row : r - 1 - fed_first;
+                b.emit(r * width + c, {{row, 0, 1.0f}});
             }
         }
     }
