@@ -5,6 +5,7 @@
 #include <string>
 
 #include "../plan.hpp"
+#include "raster.hpp"
 
 namespace ordo {
 
@@ -32,16 +33,9 @@ struct next_set_wavefront {
     ORDO_DETAIL_FLATTEN constexpr void build(plan_builder& b) const {
         check();
         const grid_shape g = b.grid();
-        const index_t n = g.size(), width = g.cols(), rows = g.frames() * g.rows(), prefix = b.prefix();
+        const index_t width = g.cols(), rows = g.frames() * g.rows(), prefix = b.prefix();
         const index_t win = std::min(window, width), steps = num_steps(g);
-        b.set_heads({"main"});
-        b.set_encoding(position_encoding::rope);
-        b.set_forcing(teacher_forcing::shifted);
-        for (index_t q = 0; q < n; ++q) b.add_token_slot(q);
-
-        b.begin_step();
-        for (index_t i = 0; i < prefix; ++i) b.feed(i);
-        b.emit(0, {{prefix - 1, 0, 1.0f}});
+        detail::raster_layout_and_prefill(b);
         for (index_t s = 1; s < steps; ++s) {
             b.begin_step();
             // fed: the one token of each row active at step s-1 (raster order), so row = r - first
