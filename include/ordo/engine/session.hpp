@@ -1,0 +1,209 @@
+// ordo/engine/session.hpp - the decode loop, step by step: next() says what to run, commit(logits)
+// consumes the result. generate() (generate.hpp) is this loop around a model; host engines that own
+// the loop (continuous batching) drive sessions themselves, one per group of requests sharing a
+// plan, side by side. Everything a step needs is allocated when the session is made.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "../mask.hpp"
+#include "../plan.hpp"
+#include "sampler.hpp"
+
+namespace ordo {
+
+// One request: a class label (the prefix row's content) and the id that keys its random stream,
+// so its tokens do not depend on which other requests share the batch.
+struct request {
+    index_t label = 0;
+    std::uint64_t id = 0;
+};
+
+// What one fed row carries for one sequence. kind/index repeat the slot (prefix row, position,
+// transition M_index, or the position a stand-in copies); value is the id to embed: the class
+// label (the null class in the uncond half) for a prefix row, the token id for a token, the
+// transition index for M_i.
+struct fed_input {
+    slot_kind kind = slot_kind::prefix;
+    index_t index = 0;
+    index_t value = 0;
+    friend constexpr bool operator==(const fed_input&, const fed_input&) = default;
+};
+
+// Everything the model needs for one step. Sequences are [cond of every request; uncond of every
+// request] (the official CFG batch); without CFG only the cond half. Row r of every sequence goes
+// to slot slots[r] with rotary coordinates rope[r]; it may attend to kv slot k iff
+// visible(plan, slots[r], k). The model writes logits[seq][row][head][vocab] (logits_size()).
+struct step_batch {
+    plan_view plan;
+    index_t step = 0;
+    index_t num_sequences = 0;
+    index_t num_rows = 0;
+    index_t num_heads = 0;
+    index_t vocab = 0;
+    std::span<const index_t> slots;
+    std::span<const rope_coord> rope;
+    std::span<const fed_input> inputs;  // [num_sequences * num_rows]
+    constexpr const fed_input& input(index_t seq, index_t row) const { return inputs[static_cast<std::size_t>(seq * num_rows + row)]; }
+    constexpr std::size_t logits_size() const {
+        return static_cast<std::size_t>(num_sequences) * static_cast<std::size_t>(num_rows) * static_cast<std::size_t>(num_heads) * static_cast<std::size_t>(vocab);
+    }
+};
+
+struct session_options {
+    cfg guidance{};             // classifier-free guidance (off unless scale > 1)
+    std::uint64_t seed = 0;     // keys the random stream with each request's id and position
+    index_t null_label = 0;     // the class label of the uncond half (LlamaGen: num_classes)
+};
+
+template <class Sampler>
+class session {
+public:
+    session(plan_view plan, std::span<const request> requests, Sampler sampler, index_t vocab, session_options options = {})
+        : plan_(plan), requests_(requests.begin(), requests.end()), sampler_(sampler), options_(options), vocab_(vocab),
+          workspace_(vocab > 0 ? vocab : 1) {
+        if (requests.empty()) throw error("session: no requests");
+        if (vocab < 1) throw error("session: vocab must be >= 1");
+        halves_ = options.guidance.active() ? 2 : 1;
+        const index_t rows = plan.max_rows_per_step();
+        tokens_.assign(requests.size() * static_cast<std::size_t>(plan.num_positions()), -1);
+        slots_.resize(static_cast<std::size_t>(rows));
+        rope_.resize(static_cast<std::size_t>(rows));
+        inputs_.resize(static_cast<std::size_t>(rows) * static_cast<std::size_t>(num_sequences()));
+        cond_.resize(static_cast<std::size_t>(vocab));
+        uncond_.resize(static_cast<std::size_t>(vocab));
+    }
+
+    index_t num_sequences() const { return halves_ * static_cast<index_t>(requests_.size()); }
+    index_t num_requests() const { return static_cast<index_t>(requests_.size()); }
+    index_t step() const { return step_; }
+    bool done() const { return step_ == plan_.num_steps(); }
+    bool pending() const { return pending_; }
+    const plan_view& plan() const { return plan_; }
+
+    // The batch of the current step. Calling it again before commit() is an error (use cancel()).
+    const step_batch& next() {
+        if (done()) throw error("session: next() after the last step (the session is finished)");
+        if (pending_) throw error("session: next() called twice without commit(); cancel() drops the step in flight");
+        const step_view st = plan_.step(step_);
+        const index_t rows = st.num_rows(), nreq = num_requests();
+        for (index_t r = 0; r < rows; ++r) {
+            const index_t slot = st.fed[r];
+            slots_[static_cast<std::size_t>(r)] = slot;
+            rope_[static_cast<std::size_t>(r)] = rope_of(plan_, slot);
+            for (index_t h = 0; h < halves_; ++h)
+                for (index_t i = 0; i < nreq; ++i)
+                    inputs_[static_cast<std::size_t>((h * nreq + i) * rows + r)] = input_of(slot, i, h == 1);
+        }
+        batch_ = step_batch{plan_, step_, num_sequences(), rows, plan_.header.num_heads, vocab_,
+                            std::span<const index_t>(slots_.data(), static_cast<std::size_t>(rows)),
+                            std::span<const rope_coord>(rope_.data(), static_cast<std::size_t>(rows)),
+                            std::span<const fed_input>(inputs_.data(), static_cast<std::size_t>(rows * num_sequences()))};
+        pending_ = true;
+        return batch_;
+    }
+
+    // Consumes the model's logits for the pending step: mixes each emitted position's heads by the
+    // plan's weights, applies CFG, samples and records the tokens. On bad logits (wrong size, NaN,
+    // inf) it throws and changes nothing: the step can be committed again or cancelled.
+    void commit(std::span<const float> logits) {
+        if (!pending_) throw error(done() ? "session: commit() after the last step (the session is finished)" : "session: commit() without next()");
+        if (logits.size() != batch_.logits_size())
+            throw error("session: commit() got " + detail::itos(static_cast<long long>(logits.size())) + " logits, step " + detail::itos(step_) +
+                        " needs " + detail::itos(static_cast<long long>(batch_.logits_size())) + " (sequences x rows x heads x vocab)");
+        for (std::size_t i = 0; i < logits.size(); ++i)
+            if (!std::isfinite(logits[i])) {
+                const std::size_t per_seq = static_cast<std::size_t>(batch_.num_rows * batch_.num_heads * vocab_);
+                const std::size_t rem = i % per_seq;
+                throw error("session: logits of sequence " + detail::itos(static_cast<long long>(i / per_seq)) + ", row " +
+                            detail::itos(static_cast<long long>(rem / static_cast<std::size_t>(batch_.num_heads * vocab_))) + ", head " +
+                            detail::itos(static_cast<long long>(rem / static_cast<std::size_t>(vocab_) % static_cast<std::size_t>(batch_.num_heads))) +
+                            ", token " + detail::itos(static_cast<long long>(rem % static_cast<std::size_t>(vocab_))) + " are " +
+                            (std::isnan(logits[i]) ? "NaN" : "infinite") + " at step " + detail::itos(step_));
+            }
+        const step_view st = plan_.step(step_);
+        const index_t nreq = num_requests(), n = plan_.num_positions();
+        const float scale = halves_ == 2 ? options_.guidance.scale_at(step_) : 1.0f;
+        for (index_t i = 0; i < nreq; ++i)
+            for (index_t k = 0; k < st.num_emitted(); ++k) {
+                mix(logits, i, st.from(k), cond_);
+                if (scale > 1.0f) {
+                    mix(logits, nreq + i, st.from(k), uncond_);
+                    cfg_combine(cond_, uncond_, scale, cond_);
+                }
+                const index_t pos = st.emitted[k];
+                tokens_[static_cast<std::size_t>(i) * static_cast<std::size_t>(n) + static_cast<std::size_t>(pos)] =
+                    sample(sampler_, std::span<float>(cond_), workspace_, draw_key{options_.seed, requests_[static_cast<std::size_t>(i)].id, pos});
+            }
+        pending_ = false;
+        ++step_;
+    }
+
+    // Drops the step in flight (next() without commit()); next() then returns it again.
+    void cancel() { pending_ = false; }
+
+    // Goes back to `step`: tokens emitted at that step or later are forgotten, and decoding resumes
+    // there. The cache needs no erasing (see kv_cache.hpp).
+    void rewind(index_t step) {
+        if (step < 0 || step > step_) throw error("session: rewind(" + detail::itos(step) + ") outside steps 0.." + detail::itos(step_));
+        const index_t n = plan_.num_positions();
+        for (std::size_t i = 0; i < requests_.size(); ++i)
+            for (index_t q = 0; q < n; ++q)
+                if (plan_.step_of[static_cast<std::size_t>(q)] >= step) tokens_[i * static_cast<std::size_t>(n) + static_cast<std::size_t>(q)] = -1;
+        step_ = step;
+        pending_ = false;
+    }
+
+    // Request i's tokens in raster order (-1 where not decoded yet).
+    std::span<const index_t> tokens(index_t i) const {
+        const std::size_t n = static_cast<std::size_t>(plan_.num_positions());
+        return {tokens_.data() + static_cast<std::size_t>(i) * n, n};
+    }
+
+private:
+    fed_input input_of(index_t slot, index_t req, bool uncond) const {
+        const slot_entry& e = plan_.slots[static_cast<std::size_t>(slot)];
+        const index_t label = uncond ? options_.null_label : requests_[static_cast<std::size_t>(req)].label;
+        const std::size_t base = static_cast<std::size_t>(req) * static_cast<std::size_t>(plan_.num_positions());
+        switch (e.kind) {
+            case slot_kind::prefix: return {e.kind, e.index, label};
+            case slot_kind::token: return {e.kind, e.index, tokens_[base + static_cast<std::size_t>(e.index)]};
+            case slot_kind::transition: return {e.kind, e.index, e.index};
+            case slot_kind::stand_in: {
+                const slot_entry& c = plan_.slots[static_cast<std::size_t>(plan_.stand_ins[static_cast<std::size_t>(e.index)].copy_of)];
+                if (c.kind == slot_kind::prefix) return {e.kind, c.index, label};
+                return {e.kind, c.index, tokens_[base + static_cast<std::size_t>(c.index)]};
+            }
+        }
+        return {};
+    }
+    // out = sum of weight * logits[seq][row][head]
+    void mix(std::span<const float> logits, index_t seq, std::span<const contribution> from, std::vector<float>& out) const {
+        const std::size_t v = static_cast<std::size_t>(vocab_), heads = static_cast<std::size_t>(batch_.num_heads);
+        std::fill(out.begin(), out.end(), 0.0f);
+        for (const contribution& c : from) {
+            const float* src = logits.data() + ((static_cast<std::size_t>(seq) * static_cast<std::size_t>(batch_.num_rows) + c.row) * heads + c.head) * v;
+            if (from.size() == 1) { std::copy(src, src + v, out.begin()); return; }
+            for (std::size_t t = 0; t < v; ++t) out[t] += c.weight * src[t];
+        }
+    }
+
+    plan_view plan_;
+    std::vector<request> requests_;
+    Sampler sampler_;
+    session_options options_;
+    index_t vocab_ = 0, halves_ = 1, step_ = 0;
+    bool pending_ = false;
+    sampler_workspace workspace_;
+    std::vector<index_t> tokens_, slots_;
+    std::vector<rope_coord> rope_;
+    std::vector<fed_input> inputs_;
+    std::vector<float> cond_, uncond_;
+    step_batch batch_{};
+};
+
+}  // namespace ordo

@@ -1,0 +1,234 @@
+// The engine: every policy through generate() and the session API with mock models; the recorded
+// steps equal the plans; sampling is reproducible by seed and independent of batch composition.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <map>
+
+#include "mock_models.hpp"
+
+namespace {
+
+using grids_t = std::vector<std::vector<ordo::index_t>>;
+const auto kSampler = ordo::make_sampler(ordo::temperature{1.0f}, ordo::top_k{8}, ordo::multinomial{});
+
+std::vector<ordo::request> make_requests(int n) {
+    std::vector<ordo::request> r;
+    for (int i = 0; i < n; ++i) r.push_back({i % 10, static_cast<std::uint64_t>(100 + i)});
+    return r;
+}
+
+ordo::generate_options opts(float scale, std::uint64_t seed = 7) {
+    ordo::generate_options o;
+    o.session.guidance.scale = scale;
+    o.session.seed = seed;
+    o.session.null_label = 10;
+    return o;
+}
+
+template <class M>
+grids_t run(M& model, const ordo::plan& p, const std::vector<ordo::request>& reqs, const ordo::generate_options& o) {
+    const ordo::index_t seqs = static_cast<ordo::index_t>(reqs.size()) * (o.session.guidance.active() ? 2 : 1);
+    ordo::contiguous_kv_cache<float> cache(1, seqs, ordo::kv_cache_len(p), 2);
+    return ordo::generate(model, cache, p.view(), kSampler, std::span<const ordo::request>(reqs), o);
+}
+
+// What row r of sequence s should carry at step st, from the plan and the final token grids.
+ordo::fed_input expected_input(const ordo::plan_view& p, ordo::index_t slot, const grids_t& out, const std::vector<ordo::request>& reqs,
+                               ordo::index_t seq) {
+    const ordo::index_t nreq = static_cast<ordo::index_t>(reqs.size());
+    const ordo::index_t req = seq % nreq;
+    const bool uncond = seq >= nreq;
+    const ordo::slot_entry& e = p.slots[static_cast<std::size_t>(slot)];
+    const ordo::index_t label = uncond ? 10 : reqs[static_cast<std::size_t>(req)].label;
+    switch (e.kind) {
+        case ordo::slot_kind::prefix: return {e.kind, e.index, label};
+        case ordo::slot_kind::token: return {e.kind, e.index, out[static_cast<std::size_t>(req)][static_cast<std::size_t>(e.index)]};
+        case ordo::slot_kind::transition: return {e.kind, e.index, e.index};
+        case ordo::slot_kind::stand_in: {
+            const ordo::slot_entry& c = p.slots[static_cast<std::size_t>(p.stand_ins[static_cast<std::size_t>(e.index)].copy_of)];
+            if (c.kind == ordo::slot_kind::prefix) return {e.kind, c.index, label};
+            return {e.kind, c.index, out[static_cast<std::size_t>(req)][static_cast<std::size_t>(c.index)]};
+        }
+    }
+    return {};
+}
+
+const std::vector<std::pair<std::string, std::string>> kCases{
+    {"raster", "6x6"}, {"par:2x2", "8x8"}, {"par:4x4", "8x8"}, {"nar", "8x8"}, {"nar", "3x4x4"},
+    {"par:2x2+nar", "8x8"}, {"zipar:3", "6x8"}, {"par:1x2x2", "2x4x4"}};
+
+}  // namespace
+
+TEST_CASE("generate: the recorded steps equal the plan, for every policy, with and without CFG", "[engine]") {
+    for (const auto& [spec, grid] : kCases)
+        for (float scale : {1.0f, 3.0f})
+            for (int batch : {1, 3, 8}) {
+                INFO(spec << " " << grid << " cfg " << scale << " batch " << batch);
+                const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::parse_grid(grid));
+                const ordo::plan_view v = p;
+                mock::recording_model m;
+                m.heads = 3;
+                const auto reqs = make_requests(batch);
+                const grids_t out = run(m, p, reqs, opts(scale));
+                REQUIRE(static_cast<ordo::index_t>(m.steps.size()) == v.num_steps());
+                for (const auto& g : out)
+                    for (ordo::index_t t : g) REQUIRE((t >= 0 && t < m.vocab));
+                for (const auto& rec : m.steps) {
+                    const ordo::step_view st = v.step(rec.step);
+                    REQUIRE(rec.sequences == batch * (scale > 1 ? 2 : 1));
+                    REQUIRE(std::equal(rec.slots.begin(), rec.slots.end(), st.fed.begin(), st.fed.end()));
+                    for (ordo::index_t r = 0; r < st.num_rows(); ++r) {
+                        const ordo::rope_coord want = ordo::rope_of(v, st.fed[r]);
+                        REQUIRE(rec.rope[static_cast<std::size_t>(r)].zero == want.zero);
+                        REQUIRE(rec.rope[static_cast<std::size_t>(r)].at == want.at);
+                        for (ordo::index_t s = 0; s < rec.sequences; ++s)
+                            REQUIRE(rec.inputs[static_cast<std::size_t>(s * st.num_rows() + r)] == expected_input(v, st.fed[r], out, reqs, s));
+                    }
+                }
+            }
+}
+
+TEST_CASE("generate: a request's tokens do not depend on the batch around it or the cache kind", "[engine]") {
+    for (const auto& [spec, grid] : kCases) {
+        INFO(spec << " " << grid);
+        const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::parse_grid(grid));
+        mock::context_model m;
+        m.heads = 3;
+        const auto all = make_requests(5);
+        const grids_t together = run(m, p, all, opts(2.0f));
+        // alone, and in another order
+        for (std::size_t i = 0; i < all.size(); ++i) {
+            const grids_t alone = run(m, p, {all[i]}, opts(2.0f));
+            REQUIRE(alone[0] == together[i]);
+        }
+        std::vector<ordo::request> shuffled{all[3], all[0], all[4]};
+        const grids_t other = run(m, p, shuffled, opts(2.0f));
+        CHECK(other[0] == together[3]);
+        CHECK(other[1] == together[0]);
+        CHECK(other[2] == together[4]);
+
+        // a paged cache (pages out of order) gives the same tokens
+        const ordo::index_t seqs = 10, page = 8, len = ordo::kv_cache_len(p), per = (len + page - 1) / page;
+        std::vector<float> pages(static_cast<std::size_t>(seqs * per) * 2 * page * 2);
+        std::vector<ordo::index_t> indptr{0}, indices;
+        for (ordo::index_t s = 0; s < seqs; ++s) {
+            for (ordo::index_t k = 0; k < per; ++k) indices.push_back((k * seqs + (seqs - 1 - s)));
+            indptr.push_back(static_cast<ordo::index_t>(indices.size()));
+        }
+        ordo::paged_kv_cache<float> paged(pages, 1, page, 2, indptr, indices);
+        const grids_t from_paged = ordo::generate(m, paged, p.view(), kSampler, std::span<const ordo::request>(all), opts(2.0f));
+        CHECK(from_paged == together);
+    }
+}
+
+TEST_CASE("generate: reproducible by seed, different across seeds, CFG changes the tokens", "[engine]") {
+    const ordo::plan p = ordo::make_plan(ordo::par4, ordo::grid_shape::make(8, 8));
+    mock::context_model m;
+    const auto reqs = make_requests(2);
+    const grids_t a = run(m, p, reqs, opts(2.0f, 1)), b = run(m, p, reqs, opts(2.0f, 1)), c = run(m, p, reqs, opts(2.0f, 2));
+    CHECK(a == b);
+    CHECK(a != c);
+    CHECK(a[0] != a[1]);  // different request ids and labels
+    CHECK(run(m, p, reqs, opts(1.0f, 1)) != a);
+    // the policy overload builds the same plan
+    ordo::contiguous_kv_cache<float> cache(1, 4, ordo::kv_cache_len(p), 2);
+    CHECK(ordo::generate(m, cache, ordo::par4, ordo::grid_shape::make(8, 8), kSampler, std::span<const ordo::request>(reqs), opts(2.0f, 1)) == a);
+}
+
+TEST_CASE("session: heads are mixed by the plan's weights and CFG is applied after mixing", "[engine]") {
+    // NAR on 2x2: step 2 emits (1,1) from (B of (0,1) + R of (1,0)) / 2
+    const ordo::plan p = ordo::make_plan(ordo::nar, ordo::grid_shape::make(2, 2));
+    const std::vector<ordo::request> reqs{{1, 5}};
+    ordo::session_options so;
+    so.guidance.scale = 3.0f;
+    so.null_label = 10;
+    const ordo::index_t V = 4;
+    ordo::session s(p.view(), std::span<const ordo::request>(reqs), ordo::make_sampler(ordo::greedy{}), V, so);
+    while (s.step() < 2) {
+        const auto& b = s.next();
+        std::vector<float> l(b.logits_size(), 0.0f);
+        for (std::size_t i = 0; i < l.size(); ++i) l[i] = static_cast<float>(i % 3);
+        s.commit(l);
+    }
+    const auto& b = s.next();
+    REQUIRE(b.num_rows == 2);
+    REQUIRE(b.num_sequences == 2);
+    // logits[seq][row][head][v]
+    std::vector<float> l(b.logits_size(), 0.0f);
+    auto at = [&](int seq, int row, int head, int v) -> float& { return l[static_cast<std::size_t>(((seq * 2 + row) * 2 + head) * V + v)]; };
+    // cond: B of row 0 favours token 1, R of row 1 favours token 2, equally: mixed tie -> token 1 (lowest index)
+    at(0, 0, 1, 1) = 4.0f; at(0, 1, 0, 2) = 4.0f;
+    // uncond pushes token 1 up, so guidance pushes it down: uncond + 3 (cond - uncond)
+    at(1, 0, 1, 1) = 4.0f; at(1, 1, 0, 1) = 2.0f;
+    s.commit(l);
+    REQUIRE(s.done());
+    CHECK(s.tokens(0)[3] == 2);
+}
+
+TEST_CASE("session: misuse is a clear error and corrupts nothing", "[engine][errors]") {
+    const ordo::plan p = ordo::make_plan(ordo::par4, ordo::grid_shape::make(4, 4));
+    const std::vector<ordo::request> reqs{{1, 1}, {2, 2}};
+    ordo::session s(p.view(), std::span<const ordo::request>(reqs), kSampler, 8);
+    CHECK_THROWS_WITH(s.commit(std::vector<float>(16)), Catch::Contains("commit() without next()"));
+    const auto& b = s.next();
+    CHECK_THROWS_WITH(s.next(), Catch::Contains("next() called twice"));
+    CHECK_THROWS_WITH(s.commit(std::vector<float>(3)), Catch::Contains("needs 16"));
+    std::vector<float> bad(b.logits_size(), 0.5f);
+    bad[9] = std::nanf("");
+    CHECK_THROWS_WITH(s.commit(bad), Catch::Contains("sequence 1, row 0, head 0, token 1 are NaN at step 0"));
+    bad[9] = INFINITY;
+    CHECK_THROWS_WITH(s.commit(bad), Catch::Contains("infinite"));
+    CHECK(s.step() == 0);
+    CHECK(s.tokens(0)[0] == -1);
+    bad[9] = 0.5f;
+    s.commit(bad);  // the same step, now good
+    CHECK(s.step() == 1);
+    CHECK(s.tokens(0)[0] >= 0);
+    // cancel and retry, rewind
+    s.next();
+    s.cancel();
+    while (!s.done()) {
+        const auto& bb = s.next();
+        s.commit(std::vector<float>(bb.logits_size(), 0.25f));
+    }
+    const std::vector<ordo::index_t> first(s.tokens(1).begin(), s.tokens(1).end());
+    CHECK_THROWS_WITH(s.next(), Catch::Contains("finished"));
+    CHECK_THROWS_WITH(s.commit(std::vector<float>(16)), Catch::Contains("finished"));
+    CHECK_THROWS_WITH(s.rewind(99), Catch::Contains("rewind(99)"));
+    s.rewind(4);
+    CHECK(s.tokens(1)[p.view().order[4]] == -1);
+    CHECK(s.tokens(1)[p.view().order[3]] == first[static_cast<std::size_t>(p.view().order[3])]);
+    while (!s.done()) {
+        const auto& bb = s.next();
+        s.commit(std::vector<float>(bb.logits_size(), 0.25f));
+    }
+    CHECK(std::equal(first.begin(), first.end(), s.tokens(1).begin()));  // same seed and logits: same tokens
+    CHECK_THROWS_WITH(ordo::session(p.view(), std::span<const ordo::request>(), kSampler, 8), Catch::Contains("no requests"));
+}
+
+TEST_CASE("generate: a cache or model that cannot run the plan is named", "[engine][errors]") {
+    const ordo::plan p = ordo::make_plan(ordo::nar, ordo::grid_shape::make(4, 4));
+    const std::vector<ordo::request> reqs{{1, 1}};
+    mock::context_model one_head;
+    one_head.heads = 1;
+    ordo::contiguous_kv_cache<float> cache(1, 2, ordo::kv_cache_len(p), 2);
+    CHECK_THROWS_WITH(ordo::generate(one_head, cache, p.view(), kSampler, std::span<const ordo::request>(reqs)), Catch::Contains("1 output head(s) but the plan reads 2"));
+    mock::context_model m;
+    ordo::contiguous_kv_cache<float> small(1, 2, 8, 2);
+    CHECK_THROWS_WITH(ordo::generate(m, small, p.view(), kSampler, std::span<const ordo::request>(reqs)), Catch::Contains("kv cache too small"));
+    ordo::contiguous_kv_cache<float> one_seq(1, 1, ordo::kv_cache_len(p), 2);
+    CHECK_THROWS_WITH(ordo::generate(m, one_seq, p.view(), kSampler, std::span<const ordo::request>(reqs), opts(2.0f)), Catch::Contains("sequences"));
+    CHECK_THROWS_WITH(cache.key(0, 0, 999), Catch::Contains("cache full"));
+    CHECK_THROWS_WITH(cache.key(1, 0, 0), Catch::Contains("layer 1"));
+    std::vector<float> pages(64);
+    std::vector<ordo::index_t> indptr{0, 2}, bad_indices{0, 9};
+    CHECK_THROWS_WITH(ordo::paged_kv_cache<float>(pages, 1, 4, 2, indptr, bad_indices), Catch::Contains("page index 9"));
+}
+
+TEST_CASE("kv caches satisfy the concept; a model type is checked against it", "[engine][compile-time]") {
+    STATIC_REQUIRE(ordo::kv_cache<ordo::contiguous_kv_cache<float>>);
+    STATIC_REQUIRE(ordo::kv_cache<ordo::paged_kv_cache<float>>);
+    STATIC_REQUIRE_FALSE(ordo::kv_cache<std::vector<float>>);
+    STATIC_REQUIRE(ordo::model_for<mock::context_model, ordo::contiguous_kv_cache<float>>);
+    STATIC_REQUIRE_FALSE(ordo::model_for<int, ordo::contiguous_kv_cache<float>>);
+}
