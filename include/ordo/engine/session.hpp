@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -115,16 +116,10 @@ public:
         if (logits.size() != batch_.logits_size())
             throw error("session: commit() got " + detail::itos(static_cast<long long>(logits.size())) + " logits, step " + detail::itos(step_) +
                         " needs " + detail::itos(static_cast<long long>(batch_.logits_size())) + " (sequences x rows x heads x vocab)");
-        for (std::size_t i = 0; i < logits.size(); ++i)
-            if (!std::isfinite(logits[i])) {
-                const std::size_t per_seq = static_cast<std::size_t>(batch_.num_rows * batch_.num_heads * vocab_);
-                const std::size_t rem = i % per_seq;
-                throw error("session: logits of sequence " + detail::itos(static_cast<long long>(i / per_seq)) + ", row " +
-                            detail::itos(static_cast<long long>(rem / static_cast<std::size_t>(batch_.num_heads * vocab_))) + ", head " +
-                            detail::itos(static_cast<long long>(rem / static_cast<std::size_t>(vocab_) % static_cast<std::size_t>(batch_.num_heads))) +
-                            ", token " + detail::itos(static_cast<long long>(rem % static_cast<std::size_t>(vocab_))) + " are " +
-                            (std::isnan(logits[i]) ? "NaN" : "infinite") + " at step " + detail::itos(step_));
-            }
+        // NaN and +-inf have an all-ones exponent: one vectorisable pass, the search only on failure
+        std::uint32_t bad = 0;
+        for (const float x : logits) bad |= static_cast<std::uint32_t>((std::bit_cast<std::uint32_t>(x) & 0x7f800000u) == 0x7f800000u);
+        if (bad) report_bad_logits(logits);
         const step_view st = plan_.step(step_);
         const index_t nreq = num_requests(), n = plan_.num_positions();
         const float scale = halves_ == 2 ? options_.guidance.scale_at(step_) : 1.0f;
@@ -165,6 +160,19 @@ public:
     }
 
 private:
+    [[noreturn]] void report_bad_logits(std::span<const float> logits) const {
+        for (std::size_t i = 0; i < logits.size(); ++i) {
+            if (std::isfinite(logits[i])) continue;
+            const std::size_t per_seq = static_cast<std::size_t>(batch_.num_rows * batch_.num_heads * vocab_);
+            const std::size_t rem = i % per_seq;
+            throw error("session: logits of sequence " + detail::itos(static_cast<long long>(i / per_seq)) + ", row " +
+                        detail::itos(static_cast<long long>(rem / static_cast<std::size_t>(batch_.num_heads * vocab_))) + ", head " +
+                        detail::itos(static_cast<long long>(rem / static_cast<std::size_t>(vocab_) % static_cast<std::size_t>(batch_.num_heads))) +
+                        ", token " + detail::itos(static_cast<long long>(rem % static_cast<std::size_t>(vocab_))) + " are " +
+                        (std::isnan(logits[i]) ? "NaN" : "infinite") + " at step " + detail::itos(step_));
+        }
+        throw error("session: non-finite logits at step " + detail::itos(step_));
+    }
     fed_input input_of(index_t slot, index_t req, bool uncond) const {
         const slot_entry& e = plan_.slots[static_cast<std::size_t>(slot)];
         const index_t label = uncond ? options_.null_label : requests_[static_cast<std::size_t>(req)].label;
@@ -184,11 +192,19 @@ private:
     // out = sum of weight * logits[seq][row][head]
     void mix(std::span<const float> logits, index_t seq, std::span<const contribution> from, std::vector<float>& out) const {
         const std::size_t v = static_cast<std::size_t>(vocab_), heads = static_cast<std::size_t>(batch_.num_heads);
-        std::fill(out.begin(), out.end(), 0.0f);
-        for (const contribution& c : from) {
-            const float* src = logits.data() + ((static_cast<std::size_t>(seq) * static_cast<std::size_t>(batch_.num_rows) + c.row) * heads + c.head) * v;
-            if (from.size() == 1) { std::copy(src, src + v, out.begin()); return; }
-            for (std::size_t t = 0; t < v; ++t) out[t] += c.weight * src[t];
+        auto row = [&](const contribution& c) {
+            return logits.data() + ((static_cast<std::size_t>(seq) * static_cast<std::size_t>(batch_.num_rows) + c.row) * heads + c.head) * v;
+        };
+        const float* first = row(from[0]);
+        if (from.size() == 1) {  // weight 1: a copy
+            std::copy(first, first + v, out.begin());
+            return;
+        }
+        for (std::size_t t = 0; t < v; ++t) out[t] = from[0].weight * first[t];
+        for (std::size_t c = 1; c < from.size(); ++c) {
+            const float* src = row(from[c]);
+            const float w = from[c].weight;
+            for (std::size_t t = 0; t < v; ++t) out[t] += w * src[t];
         }
     }
 
