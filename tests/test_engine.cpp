@@ -225,6 +225,24 @@ TEST_CASE("generate: a cache or model that cannot run the plan is named", "[engi
     CHECK_THROWS_WITH(ordo::paged_kv_cache<float>(pages, 1, 4, 2, indptr, bad_indices), Catch::Contains("page index 9"));
 }
 
+TEST_CASE("session: text prefixes reach the model through the step batch", "[engine]") {
+    // a 3-row prefix of 2-dim embeddings per request
+    const ordo::plan p = ordo::make_plan(ordo::raster{}, ordo::grid_shape::make(2, 2), 3);
+    const std::vector<float> emb_a{1, 2, 3, 4, 5, 6}, emb_b{7, 8, 9, 10, 11, 12};
+    const std::vector<ordo::request> reqs{{0, 1, emb_a}, {0, 2, emb_b}};
+    ordo::session s(p.view(), std::span<const ordo::request>(reqs), kSampler, 4);
+    const ordo::step_batch& b = s.next();
+    REQUIRE(b.num_rows == 3);
+    for (ordo::index_t seq = 0; seq < b.num_sequences; ++seq)
+        for (ordo::index_t r = 0; r < 3; ++r) {
+            const ordo::fed_input& in = b.input(seq, r);
+            REQUIRE(in.kind == ordo::slot_kind::prefix);
+            REQUIRE(in.index == r);
+            const auto& e = b.requests[static_cast<std::size_t>(seq) % b.requests.size()].prefix_embeddings;
+            CHECK(e[static_cast<std::size_t>(in.index * 2)] == (seq == 0 ? 1.0f : 7.0f) + 2.0f * static_cast<float>(r));
+        }
+}
+
 TEST_CASE("kv caches satisfy the concept; a model type is checked against it", "[engine][compile-time]") {
     STATIC_REQUIRE(ordo::kv_cache<ordo::contiguous_kv_cache<float>>);
     STATIC_REQUIRE(ordo::kv_cache<ordo::paged_kv_cache<float>>);

@@ -17,11 +17,14 @@
 
 namespace ordo {
 
-// One request: a class label (the prefix row's content) and the id that keys its random stream,
-// so its tokens do not depend on which other requests share the batch.
+// One request: its condition and the id that keys its random stream, so its tokens do not depend
+// on which other requests share the batch. Class-conditional: `label` is the prefix row's content.
+// Text-conditional: `prefix_embeddings` holds prefix x dim floats (caller-owned, alive while the
+// request runs); the model embeds prefix row i of the cond half from row i of it.
 struct request {
     index_t label = 0;
     std::uint64_t id = 0;
+    std::span<const float> prefix_embeddings{};
 };
 
 // What one fed row carries for one sequence. kind/index repeat the slot (prefix row, position,
@@ -36,7 +39,8 @@ struct fed_input {
 };
 
 // Everything the model needs for one step. Sequences are [cond of every request; uncond of every
-// request] (the official CFG batch); without CFG only the cond half. Row r of every sequence goes
+// request] (the official CFG batch); without CFG only the cond half. Sequence s serves
+// requests[s % requests.size()]. Row r of every sequence goes
 // to slot slots[r] with rotary coordinates rope[r]; it may attend to kv slot k iff
 // visible(plan, slots[r], k). The model writes logits[seq][row][head][vocab] (logits_size()).
 struct step_batch {
@@ -49,6 +53,7 @@ struct step_batch {
     std::span<const index_t> slots;
     std::span<const rope_coord> rope;
     std::span<const fed_input> inputs;  // [num_sequences * num_rows]
+    std::span<const request> requests;  // the session's requests (prefix embeddings live here)
     constexpr const fed_input& input(index_t seq, index_t row) const { return inputs[static_cast<std::size_t>(seq * num_rows + row)]; }
     constexpr std::size_t logits_size() const {
         return static_cast<std::size_t>(num_sequences) * static_cast<std::size_t>(num_rows) * static_cast<std::size_t>(num_heads) * static_cast<std::size_t>(vocab);
@@ -103,7 +108,8 @@ public:
         batch_ = step_batch{plan_, step_, num_sequences(), rows, plan_.header.num_heads, vocab_,
                             std::span<const index_t>(slots_.data(), static_cast<std::size_t>(rows)),
                             std::span<const rope_coord>(rope_.data(), static_cast<std::size_t>(rows)),
-                            std::span<const fed_input>(inputs_.data(), static_cast<std::size_t>(rows * num_sequences()))};
+                            std::span<const fed_input>(inputs_.data(), static_cast<std::size_t>(rows * num_sequences())),
+                            std::span<const request>(requests_)};
         pending_ = true;
         return batch_;
     }
