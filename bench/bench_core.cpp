@@ -108,6 +108,14 @@ void BM_step_iterate(benchmark::State& state, std::string spec, std::string grid
 // 3. packed (FlashInfer) masks
 //    train: the teacher-forcing rows against train_slots kv slots, one call per iteration;
 //    decode: every step's fed rows against kv_cache_len, one call per step (an iteration = all steps).
+
+// Counters of a packed-mask benchmark: mask bits per second, and heap allocations per iteration.
+void mask_counters(benchmark::State& state, double bits, std::uint64_t allocations) {
+    state.counters["bits_per_s"] = benchmark::Counter(bits, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["bits"] = bits;
+    state.counters["allocs_per_iter"] = static_cast<double>(allocations) / static_cast<double>(state.iterations());
+}
+
 void BM_pack_mask_train(benchmark::State& state, std::string spec, std::string grid) {
     const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::parse_grid(grid));
     const std::vector<ordo::index_t> rows = ordo::train_rows(p);
@@ -120,10 +128,7 @@ void BM_pack_mask_train(benchmark::State& state, std::string spec, std::string g
         benchmark::DoNotOptimize(out.data());
         benchmark::ClobberMemory();
     }
-    const std::uint64_t a1 = allocs();
-    state.counters["bits_per_s"] = benchmark::Counter(bits, benchmark::Counter::kIsIterationInvariantRate);
-    state.counters["bits"] = bits;
-    state.counters["allocs_per_iter"] = static_cast<double>(a1 - a0) / static_cast<double>(state.iterations());
+    mask_counters(state, bits, allocs() - a0);
 }
 
 void BM_pack_mask_decode(benchmark::State& state, std::string spec, std::string grid) {
@@ -142,10 +147,7 @@ void BM_pack_mask_decode(benchmark::State& state, std::string spec, std::string 
         benchmark::DoNotOptimize(out.data());
         benchmark::ClobberMemory();
     }
-    const std::uint64_t a1 = allocs();
-    state.counters["bits_per_s"] = benchmark::Counter(bits, benchmark::Counter::kIsIterationInvariantRate);
-    state.counters["bits"] = bits;
-    state.counters["allocs_per_iter"] = static_cast<double>(a1 - a0) / static_cast<double>(state.iterations());
+    mask_counters(state, bits, allocs() - a0);
 }
 
 // ---------------------------------------------------------------------------------------------
