@@ -28,9 +28,12 @@ struct generate_options {
     std::function<void(index_t, index_t)> progress{};
 };
 
-// Checks that model and cache can run the plan; throws naming what does not fit.
+// Checks that model and cache can run the plan; throws naming what does not fit. A model with
+// prepare(plan, sequences) checks its own fit there (a checkpoint's heads and extra tokens) and
+// sizes its step buffers, so that forward() allocates nothing.
 template <class M, class C>
-void check_fit(const plan_view& p, const M& model, const C& cache, index_t sequences) {
+void check_fit(const plan_view& p, M& model, const C& cache, index_t sequences) {
+    if constexpr (requires { model.prepare(p, sequences); }) model.prepare(p, sequences);
     if (model.num_heads() < p.header.num_heads)
         throw error("the model has " + detail::itos(model.num_heads()) + " output head(s) but the plan reads " +
                     detail::itos(p.header.num_heads) + " (a NAR order needs the model's extra heads)");

@@ -128,20 +128,32 @@ public:
         if (bad) report_bad_logits(logits);
         const step_view st = plan_.step(step_);
         const index_t nreq = num_requests(), n = plan_.num_positions();
-        const float scale = halves_ == 2 ? options_.guidance.scale_at(step_) : 1.0f;
         for (index_t i = 0; i < nreq; ++i)
             for (index_t k = 0; k < st.num_emitted(); ++k) {
-                mix(logits, i, st.from(k), cond_);
-                if (scale > 1.0f) {
-                    mix(logits, nreq + i, st.from(k), uncond_);
-                    cfg_combine(cond_, uncond_, scale, cond_);
-                }
+                final_logits(logits, i, k, cond_);
                 const index_t pos = st.emitted[k];
                 tokens_[static_cast<std::size_t>(i) * static_cast<std::size_t>(n) + static_cast<std::size_t>(pos)] =
                     sample(sampler_, std::span<float>(cond_), workspace_, draw_key{options_.seed, requests_[static_cast<std::size_t>(i)].id, pos});
             }
         pending_ = false;
         ++step_;
+    }
+
+    // The logits the sampler sees for the k-th position the pending step emits, for request i:
+    // the plan's head mix, then CFG. commit() samples from exactly these; a caller may read them
+    // first (log-probs, checks against a reference) from the same model output.
+    void final_logits(std::span<const float> logits, index_t i, index_t k, std::span<float> out) {
+        if (!pending_) throw error("session: final_logits() without a pending step (call next() first)");
+        const step_view st = plan_.step(step_);
+        if (i < 0 || i >= num_requests() || k < 0 || k >= st.num_emitted() || out.size() != static_cast<std::size_t>(vocab_) ||
+            logits.size() != batch_.logits_size())
+            throw error("session: final_logits(): request, emitted index or buffer sizes do not fit step " + detail::itos(step_));
+        mix(logits, i, st.from(k), out);
+        const float scale = halves_ == 2 ? options_.guidance.scale_at(step_) : 1.0f;
+        if (scale > 1.0f) {
+            mix(logits, num_requests() + i, st.from(k), uncond_);
+            cfg_combine(out, uncond_, scale, out);
+        }
     }
 
     // Drops the step in flight (next() without commit()); next() then returns it again.
@@ -196,7 +208,7 @@ private:
         return {};
     }
     // out = sum of weight * logits[seq][row][head]
-    void mix(std::span<const float> logits, index_t seq, std::span<const contribution> from, std::vector<float>& out) const {
+    void mix(std::span<const float> logits, index_t seq, std::span<const contribution> from, std::span<float> out) const {
         const std::size_t v = static_cast<std::size_t>(vocab_), heads = static_cast<std::size_t>(batch_.num_heads);
         auto row = [&](const contribution& c) {
             return logits.data() + ((static_cast<std::size_t>(seq) * static_cast<std::size_t>(batch_.num_rows) + c.row) * heads + c.head) * v;

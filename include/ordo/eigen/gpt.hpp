@@ -1,0 +1,382 @@
+// ordo/eigen/gpt.hpp - the LlamaGen GPT on the CPU (fp32, Eigen), with PAR's transition tokens and
+// NAR's extra block + B head: an ordo model (model_for) over any ordo kv_cache.
+//
+// One forward pass per step batch: embed every fed row (class label, token, M_i, or the token a
+// stand-in copies), run the blocks x + attn(RMSNorm(x)), x + ffn(RMSNorm(x)) with 2D RoPE from the
+// batch's rope coordinates (a zero coordinate makes q and k exactly zero, as in the official code),
+// write K/V at each row's slot and attend to the slots the plan's mask lets it see. Head 0 (R, the
+// only head of LlamaGen and PAR) is norm/output after layer n_layer-1; head 1 (NAR's B) is
+// medusa_norm/medusa_output after the extra blocks.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "../engine/generate.hpp"
+#include "../mask.hpp"
+#include "gpt_config.hpp"
+#include "skinny.hpp"
+
+namespace ordo::eigen {
+
+// All weights in one fp32 arena, in checkpoint_tensors() order; tensors are views into it.
+class gpt_weights {
+public:
+    struct layer {
+        const float* wqkv;      // [qkv_rows x dim]
+        const float* wo;        // [dim x dim]
+        const float* w13;       // w1 then w3: [2 * hidden x dim], one product for both
+        const float* w2;        // [dim x hidden]
+        const float* attn_norm;
+        const float* ffn_norm;
+    };
+
+    gpt_weights() = default;
+    explicit gpt_weights(const gpt_config& c) : config_(c) {
+        const std::vector<tensor_spec> specs = checkpoint_tensors(c);
+        std::size_t total = 0;
+        for (const tensor_spec& t : specs) {
+            offsets_.push_back(total);
+            total += numel(t);
+        }
+        keys_.reserve(specs.size());
+        for (const tensor_spec& t : specs) keys_.push_back(t);
+        arena_.resize(total);
+        bind();
+    }
+    gpt_weights(const gpt_weights&) = delete;  // a second copy of the weights is never wanted
+    gpt_weights& operator=(const gpt_weights&) = delete;
+    gpt_weights(gpt_weights&& o) noexcept { *this = std::move(o); }
+    gpt_weights& operator=(gpt_weights&& o) noexcept {
+        config_ = o.config_;
+        keys_ = std::move(o.keys_);
+        offsets_ = std::move(o.offsets_);
+        arena_ = std::move(o.arena_);
+        bind();
+        return *this;
+    }
+
+    const gpt_config& config() const { return config_; }
+    const std::vector<tensor_spec>& tensors() const { return keys_; }
+    // The storage of tensor i of tensors() (loaders write it in place).
+    std::span<float> storage(std::size_t i) { return {arena_.data() + offsets_[i], numel(keys_[i])}; }
+    std::size_t bytes() const { return arena_.size() * sizeof(float); }
+
+    const float* cls = nullptr;
+    const float* tok = nullptr;
+    const float* transition = nullptr;  // PAR: row i is M_{i+1}
+    std::vector<layer> layers;
+    const float* norm = nullptr;
+    const float* output = nullptr;
+    const float* medusa_norm = nullptr;
+    const float* medusa_output = nullptr;
+
+private:
+    // w1 and w3 are adjacent in checkpoint_tensors() order, so their storage is one [2h x dim] block
+    void bind() {
+        layers.clear();
+        if (arena_.empty()) return;
+        std::size_t i = 0;
+        auto next = [&] { return arena_.data() + offsets_[i++]; };
+        cls = next();
+        tok = next();
+        transition = config_.transition_tokens ? next() : nullptr;
+        for (index_t l = 0; l < config_.num_layers(); ++l) {
+            layer L{};
+            L.wqkv = next();
+            L.wo = next();
+            L.w13 = next();
+            next();  // w3 follows w1
+            L.w2 = next();
+            L.attn_norm = next();
+            L.ffn_norm = next();
+            layers.push_back(L);
+        }
+        norm = next();
+        output = next();
+        if (config_.extra_blocks) {
+            medusa_norm = next();
+            medusa_output = next();
+        }
+    }
+
+    gpt_config config_{};
+    std::vector<tensor_spec> keys_;
+    std::vector<std::size_t> offsets_;
+    std::vector<float> arena_;
+};
+
+// Seeded random weights with the official init's scales (linear and embedding N(0, 0.02) as
+// uniform of the same variance, norms 1): for timing and for tests that need no checkpoint.
+inline gpt_weights random_weights(const gpt_config& c, std::uint64_t seed) {
+    gpt_weights w(c);
+    std::uint64_t s = seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
+    for (std::size_t i = 0; i < w.tensors().size(); ++i) {
+        std::span<float> t = w.storage(i);
+        if (w.tensors()[i].shape.size() == 1) {
+            std::fill(t.begin(), t.end(), 1.0f);
+            continue;
+        }
+        const float a = 0.02f * 1.7320508f;  // uniform(-a, a) has standard deviation 0.02
+        for (float& x : t) {
+            s += 0x9E3779B97F4A7C15ull;  // splitmix64
+            std::uint64_t z = s;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+            z ^= z >> 31;
+            x = a * (static_cast<float>(z >> 40) * (2.0f / 16777216.0f) - 1.0f);
+        }
+    }
+    return w;
+}
+
+// The model. It borrows the weights (the caller owns them) and owns only per-step buffers, sized
+// by prepare() (generate() calls it through check_fit) so that forward() allocates nothing.
+class gpt_model {
+public:
+    explicit gpt_model(const gpt_weights& w) : w_(&w), c_(w.config()) {
+        c_.validate();
+        const index_t hd2 = c_.head_dim() / 4;  // rotation pairs per axis
+        freqs_.resize(static_cast<std::size_t>(hd2));
+        for (index_t k = 0; k < hd2; ++k)  // fp32 as the official table: 1 / base^(2k / (head_dim/2))
+            freqs_[static_cast<std::size_t>(k)] =
+                1.0f / std::pow(c_.rope_base, static_cast<float>(2 * k) / static_cast<float>(c_.head_dim() / 2));
+    }
+
+    const gpt_config& config() const { return c_; }
+    index_t vocab_size() const { return c_.vocab_size; }
+    index_t num_heads() const { return c_.num_output_heads(); }
+    index_t num_layers() const { return c_.num_layers(); }
+    index_t cache_width() const { return c_.kv_width(); }
+
+    // Checks that this checkpoint can run the plan, and sizes the step buffers for `sequences`.
+    void prepare(const plan_view& p, index_t sequences) {
+        if (p.header.encoding != position_encoding::rope)
+            throw error("the GPT backend uses 2D RoPE; this plan asks for absolute positions (a video order needs a model with learned positions)");
+        if (p.grid().frames() != 1)
+            throw error("the GPT backend's 2D RoPE takes image grids; grid " + p.grid().str() + " has a time axis");
+        if (p.header.prefix != c_.cls_token_num)
+            throw error("the plan has " + ordo::detail::itos(p.header.prefix) + " prefix rows, the model " + ordo::detail::itos(c_.cls_token_num));
+        if (p.header.num_transitions > 0 && p.header.num_transitions != c_.transition_tokens)
+            throw error("the plan feeds " + ordo::detail::itos(p.header.num_transitions) + " PAR transition tokens (M_1..M_" +
+                        ordo::detail::itos(p.header.num_transitions) + "), the checkpoint has " + ordo::detail::itos(c_.transition_tokens) +
+                        (c_.transition_tokens ? " (its regions do not match this policy)" : " (it is not a PAR checkpoint)"));
+        if (p.header.num_heads > num_heads())
+            throw error("the plan reads " + ordo::detail::itos(p.header.num_heads) + " output heads, the checkpoint has " + ordo::detail::itos(num_heads()) +
+                        (num_heads() == 1 ? " (NAR needs the extra block and the B head: medusa_norm/medusa_output)" : ""));
+        reserve(static_cast<std::size_t>(sequences) * static_cast<std::size_t>(std::max(p.max_rows_per_step(), p.header.train_slots)),
+                p.num_slots());
+    }
+
+    // Sizes the buffers for `rows` rows per forward and `slots` kv slots (prepare() does this).
+    void reserve(std::size_t rows, index_t slots) {
+        const std::size_t d = static_cast<std::size_t>(c_.dim);
+        if (rows > rows_) {
+            rows_ = rows;
+            x_.resize(rows * d);
+            xn_.resize(rows * d);
+            attn_.resize(rows * d);
+            qkv_.resize(rows * static_cast<std::size_t>(c_.qkv_rows()));
+            ffn_.resize(rows * 2 * static_cast<std::size_t>(c_.ffn_hidden()));
+        }
+        if (slots > slots_) {
+            slots_ = slots;
+            visible_.resize(static_cast<std::size_t>(slots));
+            scores_.resize(static_cast<std::size_t>(slots) * static_cast<std::size_t>(c_.n_head));
+        }
+    }
+
+    template <class C>
+        requires kv_cache<C> && std::same_as<typename C::value_type, float>
+    void forward(const step_batch& b, C& cache, std::span<float> logits) {
+        check_batch(b, cache, logits);
+        const std::size_t rows = static_cast<std::size_t>(b.num_sequences) * static_cast<std::size_t>(b.num_rows);
+        reserve(rows, b.plan.num_slots());  // no-op after prepare()
+        embed(b);
+        const index_t trunk = c_.n_layer, layers = b.num_heads > 1 ? c_.num_layers() : trunk;  // no B head read: skip its blocks
+        for (index_t l = 0; l < layers; ++l) {
+            block(l, b, cache);
+            if (l == trunk - 1) head(b, 0, w_->norm, w_->output, logits);
+        }
+        if (layers > trunk) head(b, 1, w_->medusa_norm, w_->medusa_output, logits);
+    }
+
+private:
+    using vec = Eigen::Map<Eigen::VectorXf>;
+    using cvec = Eigen::Map<const Eigen::VectorXf>;
+
+    template <class C>
+    void check_batch(const step_batch& b, C& cache, std::span<float> logits) const {
+        if (b.vocab != c_.vocab_size) throw error("gpt forward: the batch has vocab " + ordo::detail::itos(b.vocab) + ", the model " + ordo::detail::itos(c_.vocab_size));
+        if (b.num_heads > num_heads()) throw error("gpt forward: the batch reads " + ordo::detail::itos(b.num_heads) + " heads, the model has " + ordo::detail::itos(num_heads()));
+        if (logits.size() != b.logits_size()) throw error("gpt forward: logits span has the wrong size for the batch");
+        if (cache.num_layers() < c_.num_layers() || cache.width() != c_.kv_width())
+            throw error("gpt forward: the kv cache has " + ordo::detail::itos(cache.num_layers()) + " layers of width " + ordo::detail::itos(cache.width()) +
+                        ", the model needs " + ordo::detail::itos(c_.num_layers()) + " of width " + ordo::detail::itos(c_.kv_width()));
+    }
+
+    // Row (s, r) of x = the embedding of what the row carries.
+    void embed(const step_batch& b) {
+        const std::size_t d = static_cast<std::size_t>(c_.dim);
+        for (index_t s = 0; s < b.num_sequences; ++s)
+            for (index_t r = 0; r < b.num_rows; ++r) {
+                const fed_input& in = b.input(s, r);
+                const float* src = nullptr;
+                slot_kind kind = in.kind;
+                if (kind == slot_kind::stand_in) {  // a copy of a token or of the prefix row (ZipAR)
+                    const slot_entry& e = b.plan.slots[static_cast<std::size_t>(b.slots[r])];
+                    kind = b.plan.slots[static_cast<std::size_t>(b.plan.stand_ins[static_cast<std::size_t>(e.index)].copy_of)].kind;
+                }
+                switch (kind) {
+                    case slot_kind::prefix:
+                        if (in.value < 0 || in.value >= c_.label_rows())
+                            throw error("gpt forward: class label " + ordo::detail::itos(in.value) + " outside 0.." + ordo::detail::itos(c_.num_classes) +
+                                        " (" + ordo::detail::itos(c_.num_classes) + " is the null class)");
+                        src = w_->cls + static_cast<std::size_t>(in.value) * d;
+                        break;
+                    case slot_kind::token:
+                        if (in.value < 0 || in.value >= c_.vocab_size)
+                            throw error("gpt forward: token " + ordo::detail::itos(in.value) + " outside the vocabulary of " + ordo::detail::itos(c_.vocab_size));
+                        src = w_->tok + static_cast<std::size_t>(in.value) * d;
+                        break;
+                    case slot_kind::transition:
+                        if (in.value < 1 || in.value > c_.transition_tokens)
+                            throw error("gpt forward: transition token M_" + ordo::detail::itos(in.value) + " but the model has " +
+                                        ordo::detail::itos(c_.transition_tokens));
+                        src = w_->transition + static_cast<std::size_t>(in.value - 1) * d;
+                        break;
+                    case slot_kind::stand_in: break;
+                }
+                std::copy(src, src + d, x_.data() + (static_cast<std::size_t>(s) * static_cast<std::size_t>(b.num_rows) + static_cast<std::size_t>(r)) * d);
+            }
+    }
+
+    // out = x / rms(x) * weight, row by row (the official RMSNorm, in fp32)
+    void rms_norm(const float* weight, std::size_t rows, std::vector<float>& out) const {
+        const std::size_t d = static_cast<std::size_t>(c_.dim);
+        const cvec wv(weight, c_.dim);
+        for (std::size_t i = 0; i < rows; ++i) {
+            const cvec x(x_.data() + i * d, c_.dim);
+            const float inv = 1.0f / std::sqrt(x.squaredNorm() / static_cast<float>(c_.dim) + c_.norm_eps);
+            vec(out.data() + i * d, c_.dim) = (x * inv).cwiseProduct(wv);
+        }
+    }
+
+    // Rotates the interleaved pairs (x[2j], x[2j+1]) of one head: the first head_dim/4 pairs by
+    // row * f_j, the rest by col * f_(j - head_dim/4). A zero coordinate zeroes the head.
+    void rope(float* x, const rope_coord& rc) const {
+        const index_t hd = c_.head_dim(), q = hd / 4;
+        if (rc.zero) {
+            std::fill(x, x + hd, 0.0f);
+            return;
+        }
+        for (index_t j = 0; j < hd / 2; ++j) {
+            const float pos = static_cast<float>(j < q ? rc.at.h : rc.at.w);
+            const float angle = pos * freqs_[static_cast<std::size_t>(j < q ? j : j - q)];
+            const float c = std::cos(angle), s = std::sin(angle);
+            const float a = x[2 * j], bb = x[2 * j + 1];
+            x[2 * j] = a * c - bb * s;
+            x[2 * j + 1] = bb * c + a * s;
+        }
+    }
+
+    template <class C>
+    void block(index_t l, const step_batch& b, C& cache) {
+        const gpt_weights::layer& L = w_->layers[static_cast<std::size_t>(l)];
+        const std::size_t d = static_cast<std::size_t>(c_.dim), rows = static_cast<std::size_t>(b.num_sequences) * static_cast<std::size_t>(b.num_rows);
+        const index_t hd = c_.head_dim(), nh = c_.n_head, nkv = c_.kv_heads();
+        const std::size_t qkv_w = static_cast<std::size_t>(c_.qkv_rows());
+        // attention
+        rms_norm(L.attn_norm, rows, xn_);
+        skinny_gemm(L.wqkv, c_.qkv_rows(), c_.dim, xn_.data(), static_cast<index_t>(rows), d, qkv_.data(), qkv_w);
+        for (index_t s = 0; s < b.num_sequences; ++s)
+            for (index_t r = 0; r < b.num_rows; ++r) {
+                float* q = qkv_.data() + (static_cast<std::size_t>(s) * static_cast<std::size_t>(b.num_rows) + static_cast<std::size_t>(r)) * qkv_w;
+                for (index_t h = 0; h < nh + nkv; ++h) rope(q + static_cast<std::size_t>(h * hd), b.rope[static_cast<std::size_t>(r)]);
+                const float* k = q + static_cast<std::size_t>(nh * hd);
+                const float* v = k + static_cast<std::size_t>(nkv * hd);
+                std::span<float> kc = cache.key(l, s, b.slots[static_cast<std::size_t>(r)]), vc = cache.value(l, s, b.slots[static_cast<std::size_t>(r)]);
+                std::copy(k, k + nkv * hd, kc.begin());
+                std::copy(v, v + nkv * hd, vc.begin());
+            }
+        visit_mask(b.plan, [&](auto mask) { attend(l, b, cache, mask); });
+        skinny_gemm(L.wo, c_.dim, c_.dim, attn_.data(), static_cast<index_t>(rows), d, xn_.data(), d);
+        vec(x_.data(), static_cast<Eigen::Index>(rows * d)) += cvec(xn_.data(), static_cast<Eigen::Index>(rows * d));
+        // feed-forward: w2(silu(w1 x) * w3 x)
+        rms_norm(L.ffn_norm, rows, xn_);
+        const std::size_t hidden = static_cast<std::size_t>(c_.ffn_hidden());
+        skinny_gemm(L.w13, 2 * c_.ffn_hidden(), c_.dim, xn_.data(), static_cast<index_t>(rows), d, ffn_.data(), 2 * hidden);
+        for (std::size_t i = 0; i < rows; ++i) {
+            float* g = ffn_.data() + i * 2 * hidden;
+            const float* u = g + hidden;
+            for (std::size_t j = 0; j < hidden; ++j) g[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+        }
+        skinny_gemm(L.w2, c_.dim, c_.ffn_hidden(), ffn_.data(), static_cast<index_t>(rows), 2 * hidden, xn_.data(), d);
+        vec(x_.data(), static_cast<Eigen::Index>(rows * d)) += cvec(xn_.data(), static_cast<Eigen::Index>(rows * d));
+    }
+
+    // softmax(q k^T / sqrt(head_dim)) v over the kv slots row r may see, per head.
+    template <class C, class Mask>
+    void attend(index_t l, const step_batch& b, C& cache, const Mask& mask) {
+        const index_t hd = c_.head_dim(), nh = c_.n_head, group = nh / c_.kv_heads();
+        const std::size_t qkv_w = static_cast<std::size_t>(c_.qkv_rows()), d = static_cast<std::size_t>(c_.dim);
+        const index_t slots = b.plan.num_slots();
+        const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+        for (index_t r = 0; r < b.num_rows; ++r) {
+            const index_t qs = b.slots[static_cast<std::size_t>(r)];
+            index_t n = 0;
+            for (index_t kv = 0; kv < slots; ++kv)
+                if (mask(qs, kv)) visible_[static_cast<std::size_t>(n++)] = kv;
+            for (index_t s = 0; s < b.num_sequences; ++s) {
+                const std::size_t row = static_cast<std::size_t>(s) * static_cast<std::size_t>(b.num_rows) + static_cast<std::size_t>(r);
+                const float* q = qkv_.data() + row * qkv_w;
+                float* out = attn_.data() + row * d;
+                std::fill(out, out + d, 0.0f);
+                for (index_t j = 0; j < n; ++j) {
+                    const float* k = cache.key(l, s, visible_[static_cast<std::size_t>(j)]).data();
+                    for (index_t h = 0; h < nh; ++h)
+                        scores_[static_cast<std::size_t>(h * slots + j)] =
+                            detail::dot(q + static_cast<std::size_t>(h * hd), k + static_cast<std::size_t>(h / group * hd), static_cast<std::size_t>(hd)) * scale;
+                }
+                for (index_t h = 0; h < nh; ++h) {
+                    float* sc = scores_.data() + static_cast<std::size_t>(h * slots);
+                    const float m = *std::max_element(sc, sc + n);
+                    float sum = 0.0f;
+                    for (index_t j = 0; j < n; ++j) sum += (sc[j] = std::exp(sc[j] - m));
+                    const float inv = 1.0f / sum;
+                    for (index_t j = 0; j < n; ++j) sc[j] *= inv;
+                }
+                for (index_t j = 0; j < n; ++j) {
+                    const float* v = cache.value(l, s, visible_[static_cast<std::size_t>(j)]).data();
+                    for (index_t h = 0; h < nh; ++h)
+                        vec(out + static_cast<std::size_t>(h * hd), hd) +=
+                            scores_[static_cast<std::size_t>(h * slots + j)] * cvec(v + static_cast<std::size_t>(h / group * hd), hd);
+                }
+            }
+        }
+    }
+
+    // logits[s][r][head] = output(norm(x))
+    void head(const step_batch& b, index_t which, const float* norm_w, const float* out_w, std::span<float> logits) {
+        const std::size_t rows = static_cast<std::size_t>(b.num_sequences) * static_cast<std::size_t>(b.num_rows);
+        rms_norm(norm_w, rows, xn_);
+        const std::size_t v = static_cast<std::size_t>(c_.vocab_size), heads = static_cast<std::size_t>(b.num_heads);
+        skinny_gemm(out_w, c_.vocab_size, c_.dim, xn_.data(), static_cast<index_t>(rows), static_cast<std::size_t>(c_.dim),
+                    logits.data() + static_cast<std::size_t>(which) * v, heads * v);
+    }
+
+    const gpt_weights* w_;
+    gpt_config c_;
+    std::vector<float> freqs_;
+    std::size_t rows_ = 0;
+    index_t slots_ = 0;
+    std::vector<float> x_, xn_, attn_, qkv_, ffn_, scores_;
+    std::vector<index_t> visible_;
+};
+
+}  // namespace ordo::eigen

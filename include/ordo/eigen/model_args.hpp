@@ -1,0 +1,115 @@
+// ordo/eigen/model_args.hpp - a gpt_config from the official ModelArgs written as JSON
+// (`json.dumps(dataclasses.asdict(args))`): a bare object, or a file holding it under
+// "model_args" (the golden .weights.json files). Fields that do not shape the weights (dropouts,
+// init range, batch and sequence limits) are accepted and ignored; a shaping field of the wrong
+// type is an error naming it.
+#pragma once
+
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "../io/safetensors.hpp"
+#include "gpt_config.hpp"
+
+namespace ordo::eigen {
+
+namespace detail {
+class model_args_reader {
+public:
+    model_args_reader(std::string_view text, const std::string& source) : text_(text), src_(source), in_(text, source) {}
+
+    gpt_config read() {
+        gpt_config c;
+        c.multiple_of = 256;  // the ModelArgs defaults that differ from a preset's
+        bool found = false;
+        in_.expect('{', "a JSON object");
+        if (!in_.consume('}')) {
+            do {
+                std::string key;
+                if (in_.peek() != '"') in_.syntax("expected a string key");
+                in_.string(&key);
+                in_.expect(':', "':' after a key");
+                if (key == "model_args") {
+                    if (in_.peek() != '{') fail("model_args", "an object");
+                    c = read();  // the nested object is the config
+                    found = true;
+                } else if (!found) {
+                    field(key, c);
+                } else {
+                    in_.skip_value();
+                }
+            } while (in_.consume(','));
+            in_.expect('}', "',' or '}'");
+        }
+        return c;
+    }
+    void finish() {
+        if (!in_.at_end()) in_.syntax("trailing characters after the object");
+    }
+
+private:
+    void field(const std::string& key, gpt_config& c) {
+        if (key == "dim") c.dim = integer(key);
+        else if (key == "n_layer") c.n_layer = integer(key);
+        else if (key == "n_head") c.n_head = integer(key);
+        else if (key == "n_kv_head") c.n_kv_head = null_or_integer(key, 0);
+        else if (key == "vocab_size") c.vocab_size = integer(key);
+        else if (key == "num_classes") c.num_classes = integer(key);
+        else if (key == "cls_token_num") c.cls_token_num = integer(key);
+        else if (key == "multiple_of") c.multiple_of = integer(key);
+        else if (key == "ffn_dim_multiplier") c.ffn_dim_multiplier = null_or_real(key, 0.0);
+        else if (key == "norm_eps") c.norm_eps = static_cast<float>(real(key));
+        else if (key == "rope_base") c.rope_base = static_cast<float>(real(key));
+        else if (key == "spe_token_num") c.transition_tokens = null_or_integer(key, 0);
+        else if (key == "medusa_attention_num") c.extra_blocks = null_or_integer(key, 0);
+        else if (key == "model_type") {
+            std::string t;
+            if (in_.peek() != '"') fail(key, "a string");
+            in_.string(&t);
+            if (t != "c2i") throw error(src_ + ": model_type '" + t + "': this backend runs class-conditional (c2i) models");
+        } else {
+            in_.skip_value();
+        }
+    }
+    [[noreturn]] void fail(const std::string& key, const char* want) const {
+        throw error(src_ + ": model args field '" + key + "' must be " + want);
+    }
+    double real(const std::string& key) {
+        const char c = in_.peek();
+        if (c != '-' && (c < '0' || c > '9')) fail(key, "a number");
+        const auto n = in_.number();
+        return std::strtod(std::string(text_.substr(n.at, in_.pos() - n.at)).c_str(), nullptr);
+    }
+    index_t integer(const std::string& key) {
+        const char c = in_.peek();
+        if (c != '-' && (c < '0' || c > '9')) fail(key, "an integer");
+        const auto n = in_.number();
+        if (!n.integer || n.overflow || n.magnitude > static_cast<std::uint64_t>(max_index)) fail(key, "an integer in the 32-bit range");
+        return n.negative ? -static_cast<index_t>(n.magnitude) : static_cast<index_t>(n.magnitude);
+    }
+    index_t null_or_integer(const std::string& key, index_t none) {
+        if (in_.peek() == 'n') { in_.skip_value(); return none; }
+        return integer(key);
+    }
+    float null_or_real(const std::string& key, double none) {
+        if (in_.peek() == 'n') { in_.skip_value(); return static_cast<float>(none); }
+        return static_cast<float>(real(key));
+    }
+
+    std::string_view text_;
+    std::string src_;
+    io::detail::json_cursor in_;
+};
+}  // namespace detail
+
+// `source` names the text in error messages (a file name).
+inline gpt_config model_args_from_json(std::string_view text, const std::string& source = "model args") {
+    detail::model_args_reader r(text, source);
+    gpt_config c = r.read();
+    r.finish();
+    c.validate();
+    return c;
+}
+
+}  // namespace ordo::eigen

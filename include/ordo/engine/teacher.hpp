@@ -1,0 +1,60 @@
+// ordo/engine/teacher.hpp - the teacher-forcing forward: the whole training sequence in one pass.
+// It is the training call of the official code (and the cheapest way to check a backend against
+// it): every slot of the training layout is fed at once under the same mask, and each position's
+// logits are mixed from the rows and heads the plan names, exactly as a decode step would.
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "../mask.hpp"
+#include "generate.hpp"
+
+namespace ordo {
+
+// Logits [position][vocab] in raster order for the given token grid (raster order) and class
+// label, without guidance. The cache needs kv_cache_len(plan) slots and one sequence.
+template <class M, class C>
+    requires model_for<M, C>
+std::vector<float> teacher_forcing_logits(M& model, C& cache, const plan_view& p, std::span<const index_t> tokens, index_t label) {
+    const index_t n = p.num_positions(), rows = p.header.train_slots, vocab = model.vocab_size(), heads = p.header.num_heads;
+    if (static_cast<index_t>(tokens.size()) != n)
+        throw error("teacher forcing: " + detail::itos(static_cast<long long>(tokens.size())) + " tokens given, the grid " + p.grid().str() + " has " + detail::itos(n));
+    for (index_t t : tokens)
+        if (t < 0 || t >= vocab) throw error("teacher forcing: token " + detail::itos(t) + " outside the vocabulary of " + detail::itos(vocab));
+    check_fit(p, model, cache, 1);
+    std::vector<index_t> slots(static_cast<std::size_t>(rows));
+    std::vector<rope_coord> rope(slots.size());
+    std::vector<fed_input> inputs(slots.size());
+    for (index_t s = 0; s < rows; ++s) {
+        const slot_entry& e = p.slots[static_cast<std::size_t>(s)];
+        slots[static_cast<std::size_t>(s)] = s;
+        rope[static_cast<std::size_t>(s)] = rope_of(p, s);
+        index_t value = e.index;  // transition: its index
+        if (e.kind == slot_kind::prefix) value = label;
+        else if (e.kind == slot_kind::token) value = tokens[static_cast<std::size_t>(e.index)];
+        else if (e.kind == slot_kind::stand_in) throw error("teacher forcing: the training layout holds a stand-in slot");
+        inputs[static_cast<std::size_t>(s)] = {e.kind, e.index, value};
+    }
+    const request req{label, 0, {}};
+    const step_batch b{p, 0, 1, rows, heads, vocab, slots, rope, inputs, std::span<const request>(&req, 1)};
+    std::vector<float> out(b.logits_size());
+    model.forward(b, cache, std::span<float>(out));
+
+    std::vector<float> logits(static_cast<std::size_t>(n) * static_cast<std::size_t>(vocab), 0.0f);
+    for (index_t q = 0; q < n; ++q) {
+        const step_view st = p.step(p.step_of[static_cast<std::size_t>(q)]);
+        float* dst = logits.data() + static_cast<std::size_t>(q) * static_cast<std::size_t>(vocab);
+        for (const contribution& c : st.from(p.rank_of[static_cast<std::size_t>(q)] - st.first_rank)) {
+            const index_t slot = st.fed[c.row];
+            if (slot >= rows)
+                throw error("teacher forcing: position " + detail::itos(q) + " is predicted from slot " + detail::itos(slot) +
+                            ", which the training layout does not feed");
+            const float* src = out.data() + (static_cast<std::size_t>(slot) * static_cast<std::size_t>(heads) + c.head) * static_cast<std::size_t>(vocab);
+            for (index_t v = 0; v < vocab; ++v) dst[v] += c.weight * src[v];
+        }
+    }
+    return logits;
+}
+
+}  // namespace ordo
