@@ -2,6 +2,8 @@
 //   ordo plan --policy par:2x2 --grid 24x24 [--prefix 1] [--format json|text]
 //   ordo show --policy nar --grid 16x16 [--color auto|always|never]
 //   ordo overview [--grid 16x16]
+//   ordo generate --weights W.safetensors --config W.json --policy par:2x2 --grid 24x24 --class 207 --out t.json
+//     (with the CPU backend, when Eigen was found; see generate_command.hpp)
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -9,6 +11,9 @@
 
 #include <CLI/CLI.hpp>
 #include <ordo/ordo.hpp>
+#ifdef ORDO_WITH_EIGEN
+#include "generate_command.hpp"
+#endif
 
 namespace {
 
@@ -72,6 +77,12 @@ int main(int argc, char** argv) {
     overview->add_option("--grid", grid, "HxW or TxHxW")->capture_default_str();
     overview->add_option("--color", color, "auto, always or never")->check(CLI::IsMember({"auto", "always", "never"}))->capture_default_str();
 
+#ifdef ORDO_WITH_EIGEN
+    cli::generate_args gen_args;
+    CLI::App* generate = nullptr;
+    cli::add_generate(app, gen_args, generate);
+#endif
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -81,6 +92,9 @@ int main(int argc, char** argv) {
         if (*plan) return run_plan(policy, grid, prefix, format);
         if (*show) return run_show(policy, grid, color);
         if (*overview) return run_overview(grid, color);
+#ifdef ORDO_WITH_EIGEN
+        if (*generate) return cli::run_generate(gen_args);
+#endif
     } catch (const std::exception& e) {
         std::fprintf(stderr, "%s\n", e.what());
         return 2;

@@ -82,7 +82,7 @@ TEST_CASE("teacher-forced logits equal the official training forward", "[gpt][go
             ordo::eigen::load_weights(wf, ordo::eigen::model_args_from_json(slurp(e2e(c.name + ".weights.json"))));
         ordo::eigen::gpt_model model(weights);
         const ordo::plan p = ordo::make_plan(ordo::parse_policy(c.policy), ordo::grid_shape::make(8, 8));
-        ordo::contiguous_kv_cache<float> cache(model.num_layers(), 1, ordo::kv_cache_len(p), model.cache_width());
+        ordo::contiguous_kv_cache<float> cache(model.num_layers(), 1, ordo::teacher_cache_len(p), model.cache_width());
 
         const ordo::io::safetensors tf = ordo::io::safetensors::open(e2e(c.name + ".teacher.safetensors"));
         std::vector<std::int64_t> t64(64), label(1);

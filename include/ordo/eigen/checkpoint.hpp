@@ -6,6 +6,9 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <fstream>
 #include <string>
 
 #include "../io/safetensors.hpp"
@@ -75,6 +78,32 @@ inline gpt_config infer_variant(gpt_config base, const io::safetensors& f) {
     if (f.find("medusa_norm.weight"))
         while (f.find("layers." + ordo::detail::itos(base.n_layer + base.extra_blocks) + ".attention.wqkv.weight")) ++base.extra_blocks;
     return base;
+}
+
+// Writes the weights as an F32 safetensors file with the official key names (what load_weights
+// reads back). Streams tensor by tensor from the arena: no second copy.
+inline void save_weights(gpt_weights& w, const std::string& path) {
+    static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian");
+    std::string header = "{\"__metadata__\":{\"format\":\"pt\",\"writer\":\"ordo\"}";
+    std::uint64_t offset = 0;
+    for (const tensor_spec& t : w.tensors()) {
+        const std::uint64_t bytes = numel(t) * sizeof(float);
+        header += ",\"" + t.key + "\":{\"dtype\":\"F32\",\"shape\":" + detail::shape_str(t.shape) + ",\"data_offsets\":[" +
+                  ordo::detail::itos(static_cast<long long>(offset)) + "," + ordo::detail::itos(static_cast<long long>(offset + bytes)) + "]}";
+        offset += bytes;
+    }
+    header += "}";
+    while (header.size() % 8) header += ' ';  // the format pads the header to 8 bytes
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    if (!out) throw error("cannot write " + path);
+    const std::uint64_t n = header.size();
+    out.write(reinterpret_cast<const char*>(&n), 8);
+    out.write(header.data(), static_cast<std::streamsize>(header.size()));
+    for (std::size_t i = 0; i < w.tensors().size(); ++i) {
+        const std::span<float> t = w.storage(i);
+        out.write(reinterpret_cast<const char*>(t.data()), static_cast<std::streamsize>(t.size_bytes()));
+    }
+    if (!out.flush()) throw error("writing " + path + " failed (disk full?)");
 }
 
 }  // namespace ordo::eigen

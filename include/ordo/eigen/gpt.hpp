@@ -325,12 +325,12 @@ private:
     void attend(index_t l, const step_batch& b, C& cache, const Mask& mask) {
         const index_t hd = c_.head_dim(), nh = c_.n_head, group = nh / c_.kv_heads();
         const std::size_t qkv_w = static_cast<std::size_t>(c_.qkv_rows()), d = static_cast<std::size_t>(c_.dim);
-        const index_t slots = b.plan.num_slots();
+        const index_t slots = b.plan.num_slots(), kv_end = std::min(slots, b.kv_limit);
         const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
         for (index_t r = 0; r < b.num_rows; ++r) {
             const index_t qs = b.slots[static_cast<std::size_t>(r)];
             index_t n = 0;
-            for (index_t kv = 0; kv < slots; ++kv)
+            for (index_t kv = 0; kv < kv_end; ++kv)
                 if (mask(qs, kv)) visible_[static_cast<std::size_t>(n++)] = kv;
             for (index_t s = 0; s < b.num_sequences; ++s) {
                 const std::size_t row = static_cast<std::size_t>(s) * static_cast<std::size_t>(b.num_rows) + static_cast<std::size_t>(r);

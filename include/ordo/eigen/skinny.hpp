@@ -5,42 +5,46 @@
 // panel and falls to a fraction of memory bandwidth (design.md §6), so every order that feeds
 // several rows per step would look slower than it is. Here each weight row is read from memory
 // once and applied to all rows while it sits in L1; a 4 (weights) x 2 (rows) register block keeps
-// the FMA units busy until the step turns compute-bound.
+// the FMA units busy until the step turns compute-bound. The SIMD is Eigen's packet layer, so the
+// kernel follows whatever instruction set the build targets.
 #pragma once
 
 #include <cstddef>
+
+#include <Eigen/Core>
 
 #include "../config.hpp"
 
 namespace ordo::eigen {
 
 namespace detail {
-inline constexpr int lanes = 8;  // one AVX register of floats; the compiler vectorises the lane loops
+// Eigen's SIMD packets (AVX2/AVX-512/SSE/NEON, whatever the build targets)
+using packet = Eigen::internal::packet_traits<float>::type;
+inline constexpr int lanes = Eigen::internal::unpacket_traits<packet>::size;
 
-inline float reduce(const float (&a)[lanes]) {
-    float s = 0.0f;
-    for (int l = 0; l < lanes; ++l) s += a[l];
-    return s;
-}
+inline packet load(const float* p) { return Eigen::internal::ploadu<packet>(p); }
+inline packet fma(const packet& a, const packet& b, const packet& c) { return Eigen::internal::pmadd(a, b, c); }
+inline float sum(const packet& p) { return Eigen::internal::predux(p); }
 
-// Y[r][o0..o0+3] for rows r0, r0+1 (or one row when `two` is false).
+// Y[r][o0..o0+3] for rows r0, r0+1 (or one row when `two` is false): 8 independent FMA chains.
 template <bool two>
 inline void block_4x2(const float* w, std::size_t in, const float* x0, const float* x1, float* y0, float* y1) {
     const float *w0 = w, *w1 = w + in, *w2 = w + 2 * in, *w3 = w + 3 * in;
-    float a00[lanes] = {}, a01[lanes] = {}, a02[lanes] = {}, a03[lanes] = {};
-    float a10[lanes] = {}, a11[lanes] = {}, a12[lanes] = {}, a13[lanes] = {};
+    const packet z = Eigen::internal::pset1<packet>(0.0f);
+    packet a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
     std::size_t i = 0;
-    for (; i + lanes <= in; i += lanes)
-        for (int l = 0; l < lanes; ++l) {
-            const float u = x0[i + l];
-            a00[l] += w0[i + l] * u; a01[l] += w1[i + l] * u; a02[l] += w2[i + l] * u; a03[l] += w3[i + l] * u;
-            if constexpr (two) {
-                const float v = x1[i + l];
-                a10[l] += w0[i + l] * v; a11[l] += w1[i + l] * v; a12[l] += w2[i + l] * v; a13[l] += w3[i + l] * v;
-            }
+    for (; i + lanes <= in; i += lanes) {
+        const packet u = load(x0 + i);
+        const packet b0 = load(w0 + i), b1 = load(w1 + i), b2 = load(w2 + i), b3 = load(w3 + i);
+        a00 = fma(b0, u, a00); a01 = fma(b1, u, a01); a02 = fma(b2, u, a02); a03 = fma(b3, u, a03);
+        if constexpr (two) {
+            const packet v = load(x1 + i);
+            a10 = fma(b0, v, a10); a11 = fma(b1, v, a11); a12 = fma(b2, v, a12); a13 = fma(b3, v, a13);
         }
-    float t00 = reduce(a00), t01 = reduce(a01), t02 = reduce(a02), t03 = reduce(a03);
-    float t10 = reduce(a10), t11 = reduce(a11), t12 = reduce(a12), t13 = reduce(a13);
+    }
+    float t00 = sum(a00), t01 = sum(a01), t02 = sum(a02), t03 = sum(a03);
+    float t10 = 0, t11 = 0, t12 = 0, t13 = 0;
+    if constexpr (two) { t10 = sum(a10); t11 = sum(a11); t12 = sum(a12); t13 = sum(a13); }
     for (; i < in; ++i) {
         t00 += w0[i] * x0[i]; t01 += w1[i] * x0[i]; t02 += w2[i] * x0[i]; t03 += w3[i] * x0[i];
         if constexpr (two) { t10 += w0[i] * x1[i]; t11 += w1[i] * x1[i]; t12 += w2[i] * x1[i]; t13 += w3[i] * x1[i]; }
@@ -50,11 +54,14 @@ inline void block_4x2(const float* w, std::size_t in, const float* x0, const flo
 }
 
 inline float dot(const float* a, const float* b, std::size_t n) {
-    float acc[lanes] = {};
+    packet acc0 = Eigen::internal::pset1<packet>(0.0f), acc1 = acc0;
     std::size_t i = 0;
-    for (; i + lanes <= n; i += lanes)
-        for (int l = 0; l < lanes; ++l) acc[l] += a[i + l] * b[i + l];
-    float s = reduce(acc);
+    for (; i + 2 * lanes <= n; i += 2 * lanes) {
+        acc0 = fma(load(a + i), load(b + i), acc0);
+        acc1 = fma(load(a + i + lanes), load(b + i + lanes), acc1);
+    }
+    for (; i + lanes <= n; i += lanes) acc0 = fma(load(a + i), load(b + i), acc0);
+    float s = sum(Eigen::internal::padd(acc0, acc1));
     for (; i < n; ++i) s += a[i] * b[i];
     return s;
 }

@@ -42,7 +42,7 @@ struct fed_input {
 // request] (the official CFG batch); without CFG only the cond half. Sequence s serves
 // requests[s % requests.size()]. Row r of every sequence goes
 // to slot slots[r] with rotary coordinates rope[r]; it may attend to kv slot k iff
-// visible(plan, slots[r], k). The model writes logits[seq][row][head][vocab] (logits_size()).
+// visible(plan, slots[r], k) and k < kv_limit. The model writes logits[seq][row][head][vocab] (logits_size()).
 struct step_batch {
     plan_view plan;
     index_t step = 0;
@@ -54,6 +54,9 @@ struct step_batch {
     std::span<const rope_coord> rope;
     std::span<const fed_input> inputs;  // [num_sequences * num_rows]
     std::span<const request> requests;  // the session's requests (prefix embeddings live here)
+    // Only kv slots below this exist for the batch: a decode step may see every slot of the plan;
+    // the teacher-forcing forward (teacher.hpp) feeds the training layout, a prefix of the slots.
+    index_t kv_limit = max_index;
     constexpr const fed_input& input(index_t seq, index_t row) const { return inputs[static_cast<std::size_t>(seq * num_rows + row)]; }
     constexpr std::size_t logits_size() const {
         return static_cast<std::size_t>(num_sequences) * static_cast<std::size_t>(num_rows) * static_cast<std::size_t>(num_heads) * static_cast<std::size_t>(vocab);

@@ -4,6 +4,7 @@
 // logits are mixed from the rows and heads the plan names, exactly as a decode step would.
 #pragma once
 
+#include <algorithm>
 #include <span>
 #include <vector>
 
@@ -13,7 +14,11 @@
 namespace ordo {
 
 // Logits [position][vocab] in raster order for the given token grid (raster order) and class
-// label, without guidance. The cache needs kv_cache_len(plan) slots and one sequence.
+// label, without guidance. The cache needs one sequence of teacher_cache_len(plan) slots.
+// Slots the teacher-forcing forward writes: the training layout, or the decode cache if longer
+// (PAR's training layout holds its last group's inputs, which decoding never feeds).
+constexpr index_t teacher_cache_len(const plan_view& p) { return std::max(kv_cache_len(p), p.header.train_slots); }
+
 template <class M, class C>
     requires model_for<M, C>
 std::vector<float> teacher_forcing_logits(M& model, C& cache, const plan_view& p, std::span<const index_t> tokens, index_t label) {
@@ -23,6 +28,8 @@ std::vector<float> teacher_forcing_logits(M& model, C& cache, const plan_view& p
     for (index_t t : tokens)
         if (t < 0 || t >= vocab) throw error("teacher forcing: token " + detail::itos(t) + " outside the vocabulary of " + detail::itos(vocab));
     check_fit(p, model, cache, 1);
+    if (cache.capacity() < teacher_cache_len(p))
+        throw error("teacher forcing: kv cache too small: " + detail::itos(cache.capacity()) + " slots, the training layout feeds " + detail::itos(rows));
     std::vector<index_t> slots(static_cast<std::size_t>(rows));
     std::vector<rope_coord> rope(slots.size());
     std::vector<fed_input> inputs(slots.size());
@@ -37,7 +44,7 @@ std::vector<float> teacher_forcing_logits(M& model, C& cache, const plan_view& p
         inputs[static_cast<std::size_t>(s)] = {e.kind, e.index, value};
     }
     const request req{label, 0, {}};
-    const step_batch b{p, 0, 1, rows, heads, vocab, slots, rope, inputs, std::span<const request>(&req, 1)};
+    const step_batch b{p, 0, 1, rows, heads, vocab, slots, rope, inputs, std::span<const request>(&req, 1), rows};
     std::vector<float> out(b.logits_size());
     model.forward(b, cache, std::span<float>(out));
 

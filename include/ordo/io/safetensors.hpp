@@ -95,12 +95,13 @@ inline constexpr int json_max_depth = 64;
 inline constexpr std::uint64_t max_header_bytes = 100ull << 20;
 inline constexpr std::size_t read_chunk_bytes = 1u << 20;  // a multiple of every dtype size
 
-// A strict JSON cursor over the header (RFC 8259: UTF-8, no comments, no trailing commas, no
-// leading zeros, no lone surrogates). skip_value() checks any value's grammar with no allocation;
-// the typed readers (string, number) serve the schema pass that follows.
+// A strict JSON cursor (RFC 8259: UTF-8, no comments, no trailing commas, no leading zeros, no
+// lone surrogates). skip_value() checks any value's grammar without allocating; the typed readers
+// (object, array, string, number) serve a reader that knows what it expects where. Syntax errors
+// read "<source>: not valid JSON: <problem> at byte N".
 class json_cursor {
 public:
-    json_cursor(std::string_view text, const std::string& source) : s_(text), src_(source) {}
+    json_cursor(std::string_view text, std::string source) : s_(text), src_(std::move(source)) {}  // text must outlive the cursor
 
     std::size_t pos() const { return i_; }
     void ws() {
@@ -114,12 +115,12 @@ public:
         return true;
     }
     void expect(char c, const char* what) {
-        if (!consume(c)) syntax(std::string("expected ") + what + (i_ < s_.size() ? "" : " but the header ended"));
+        if (!consume(c)) syntax(std::string("expected ") + what + (i_ < s_.size() ? "" : " but the text ended"));
     }
 
     [[noreturn]] void syntax(const std::string& msg) const { syntax_at(msg, i_); }
     [[noreturn]] void syntax_at(const std::string& msg, std::size_t at) const {
-        throw error(src_ + ": header is not valid JSON: " + msg + " at header byte " + itos(static_cast<long long>(at)));
+        throw error(src_ + ": not valid JSON: " + msg + " at byte " + itos(static_cast<long long>(at)));
     }
 
     // The object at the cursor: member() is called with each key decoded into *key (unless null)
@@ -164,7 +165,7 @@ public:
         } else if (c == 'n') {
             literal("null");
         } else {
-            syntax(i_ < s_.size() ? "unexpected character '" + printable(c) + "'" : "expected a value but the header ended");
+            syntax(i_ < s_.size() ? "unexpected character '" + printable(c) + "'" : "expected a value but the text ended");
         }
     }
 
@@ -318,7 +319,7 @@ private:
     }
 
     std::string_view s_;
-    const std::string& src_;
+    std::string src_;  // names the text in messages
     std::size_t i_ = 0;
 };
 
@@ -440,12 +441,12 @@ private:
     void parse(std::string_view header, std::uint64_t data_start, std::uint64_t data_size) {
         data_start_ = data_start;
         data_size_ = data_size;
-        detail::json_cursor cur(header, source_);
+        detail::json_cursor cur(header, source_ + ": header");
         cur.skip_value();
         if (!cur.at_end()) cur.syntax("trailing characters after the header");  // padding spaces are fine
         if (detail::json_cursor(header, source_).peek() != '{') throw error(source_ + ": header is not a JSON object");
 
-        detail::json_cursor in(header, source_);
+        detail::json_cursor in(header, source_ + ": header");
         bool have_metadata = false;
         std::string key;
         in.object(&key, [&] {

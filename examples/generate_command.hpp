@@ -1,0 +1,160 @@
+// `ordo generate`: run a LlamaGen / PAR / NAR checkpoint on the CPU backend under any decode order.
+//   ordo generate --weights W.safetensors (--config W.json | --preset B) --policy par:2x2 --grid 24x24
+//                 --class 207 [--cfg 4] [--top-k 0] [--top-p 1] [--temperature 1] [--seed 0] [--batch 1]
+//                 --out tokens.json
+//   ordo generate --random-weights --preset B --policy nar --grid 16x16 --out t.json   (timing)
+#pragma once
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <ordo/eigen/checkpoint.hpp>
+#include <ordo/eigen/model_args.hpp>
+#include <ordo/ordo.hpp>
+
+namespace cli {
+
+struct generate_args {
+    std::string weights, config, preset, policy = "raster", grid = "16x16", out, save_weights;
+    int label = 0, top_k = 0, batch = 1, cfg_interval = -1;
+    float cfg = 4.0f, top_p = 1.0f, temperature = 1.0f;
+    std::uint64_t seed = 0, weights_seed = 0;
+    bool random_weights = false, quiet = false;
+};
+
+inline void add_generate(CLI::App& app, generate_args& a, CLI::App*& cmd) {
+    cmd = app.add_subcommand("generate", "generate token grids with a GPT checkpoint on the CPU under a decode order");
+    auto* w = cmd->add_option("--weights", a.weights, "safetensors checkpoint with the official key names");
+    auto* r = cmd->add_flag("--random-weights", a.random_weights, "seeded random weights of the preset/config (timing)");
+    w->excludes(r);
+    auto* c = cmd->add_option("--config", a.config, "official ModelArgs as JSON (bare, or under \"model_args\")");
+    auto* p = cmd->add_option("--preset", a.preset, "B, L, XL, XXL or 3B (vocab, classes, PAR/NAR extras read off the checkpoint)");
+    c->excludes(p);
+    cmd->add_option("--policy", a.policy, "raster | par:HxW[+nar] | nar | zipar:W")->capture_default_str();
+    cmd->add_option("--grid", a.grid, "token grid HxW")->capture_default_str();
+    cmd->add_option("--class", a.label, "class label")->capture_default_str();
+    cmd->add_option("--cfg", a.cfg, "classifier-free guidance scale (<= 1: off)")->capture_default_str();
+    cmd->add_option("--cfg-interval", a.cfg_interval, "guide only the first N+2 steps (-1: all)")->capture_default_str();
+    cmd->add_option("--top-k", a.top_k, "keep the k most likely tokens (0: off)")->check(CLI::NonNegativeNumber)->capture_default_str();
+    cmd->add_option("--top-p", a.top_p, "nucleus mass in (0, 1] (1: off)")->capture_default_str();
+    cmd->add_option("--temperature", a.temperature, "softmax temperature")->capture_default_str();
+    cmd->add_option("--seed", a.seed, "sampling seed")->capture_default_str();
+    cmd->add_option("--weights-seed", a.weights_seed, "seed of --random-weights")->capture_default_str();
+    cmd->add_option("--batch", a.batch, "images generated together (same class, own random streams)")->check(CLI::Range(1, 4096))->capture_default_str();
+    cmd->add_option("--out", a.out, "where to write {\"tokens\": ...} as JSON")->required();
+    cmd->add_option("--save-weights", a.save_weights, "also write the weights used as F32 safetensors");
+    cmd->add_flag("--quiet", a.quiet, "no progress bar");
+}
+
+inline std::string slurp(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw ordo::error("cannot read " + path);
+    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+inline double peak_rss_bytes() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_maxrss) * 1024.0;  // Linux: kilobytes
+}
+
+inline nlohmann::json grid_json(std::span<const ordo::index_t> tokens, const ordo::grid_shape& g) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (ordo::index_t h = 0; h < g.rows(); ++h)
+        rows.push_back(std::vector<ordo::index_t>(tokens.begin() + h * g.cols(), tokens.begin() + (h + 1) * g.cols()));
+    return rows;
+}
+
+inline int run_generate(const generate_args& a) {
+    using clock = std::chrono::steady_clock;
+    if (!a.random_weights && a.weights.empty()) throw ordo::error("generate: give --weights FILE.safetensors or --random-weights");
+    if (a.config.empty() && a.preset.empty()) throw ordo::error("generate: give --config FILE.json or --preset NAME");
+    const auto t0 = clock::now();
+
+    // the model: config, then weights straight into their arena
+    ordo::eigen::gpt_config cfg = a.config.empty() ? ordo::eigen::make_preset(a.preset)
+                                                   : ordo::eigen::model_args_from_json(slurp(a.config), a.config);
+    const ordo::any_policy policy = ordo::parse_policy(a.policy);
+    const ordo::grid_shape grid = ordo::parse_grid(a.grid);
+    const ordo::plan plan = ordo::make_plan(policy, grid);
+    ordo::eigen::gpt_weights weights;
+    if (a.random_weights) {
+        // a preset has no checkpoint to read its variant off: give it what the policy needs
+        if (a.config.empty()) {
+            cfg.transition_tokens = plan.header().num_transitions;
+            cfg.extra_blocks = plan.header().num_heads > 1 ? 1 : 0;
+        }
+        weights = ordo::eigen::random_weights(cfg, a.weights_seed);
+    } else {
+        const ordo::io::safetensors file = ordo::io::safetensors::open(a.weights);
+        if (a.config.empty()) cfg = ordo::eigen::infer_variant(cfg, file);
+        weights = ordo::eigen::load_weights(file, cfg);
+    }
+    if (!a.save_weights.empty()) ordo::eigen::save_weights(weights, a.save_weights);
+    const auto t1 = clock::now();
+
+    // the run
+    ordo::eigen::gpt_model model(weights);
+    std::vector<ordo::request> requests;
+    for (int i = 0; i < a.batch; ++i) requests.push_back({a.label, static_cast<std::uint64_t>(i), {}});
+    ordo::generate_options o;
+    o.session.guidance.scale = a.cfg;
+    o.session.guidance.interval = a.cfg_interval;
+    o.session.seed = a.seed;
+    o.session.null_label = cfg.null_label();
+    if (a.label < 0 || a.label >= cfg.num_classes)
+        throw ordo::error("generate: --class " + std::to_string(a.label) + " outside 0.." + std::to_string(cfg.num_classes - 1));
+    const ordo::index_t sequences = a.batch * (o.session.guidance.active() ? 2 : 1);
+    ordo::contiguous_kv_cache<float> cache(model.num_layers(), sequences, ordo::kv_cache_len(plan), model.cache_width());
+    const bool bar = !a.quiet && isatty(STDERR_FILENO);
+    if (bar)
+        o.progress = [&](ordo::index_t done, ordo::index_t all) {
+            const int width = 40, filled = static_cast<int>(static_cast<long long>(done) * width / all);
+            std::fprintf(stderr, "\r%s [%s%s] step %d/%d", a.policy.c_str(), std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                         std::string(static_cast<std::size_t>(width - filled), ' ').c_str(), done, all);
+            if (done == all) std::fprintf(stderr, "\n");
+            std::fflush(stderr);
+        };
+    const auto sampler = ordo::make_sampler(ordo::temperature{a.temperature}, ordo::top_k{a.top_k}, ordo::top_p{a.top_p}, ordo::multinomial{});
+    const auto tokens = ordo::generate(model, cache, plan.view(), sampler, requests, o);
+    const auto t2 = clock::now();
+
+    const double load_s = std::chrono::duration<double>(t1 - t0).count(), run_s = std::chrono::duration<double>(t2 - t1).count();
+    const double kv_bytes = static_cast<double>(ordo::contiguous_kv_cache<float>::required_size(model.num_layers(), sequences, ordo::kv_cache_len(plan),
+                                                                                                   model.cache_width()) * sizeof(float));
+    nlohmann::json j;
+    if (a.batch == 1) j["tokens"] = grid_json(tokens[0], grid);
+    else {
+        j["tokens"] = nlohmann::json::array();
+        for (const auto& t : tokens) j["tokens"].push_back(grid_json(t, grid));
+    }
+    j["policy"] = ordo::spec_of(policy);
+    j["grid"] = grid.str();
+    j["steps"] = plan.num_steps();
+    j["class"] = a.label;
+    j["cfg"] = a.cfg;
+    j["seed"] = a.seed;
+    j["batch"] = a.batch;
+    j["model"] = cfg.str();
+    j["seconds"] = {{"load", load_s}, {"generate", run_s}, {"per_step", run_s / plan.num_steps()}};
+    j["tokens_per_second"] = static_cast<double>(grid.size()) * a.batch / run_s;
+    j["bytes"] = {{"weights", static_cast<double>(weights.bytes())}, {"kv_cache", kv_bytes}, {"peak_resident", peak_rss_bytes()}};
+    std::ofstream out(a.out);
+    if (!out) throw ordo::error("cannot write " + a.out);
+    out << j.dump(1) << "\n";
+    if (!out.flush()) throw ordo::error("writing " + a.out + " failed");
+    std::fprintf(stderr, "%s on %s: %d steps in %.2f s (%.1f ms/step, %.0f tokens/s), load %.2f s, peak memory %.0f MB (weights %.0f MB + kv cache %.1f MB)\n",
+                 j["policy"].get<std::string>().c_str(), grid.str().c_str(), plan.num_steps(), run_s, 1e3 * run_s / plan.num_steps(),
+                 j["tokens_per_second"].get<double>(), load_s, peak_rss_bytes() / 1e6, static_cast<double>(weights.bytes()) / 1e6, kv_bytes / 1e6);
+    return 0;
+}
+
+}  // namespace cli
