@@ -4,9 +4,9 @@
 // Why not Eigen's `X * W.transpose()`: at 2..16 rows Eigen's matrix x matrix path re-reads W per
 // panel and falls to a fraction of memory bandwidth (design.md §6), so every order that feeds
 // several rows per step would look slower than it is. Here each weight row is read from memory
-// once and applied to all rows while it sits in L1; a 4 (weights) x 2 (rows) register block keeps
-// the FMA units busy until the step turns compute-bound. The SIMD is Eigen's packet layer, so the
-// kernel follows whatever instruction set the build targets.
+// once and applied to all rows while it sits in L1; a 4 (weights) x 4 (rows) register block (x 2
+// without AVX-512) keeps the FMA units busy until the step turns compute-bound. The SIMD is
+// Eigen's packet layer, so the kernel follows whatever instruction set the build targets.
 #pragma once
 
 #include <cstddef>
@@ -20,37 +20,58 @@ namespace ordo::eigen {
 namespace detail {
 // Eigen's SIMD packets (AVX2/AVX-512/SSE/NEON, whatever the build targets)
 using packet = Eigen::internal::packet_traits<float>::type;
-inline constexpr int lanes = Eigen::internal::unpacket_traits<packet>::size;
+inline constexpr int lanes = Eigen::internal::packet_traits<float>::size;
 
 inline packet load(const float* p) { return Eigen::internal::ploadu<packet>(p); }
 inline packet fma(const packet& a, const packet& b, const packet& c) { return Eigen::internal::pmadd(a, b, c); }
 inline float sum(const packet& p) { return Eigen::internal::predux(p); }
 
-// Y[r][o0..o0+3] for rows r0, r0+1 (or one row when `two` is false): 8 independent FMA chains.
-template <bool two>
-inline void block_4x2(const float* w, std::size_t in, const float* x0, const float* x1, float* y0, float* y1) {
-    const float *w0 = w, *w1 = w + in, *w2 = w + 2 * in, *w3 = w + 3 * in;
-    const packet z = Eigen::internal::pset1<packet>(0.0f);
-    packet a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
+// Compilers like to fold each use of a weight packet into its FMA as a memory operand, which loads
+// it once per row; an empty asm that "changes" the register forces one load for all rows.
+template <class P>
+inline void pin([[maybe_unused]] P& p) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    asm("" : "+v"(p));
+#endif
+}
+
+
+// Y[r0..r0+R)[o0..o0+4): 4 weight rows x R activation rows, 4R independent FMA chains. Each weight
+// packet is loaded once for all R rows. R = 4 where the ISA has 32 vector registers (AVX-512),
+// else 2 (16 registers: 8 accumulators + 4 weights + 2 inputs).
+inline constexpr int block_rows = lanes >= 16 ? 4 : 2;
+
+template <int R>
+inline void block(const float* w, std::size_t in, const float* const* x, float* const* y) {
+    const float* wr[4] = {w, w + in, w + 2 * in, w + 3 * in};
+    packet acc[R][4];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) acc[r][j] = Eigen::internal::pset1<packet>(0.0f);
     std::size_t i = 0;
     for (; i + lanes <= in; i += lanes) {
-        const packet u = load(x0 + i);
-        const packet b0 = load(w0 + i), b1 = load(w1 + i), b2 = load(w2 + i), b3 = load(w3 + i);
-        a00 = fma(b0, u, a00); a01 = fma(b1, u, a01); a02 = fma(b2, u, a02); a03 = fma(b3, u, a03);
-        if constexpr (two) {
-            const packet v = load(x1 + i);
-            a10 = fma(b0, v, a10); a11 = fma(b1, v, a11); a12 = fma(b2, v, a12); a13 = fma(b3, v, a13);
+        packet b[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+            b[j] = load(wr[j] + i);
+            pin(b[j]);
+        }
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+            const packet u = load(x[r] + i);
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; ++j) acc[r][j] = fma(b[j], u, acc[r][j]);
         }
     }
-    float t00 = sum(a00), t01 = sum(a01), t02 = sum(a02), t03 = sum(a03);
-    float t10 = 0, t11 = 0, t12 = 0, t13 = 0;
-    if constexpr (two) { t10 = sum(a10); t11 = sum(a11); t12 = sum(a12); t13 = sum(a13); }
-    for (; i < in; ++i) {
-        t00 += w0[i] * x0[i]; t01 += w1[i] * x0[i]; t02 += w2[i] * x0[i]; t03 += w3[i] * x0[i];
-        if constexpr (two) { t10 += w0[i] * x1[i]; t11 += w1[i] * x1[i]; t12 += w2[i] * x1[i]; t13 += w3[i] * x1[i]; }
-    }
-    y0[0] = t00; y0[1] = t01; y0[2] = t02; y0[3] = t03;
-    if constexpr (two) { y1[0] = t10; y1[1] = t11; y1[2] = t12; y1[3] = t13; }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+            float t = sum(acc[r][j]);
+            for (std::size_t k = i; k < in; ++k) t += wr[j][k] * x[r][k];
+            y[r][j] = t;
+        }
 }
 
 inline float dot(const float* a, const float* b, std::size_t n) {
@@ -82,8 +103,25 @@ inline void skinny_gemm(const float* w, index_t out, index_t in, const float* x,
         for (; o + 4 <= out; o += 4) {
             const float* wb = w + static_cast<std::size_t>(o) * n;
             index_t r = r0;
-            for (; r + 2 <= r1; r += 2) detail::block_4x2<true>(wb, n, xr(r), xr(r + 1), yr(r, o), yr(r + 1, o));
-            if (r < r1) detail::block_4x2<false>(wb, n, xr(r), nullptr, yr(r, o), nullptr);
+            constexpr int R = detail::block_rows;
+            for (; r + R <= r1; r += R) {
+                const float* xs[R];
+                float* ys[R];
+                for (int k = 0; k < R; ++k) { xs[k] = xr(r + k); ys[k] = yr(r + k, o); }
+                detail::block<R>(wb, n, xs, ys);
+            }
+            if constexpr (R > 2)
+                if (r + 2 <= r1) {
+                    const float* xs[2] = {xr(r), xr(r + 1)};
+                    float* ys[2] = {yr(r, o), yr(r + 1, o)};
+                    detail::block<2>(wb, n, xs, ys);
+                    r += 2;
+                }
+            for (; r < r1; ++r) {
+                const float* xs[1] = {xr(r)};
+                float* ys[1] = {yr(r, o)};
+                detail::block<1>(wb, n, xs, ys);
+            }
         }
         for (; o < out; ++o)  // the last out % 4 weight rows
             for (index_t r = r0; r < r1; ++r) *yr(r, o) = detail::dot(w + static_cast<std::size_t>(o) * n, xr(r), n);
