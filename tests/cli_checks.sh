@@ -27,5 +27,33 @@ out=$("$ordo" plan --policy par:2x2 --grid 8x8)
 for key in '"train"' '"plan"' '"mask_ranges"' '"logit_rows"' '"num_forward_calls": 19' '"kv_cache_len": 72'; do
   grep -qF -- "$key" <<<"$out" || { echo "FAIL: plan JSON lacks $key"; fails=$((fails+1)); }
 done
+# generate (only when the CLI was built with the CPU backend)
+if "$ordo" generate --help >/dev/null 2>&1; then
+  d=$(cd "$(dirname "$0")" && pwd)/data/e2e
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  nar="--weights $d/nar_G8_cfg2.0_label3.weights.safetensors --config $d/nar_G8_cfg2.0_label3.weights.json"
+  ras="--weights $d/raster_G8_cfg2.0_label3.weights.safetensors --config $d/raster_G8_cfg2.0_label3.weights.json"
+  par="--weights $d/par_G8_n4_cfg2.0_label3.weights.safetensors --config $d/par_G8_n4_cfg2.0_label3.weights.json"
+  # the official greedy run, reproduced through the CLI: same token grid
+  # shellcheck disable=SC2086
+  ok "$ordo" generate $nar --policy nar --grid 8x8 --class 3 --cfg 2 --top-k 1 --out "$tmp/nar.json"
+  if ! python3 -c "import json,sys; a=json.load(open('$tmp/nar.json')); b=json.load(open('$d/nar_G8_cfg2.0_label3.json')); sys.exit(a['tokens']!=b['tokens_raster'])"; then
+    echo "FAIL: ordo generate (nar) tokens differ from the official run"; fails=$((fails+1)); fi
+  # shellcheck disable=SC2086
+  ok "$ordo" generate $par --policy par:2x2 --grid 8x8 --class 3 --batch 2 --top-k 5 --out "$tmp/par.json"
+  ok "$ordo" generate --random-weights --config "$d/raster_G8_cfg2.0_label3.weights.json" --policy zipar:4 --grid 8x8 --out "$tmp/z.json"
+  # shellcheck disable=SC2086
+  bad "medusa_norm/medusa_output" "$ordo" generate $ras --policy nar --grid 8x8 --out "$tmp/x.json"
+  # shellcheck disable=SC2086
+  bad "the plan feeds 15 PAR transition tokens" "$ordo" generate $par --policy par:4x4 --grid 8x8 --out "$tmp/x.json"
+  # shellcheck disable=SC2086
+  bad "unexpected tensor 'layers.2." "$ordo" generate --weights "$d/nar_G8_cfg2.0_label3.weights.safetensors" --config "$d/raster_G8_cfg2.0_label3.weights.json" --out "$tmp/x.json"
+  bad "give --config FILE.json or --preset NAME" "$ordo" generate --random-weights --out "$tmp/x.json"
+  bad "--class 10 outside 0..9" "$ordo" generate $ras --grid 8x8 --class 10 --out "$tmp/x.json"
+  bad "embedding width 64 does not match the preset's dim 768" "$ordo" generate --weights "$d/raster_G8_cfg2.0_label3.weights.safetensors" --preset B --out "$tmp/x.json"
+  head -c 1000 "$d/raster_G8_cfg2.0_label3.weights.safetensors" > "$tmp/cut.safetensors"
+  bad "truncated" "$ordo" generate --weights "$tmp/cut.safetensors" --config "$d/raster_G8_cfg2.0_label3.weights.json" --out "$tmp/x.json"
+  bad "cannot read" "$ordo" generate --weights "$tmp/none.safetensors" --config "$tmp/none.json" --out "$tmp/x.json"
+fi
 echo "$((fails == 0 ? 1 : 0)) passed, $fails failed"
 [ $fails -eq 0 ]

@@ -1,0 +1,44 @@
+// The per-step hot path allocates nothing: after check_fit() (which sizes the model's buffers),
+// every step of every order — next(), the GPT forward and commit() — runs without a heap
+// allocation. A separate binary, because it replaces the global operator new.
+#include <cstdio>
+
+#include <ordo/eigen/gpt.hpp>
+#include <ordo/ordo.hpp>
+
+#include "../bench/alloc_counter.hpp"
+
+int main() {
+    int failures = 0;
+    const ordo::grid_shape g = ordo::grid_shape::make(8, 8);
+    for (const std::string& spec : ordo::builtin_policies(g)) {
+        const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), g);
+        ordo::eigen::gpt_config c;
+        c.dim = 32; c.n_layer = 2; c.n_head = 2; c.vocab_size = 64; c.num_classes = 4; c.multiple_of = 16;
+        c.transition_tokens = p.header().num_transitions;
+        c.extra_blocks = p.header().num_heads > 1 ? 1 : 0;
+        const ordo::eigen::gpt_weights w = ordo::eigen::random_weights(c, 1);
+        ordo::eigen::gpt_model m(w);
+        const std::vector<ordo::request> reqs{{1, 0, {}}, {2, 1, {}}};
+        ordo::session_options o;
+        o.guidance.scale = 2.0f;
+        o.null_label = c.null_label();
+        ordo::session s(p.view(), std::span<const ordo::request>(reqs), ordo::make_sampler(ordo::top_k{8}, ordo::top_p{0.9f}, ordo::multinomial{}),
+                        m.vocab_size(), o);
+        ordo::contiguous_kv_cache<float> cache(m.num_layers(), s.num_sequences(), ordo::kv_cache_len(p), m.cache_width());
+        ordo::check_fit(p.view(), m, cache, s.num_sequences());
+        std::vector<float> logits(static_cast<std::size_t>(s.num_sequences()) * static_cast<std::size_t>(p.view().max_rows_per_step()) *
+                                  static_cast<std::size_t>(p.header().num_heads) * static_cast<std::size_t>(m.vocab_size()));
+        const std::uint64_t a0 = bench::allocs();
+        while (!s.done()) {
+            const ordo::step_batch& b = s.next();
+            const std::span<float> out(logits.data(), b.logits_size());
+            m.forward(b, cache, out);
+            s.commit(out);
+        }
+        const std::uint64_t n = bench::allocs() - a0;
+        std::printf("%-12s %3d steps, %llu allocations\n", spec.c_str(), p.num_steps(), static_cast<unsigned long long>(n));
+        failures += n != 0;
+    }
+    return failures ? 1 : 0;
+}
