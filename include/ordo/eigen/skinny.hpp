@@ -42,7 +42,7 @@ inline void pin([[maybe_unused]] P& p) {
 inline constexpr int block_rows = lanes >= 16 ? 4 : 2;
 
 template <int R>
-inline void block(const float* w, std::size_t in, const float* const* x, float* const* y) {
+inline void block(const float* w, std::size_t in, const float* const* x, float* const* y, bool prefetch_next) {
     const float* wr[4] = {w, w + in, w + 2 * in, w + 3 * in};
     packet acc[R][4];
 #pragma GCC unroll 16
@@ -51,6 +51,10 @@ inline void block(const float* w, std::size_t in, const float* const* x, float* 
         for (int j = 0; j < 4; ++j) acc[r][j] = Eigen::internal::pset1<packet>(0.0f);
     std::size_t i = 0;
     for (; i + lanes <= in; i += lanes) {
+        // the next block's four rows, one line each per iteration, so they arrive while this
+        // block computes (the hardware prefetcher would only start on them after a miss)
+        if (prefetch_next)
+            for (int j = 0; j < 4; ++j) __builtin_prefetch(wr[j] + 4 * in + i);
         packet b[4];
 #pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) {
@@ -108,19 +112,19 @@ inline void skinny_gemm(const float* w, index_t out, index_t in, const float* x,
                 const float* xs[R];
                 float* ys[R];
                 for (int k = 0; k < R; ++k) { xs[k] = xr(r + k); ys[k] = yr(r + k, o); }
-                detail::block<R>(wb, n, xs, ys);
+                detail::block<R>(wb, n, xs, ys, r == r0);
             }
             if constexpr (R > 2)
                 if (r + 2 <= r1) {
                     const float* xs[2] = {xr(r), xr(r + 1)};
                     float* ys[2] = {yr(r, o), yr(r + 1, o)};
-                    detail::block<2>(wb, n, xs, ys);
+                    detail::block<2>(wb, n, xs, ys, r == r0);
                     r += 2;
                 }
             for (; r < r1; ++r) {
                 const float* xs[1] = {xr(r)};
                 float* ys[1] = {yr(r, o)};
-                detail::block<1>(wb, n, xs, ys);
+                detail::block<1>(wb, n, xs, ys, r == r0);
             }
         }
         for (; o < out; ++o)  // the last out % 4 weight rows
