@@ -63,7 +63,8 @@ inline void block(const float* w, std::size_t in, const float* const* x, float* 
         }
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
-            const packet u = load(x[r] + i);
+            packet u = load(x[r] + i);
+            pin(u);
 #pragma GCC unroll 4
             for (int j = 0; j < 4; ++j) acc[r][j] = fma(b[j], u, acc[r][j]);
         }
