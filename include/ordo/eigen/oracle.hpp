@@ -1,0 +1,136 @@
+// ordo/eigen/oracle.hpp - the exact quality cost of a decode order on a Gaussian token field.
+//
+// Tokens emitted in one step are sampled independently given the earlier steps, so their joint
+// dependence is lost. For a zero-mean Gaussian field with covariance Σ and an exact model of its
+// conditionals, that loss has a closed form (design.md §5): with Σ in emission order factored by
+// steps as Σ = U·B·Uᵀ (U unit block-lower-triangular, B_k the covariance of step k's tokens given
+// every earlier step), an order generates N(0, U·diag(B)·Uᵀ), and
+//
+//   KL(generated ‖ true) = ½ Σ_k [ tr(B_k⁻¹ diag B_k) − |S_k| + ln det B_k − Σ_i ln (B_k)_ii ].
+//
+// One Cholesky factor L of the permuted Σ gives every B_k: B_k = L_kk L_kkᵀ (the Schur complement
+// of the earlier steps), so a plan costs one N×N factorisation plus small per-step solves.
+#pragma once
+
+#include <cmath>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+
+#include "../grid.hpp"
+#include "../plan.hpp"
+
+namespace ordo::eigen {
+
+enum class kernel_shape : std::uint8_t {
+    exponential,          // exp(-‖d‖ / ℓ): rough fields, long tails
+    squared_exponential,  // exp(-‖d‖² / (2ℓ²)): smooth fields
+};
+
+// A stationary covariance over grid cells: variance · k(d) + nugget · [a == b]. ‖d‖ is the
+// Euclidean distance in tokens after dividing each axis by its own length scale (anisotropic ℓ).
+struct field_kernel {
+    kernel_shape shape = kernel_shape::exponential;
+    double ell_t = 2.0, ell_h = 2.0, ell_w = 2.0;  // dependency range per axis, in tokens
+    double variance = 1.0;
+    double nugget = 1e-4;  // independent noise: keeps Σ positive definite for any ℓ
+
+    static field_kernel isotropic(kernel_shape s, double ell, double nugget = 1e-4) { return {s, ell, ell, ell, 1.0, nugget}; }
+
+    void validate() const {
+        if (!(ell_t > 0) || !(ell_h > 0) || !(ell_w > 0) || !std::isfinite(ell_t) || !std::isfinite(ell_h) || !std::isfinite(ell_w))
+            throw error("field kernel: every length scale must be finite and > 0");
+        if (!(variance > 0) || !std::isfinite(variance)) throw error("field kernel: variance must be finite and > 0");
+        if (!(nugget >= 0) || !std::isfinite(nugget)) throw error("field kernel: nugget must be finite and >= 0");
+    }
+    double operator()(const coord& a, const coord& b) const {
+        const double dt = (a.t - b.t) / ell_t, dh = (a.h - b.h) / ell_h, dw = (a.w - b.w) / ell_w;
+        const double r2 = dt * dt + dh * dh + dw * dw;
+        const double k = shape == kernel_shape::exponential ? std::exp(-std::sqrt(r2)) : std::exp(-0.5 * r2);
+        return variance * k + (r2 == 0.0 ? nugget : 0.0);
+    }
+    std::string str() const {
+        std::string s = shape == kernel_shape::exponential ? "exp" : "sqexp";
+        auto num = [](double v) {
+            std::string t = std::to_string(v);
+            while (t.size() > 1 && t.back() == '0') t.pop_back();
+            if (!t.empty() && t.back() == '.') t.pop_back();
+            return t;
+        };
+        s += ", l=" + (ell_t == ell_h && ell_h == ell_w ? num(ell_h) : num(ell_t) + "/" + num(ell_h) + "/" + num(ell_w));
+        return s + ", nugget=" + num(nugget);
+    }
+};
+
+// Σ over the grid's positions, raster order.
+inline Eigen::MatrixXd field_covariance(const grid_shape& g, const field_kernel& k) {
+    k.validate();
+    const index_t n = g.size();
+    Eigen::MatrixXd s(n, n);
+    for (index_t i = 0; i < n; ++i)
+        for (index_t j = 0; j <= i; ++j) s(i, j) = s(j, i) = k(g.at(i), g.at(j));
+    return s;
+}
+
+struct plan_kl {
+    double total = 0;              // nats
+    std::vector<double> per_step;  // nats, one per step
+    double per_token(index_t n) const { return total / n; }
+};
+
+// Σ permuted into emission order: row r is position order[r].
+inline Eigen::MatrixXd emission_covariance(std::span<const index_t> order, const Eigen::MatrixXd& sigma) {
+    const index_t n = static_cast<index_t>(order.size());
+    if (sigma.rows() != n || sigma.cols() != n)
+        throw error("oracle: covariance is " + ordo::detail::itos(sigma.rows()) + "x" + ordo::detail::itos(sigma.cols()) + ", the order has " +
+                    ordo::detail::itos(n) + " positions");
+    std::vector<char> seen(static_cast<std::size_t>(n), 0);
+    for (index_t q : order) {
+        if (q < 0 || q >= n || seen[static_cast<std::size_t>(q)])
+            throw error("oracle: the emission order is not a permutation of 0.." + ordo::detail::itos(n - 1));
+        seen[static_cast<std::size_t>(q)] = 1;
+    }
+    Eigen::MatrixXd s(n, n);
+    for (index_t i = 0; i < n; ++i)
+        for (index_t j = 0; j < n; ++j) s(i, j) = sigma(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(j)]);
+    return s;
+}
+
+// KL(generated ‖ true) of emitting positions `order` in steps [offsets[k], offsets[k+1]) on a
+// field with covariance `sigma` (raster order). Only the emission sets matter, not what is fed.
+inline plan_kl exact_kl(std::span<const index_t> order, std::span<const index_t> offsets, const Eigen::MatrixXd& sigma) {
+    if (offsets.size() < 2 || offsets.front() != 0 || offsets.back() != static_cast<index_t>(order.size()))
+        throw error("oracle: step offsets must run from 0 to the number of positions");
+    for (std::size_t k = 0; k + 1 < offsets.size(); ++k)
+        if (offsets[k + 1] < offsets[k]) throw error("oracle: step offsets must not decrease");
+    const Eigen::LLT<Eigen::MatrixXd> llt(emission_covariance(order, sigma));
+    if (llt.info() != Eigen::Success) throw error("oracle: the covariance is not positive definite (raise the nugget)");
+    const Eigen::MatrixXd& l = llt.matrixLLT();  // lower triangle holds L
+    plan_kl out;
+    out.per_step.resize(offsets.size() - 1);
+    for (std::size_t s = 0; s + 1 < offsets.size(); ++s) {
+        const index_t b = offsets[s], m = offsets[s + 1] - b;
+        double kl = 0;
+        if (m > 1) {  // one token per step loses nothing
+            const Eigen::MatrixXd lkk = l.block(b, b, m, m).triangularView<Eigen::Lower>();
+            const Eigen::MatrixXd linv = lkk.triangularView<Eigen::Lower>().solve(Eigen::MatrixXd::Identity(m, m));
+            // B = Lkk Lkkᵀ: (B)_ii = ‖row i of Lkk‖², (B⁻¹)_ii = ‖column i of Lkk⁻¹‖², ln det B = 2 Σ ln (Lkk)_ii
+            for (index_t i = 0; i < m; ++i) {
+                const double bii = lkk.row(i).squaredNorm(), binv_ii = linv.col(i).squaredNorm();
+                kl += bii * binv_ii - 1.0 + 2.0 * std::log(lkk(i, i)) - std::log(bii);
+            }
+            kl *= 0.5;
+        }
+        out.per_step[s] = kl;
+        out.total += kl;
+    }
+    return out;
+}
+
+inline plan_kl exact_kl(const plan_view& p, const Eigen::MatrixXd& sigma) { return exact_kl(p.order, p.emit_offsets, sigma); }
+inline plan_kl exact_kl(const plan_view& p, const field_kernel& k) { return exact_kl(p, field_covariance(p.grid(), k)); }
+
+}  // namespace ordo::eigen
