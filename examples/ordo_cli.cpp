@@ -3,7 +3,8 @@
 //   ordo show --policy nar --grid 16x16 [--color auto|always|never]
 //   ordo overview [--grid 16x16]
 //   ordo generate --weights W.safetensors --config W.json --policy par:2x2 --grid 24x24 --class 207 --out t.json
-//     (with the CPU backend, when Eigen was found; see generate_command.hpp)
+//   ordo compare [--grids 16x16,24x24] [--ell 2] [--out ordo-compare]
+//     (generate and compare need Eigen; see generate_command.hpp and compare_command.hpp)
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -12,6 +13,7 @@
 #include <CLI/CLI.hpp>
 #include <ordo/ordo.hpp>
 #ifdef ORDO_WITH_EIGEN
+#include "compare_command.hpp"
 #include "generate_command.hpp"
 #endif
 
@@ -81,6 +83,9 @@ int main(int argc, char** argv) {
     cli::generate_args gen_args;
     CLI::App* generate = nullptr;
     cli::add_generate(app, gen_args, generate);
+    cli::compare_args cmp_args;
+    CLI::App* compare = nullptr;
+    cli::add_compare(app, cmp_args, compare);
 #endif
 
     try {
@@ -94,6 +99,7 @@ int main(int argc, char** argv) {
         if (*overview) return run_overview(grid, color);
 #ifdef ORDO_WITH_EIGEN
         if (*generate) return cli::run_generate(gen_args);
+        if (*compare) return cli::run_compare(cmp_args);
 #endif
     } catch (const std::exception& e) {
         std::fprintf(stderr, "%s\n", e.what());

@@ -54,6 +54,15 @@ if "$ordo" generate --help >/dev/null 2>&1; then
   head -c 1000 "$d/raster_G8_cfg2.0_label3.weights.safetensors" > "$tmp/cut.safetensors"
   bad "truncated" "$ordo" generate --weights "$tmp/cut.safetensors" --config "$d/raster_G8_cfg2.0_label3.weights.json" --out "$tmp/x.json"
   bad "cannot read" "$ordo" generate --weights "$tmp/none.safetensors" --config "$tmp/none.json" --out "$tmp/x.json"
+  # compare: the table, compare.md and compare.json (one object per policy with policy, steps, kl_nats)
+  ok "$ordo" compare --grids 8x8,2x4x4 --ell 1,2 --out "$tmp/cmp"
+  if ! python3 -c "import json,sys; d=json.load(open('$tmp/cmp/compare.json')); sys.exit(not (len(d) > 8 and all({'policy','steps','kl_nats'} <= set(o) for o in d) and any(o['policy']=='raster' and o['kl_nats']==0 for o in d)))"; then
+    echo "FAIL: compare.json lacks policy/steps/kl_nats"; fails=$((fails+1)); fi
+  [ -s "$tmp/cmp/compare.md" ] || { echo "FAIL: compare.md missing"; fails=$((fails+1)); }
+  ok "$ordo" compare --grids 8x8 --kernel sqexp --policies raster,nar,par:4x4 --out "$tmp/cmp2"
+  bad "kernel" "$ordo" compare --kernel cubic --out "$tmp/x"
+  bad "length scale" "$ordo" compare --grids 8x8 --ell 0 --out "$tmp/x"
+  bad "not divisible into 4x4 regions" "$ordo" compare --grids 6x6 --policies par:4x4 --out "$tmp/x"
 fi
 echo "$((fails == 0 ? 1 : 0)) passed, $fails failed"
 [ $fails -eq 0 ]

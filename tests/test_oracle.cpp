@@ -17,7 +17,8 @@ namespace {
 // covariance step by step from the regression of each step on all earlier ones (x_S = A x_P + e,
 // e ~ N(0, diag of the true conditional covariance)), then the dense Gaussian KL formula
 // ½ [tr(Σ⁻¹ Σg) − n + ln det Σ − ln det Σg].
-double brute_force_kl(const std::vector<ordo::index_t>& order, const std::vector<ordo::index_t>& offsets, const Eigen::MatrixXd& sigma) {
+double brute_force_kl(const std::vector<ordo::index_t>& order, const std::vector<ordo::index_t>& offsets, const Eigen::MatrixXd& sigma,
+                      Eigen::MatrixXd* generated = nullptr) {
     const Eigen::Index n = sigma.rows();
     Eigen::MatrixXd s(n, n), g = Eigen::MatrixXd::Zero(n, n);
     for (Eigen::Index i = 0; i < n; ++i)
@@ -35,6 +36,7 @@ double brute_force_kl(const std::vector<ordo::index_t>& order, const std::vector
         g.block(p, p, m, m) = a * g.block(0, 0, p, p) * a.transpose();
         g.block(p, p, m, m).diagonal() += cond.diagonal();
     }
+    if (generated) *generated = g;
     const Eigen::FullPivLU<Eigen::MatrixXd> ls(s), lg(g);
     const double tr = ls.solve(g).trace();
     const double logdet_s = s.ldlt().vectorD().array().log().sum(), logdet_g = g.ldlt().vectorD().array().log().sum();
@@ -59,6 +61,26 @@ TEST_CASE("exact KL equals an independent brute-force computation on small grids
                     INFO(g.str() << " " << spec << " " << k.str() << ": exact " << exact << ", brute force " << brute);
                     CHECK(std::abs(exact - brute) <= 1e-8 * std::max(1.0, std::abs(brute)));
                 }
+}
+
+TEST_CASE("generated samples have the generated covariance; raster samples the true field", "[oracle]") {
+    const ordo::grid_shape g = ordo::grid_shape::make(6, 6);
+    const Eigen::MatrixXd sigma = oe::field_covariance(g, oe::field_kernel::isotropic(oe::kernel_shape::exponential, 2.0, 1e-2));
+    for (const std::string& spec : ordo::builtin_policies(g)) {
+        const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), g);
+        const std::vector<ordo::index_t> order = vec(p.view().order), offsets = vec(p.view().emit_offsets);
+        Eigen::MatrixXd want;
+        brute_force_kl(order, offsets, sigma, &want);  // emission order
+        // the sampling map is linear in z: its columns give x = M z, so Cov = M Mᵀ
+        Eigen::MatrixXd m(36, 36);
+        for (int i = 0; i < 36; ++i) m.col(i) = oe::generated_sample(order, offsets, sigma, Eigen::VectorXd::Unit(36, i));
+        Eigen::MatrixXd got = m * m.transpose(), got_emission(36, 36);
+        for (int i = 0; i < 36; ++i)
+            for (int j = 0; j < 36; ++j) got_emission(i, j) = got(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(j)]);
+        INFO(spec);
+        CHECK((got_emission - want).cwiseAbs().maxCoeff() < 1e-9);
+        if (spec == "raster") CHECK((got - sigma).cwiseAbs().maxCoeff() < 1e-9);
+    }
 }
 
 TEST_CASE("known cases: raster costs nothing; one step over independent tokens costs nothing", "[oracle]") {

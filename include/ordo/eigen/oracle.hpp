@@ -131,6 +131,33 @@ inline plan_kl exact_kl(std::span<const index_t> order, std::span<const index_t>
 }
 
 inline plan_kl exact_kl(const plan_view& p, const Eigen::MatrixXd& sigma) { return exact_kl(p.order, p.emit_offsets, sigma); }
+// A field as the order generates it, from standard normal noise z (one value per position, in
+// emission order): step k draws its tokens independently with their exact conditional variances,
+// x = L · blockdiag(L_kk⁻¹) · (sqrt(diag B) ∘ z), so the result has covariance U·diag(B)·Uᵀ.
+// Raster returns the true field L·z; the same z under every order shows what each one loses.
+// Returned in raster order.
+inline Eigen::VectorXd generated_sample(std::span<const index_t> order, std::span<const index_t> offsets, const Eigen::MatrixXd& sigma,
+                                        const Eigen::VectorXd& z) {
+    const Eigen::LLT<Eigen::MatrixXd> llt(emission_covariance(order, sigma));
+    if (llt.info() != Eigen::Success) throw error("oracle: the covariance is not positive definite (raise the nugget)");
+    if (z.size() != static_cast<Eigen::Index>(order.size())) throw error("oracle: the noise must have one value per position");
+    if (offsets.size() < 2 || offsets.front() != 0 || offsets.back() != static_cast<index_t>(order.size()))
+        throw error("oracle: step offsets must run from 0 to the number of positions");
+    const Eigen::MatrixXd l = llt.matrixL();
+    Eigen::VectorXd w(z.size());
+    for (std::size_t s = 0; s + 1 < offsets.size(); ++s) {
+        const index_t b = offsets[s], m = offsets[s + 1] - b;
+        if (m < 0) throw error("oracle: step offsets must not decrease");
+        const Eigen::MatrixXd lkk = l.block(b, b, m, m);
+        const Eigen::VectorXd scaled = lkk.rowwise().norm().cwiseProduct(z.segment(b, m));  // sqrt((B_k)_ii) z_i
+        w.segment(b, m) = lkk.triangularView<Eigen::Lower>().solve(scaled);
+    }
+    const Eigen::VectorXd x = l.triangularView<Eigen::Lower>() * w;
+    Eigen::VectorXd out(x.size());
+    for (std::size_t r = 0; r < order.size(); ++r) out(order[r]) = x(static_cast<Eigen::Index>(r));
+    return out;
+}
+
 inline plan_kl exact_kl(const plan_view& p, const field_kernel& k) { return exact_kl(p, field_covariance(p.grid(), k)); }
 
 }  // namespace ordo::eigen

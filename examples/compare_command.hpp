@@ -1,0 +1,197 @@
+// `ordo compare`: what each decode order costs in quality (the exact KL of design.md §5 on a
+// Gaussian token field) against what it saves in steps, for every built-in policy and hybrid.
+//   ordo compare [--grids 16x16,24x24] [--kernel exp|sqexp] [--ell 2] [--nugget 1e-4]
+//                [--policies raster,par:2x2,nar,...] [--out ordo-compare] [--time-preset B]
+// Prints a table per grid and length scale and writes compare.md, compare.json and pictures under
+// --out: step maps, per-step KL, KL against steps, and sample fields from the same noise.
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <ordo/eigen/gpt.hpp>
+#include <ordo/eigen/oracle.hpp>
+#include <ordo/ordo.hpp>
+#include <random>
+
+#include "pictures.hpp"
+
+namespace cli {
+
+struct compare_args {
+    std::vector<std::string> grids{"16x16", "24x24"}, policies;
+    std::vector<double> ells{2.0};
+    std::string kernel = "exp", out = "ordo-compare", time_preset;
+    double nugget = 1e-4;
+};
+
+inline void add_compare(CLI::App& app, compare_args& a, CLI::App*& cmd) {
+    cmd = app.add_subcommand("compare", "quality (exact KL on a Gaussian token field) against steps for every decode order");
+    cmd->add_option("--grids", a.grids, "token grids, HxW or TxHxW")->delimiter(',')->capture_default_str();
+    cmd->add_option("--kernel", a.kernel, "exp: exp(-d/l); sqexp: exp(-d^2/(2 l^2))")->check(CLI::IsMember({"exp", "sqexp"}))->capture_default_str();
+    cmd->add_option("--ell", a.ells, "dependency range(s) l in tokens")->delimiter(',')->capture_default_str();
+    cmd->add_option("--nugget", a.nugget, "independent noise added to the diagonal")->capture_default_str();
+    cmd->add_option("--policies", a.policies, "policy specs (default: every built-in policy and hybrid that fits the grid)")->delimiter(',');
+    cmd->add_option("--out", a.out, "folder for compare.md and compare.json")->capture_default_str();
+    cmd->add_option("--time-preset", a.time_preset, "also time one image per policy on this GPT preset with random weights (CPU backend), e.g. B");
+}
+
+// Every built-in order that fits the grid, plus the PAR x NAR hybrids.
+inline std::vector<std::string> compare_policies(const ordo::grid_shape& g) {
+    std::vector<std::string> out = ordo::builtin_policies(g);
+    if (g.frames() == 1 && g.rows() % 4 == 0 && g.cols() % 4 == 0) out.push_back("par:4x4+nar");
+    return out;
+}
+
+struct compare_row {
+    std::string policy;
+    ordo::index_t steps = 0;
+    ordo::eigen::plan_kl kl;
+    bool pareto = false;
+    double seconds = -1;  // measured time per image, when timed
+};
+
+// Seconds for one image of `p` on `preset` (random weights, batch 1, CFG 4).
+inline double time_image(const ordo::plan& p, const std::string& preset) {
+    ordo::eigen::gpt_config c = ordo::eigen::make_preset(preset);
+    c.transition_tokens = p.header().num_transitions;
+    c.extra_blocks = p.header().num_heads > 1 ? 1 : 0;
+    const ordo::eigen::gpt_weights w = ordo::eigen::random_weights(c, 1);
+    ordo::eigen::gpt_model m(w);
+    const std::vector<ordo::request> req{{1, 0, {}}};
+    ordo::generate_options o;
+    o.session.guidance.scale = 4.0f;
+    o.session.null_label = c.null_label();
+    ordo::contiguous_kv_cache<float> cache(m.num_layers(), 2, ordo::kv_cache_len(p), m.cache_width());
+    const auto t0 = std::chrono::steady_clock::now();
+    ordo::generate(m, cache, p.view(), ordo::make_sampler(ordo::top_k{2000}, ordo::multinomial{}), req, o);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// A spec as a file-name part: "par:2x2+nar" -> "par-2x2_nar".
+inline std::string file_part(std::string s) {
+    for (char& c : s)
+        if (c == ':') c = '-';
+        else if (c == '+') c = '_';
+    return s;
+}
+inline std::string ell_part(double ell) {
+    char b[32];
+    std::snprintf(b, sizeof b, "l%g", ell);
+    return b;
+}
+
+inline int run_compare(const compare_args& a) {
+    if (a.grids.empty() || a.ells.empty()) throw ordo::error("compare: give at least one grid and one length scale");
+    std::filesystem::create_directories(a.out);
+    nlohmann::json all = nlohmann::json::array();
+    std::ostringstream md;
+    md << "# ordo compare\n\nExact KL(generated ‖ true) in nats of each decode order on a zero-mean Gaussian token field "
+          "(design.md §5): tokens emitted in one step are sampled independently given the earlier steps. "
+          "Pareto: no other order has at most as many steps and a lower KL.\n";
+    for (const std::string& gs : a.grids) {
+        const ordo::grid_shape g = ordo::parse_grid(gs);
+        const std::vector<std::string> specs = a.policies.empty() ? compare_policies(g) : a.policies;
+        std::vector<ordo::plan> plans;
+        for (const std::string& s : specs) plans.push_back(ordo::make_plan(ordo::parse_policy(s), g));
+        for (std::size_t i = 0; i < specs.size(); ++i) {
+            const std::string name = ordo::spec_of(ordo::parse_policy(specs[i]));
+            pictures::step_map(plans[i], name + " on " + g.str() + ": " + std::to_string(plans[i].num_steps()) + " steps (dark: early)",
+                               a.out + "/stepmap_" + g.str() + "_" + file_part(name) + ".png");
+        }
+        std::vector<double> seconds(specs.size(), -1.0);
+        if (!a.time_preset.empty())
+            for (std::size_t i = 0; i < specs.size(); ++i) seconds[i] = time_image(plans[i], a.time_preset);
+        const double raster_seconds = [&] {
+            for (std::size_t i = 0; i < specs.size(); ++i)
+                if (specs[i] == "raster") return seconds[i];
+            return -1.0;
+        }();
+        for (double ell : a.ells) {
+            const ordo::eigen::field_kernel k = ordo::eigen::field_kernel::isotropic(
+                a.kernel == "exp" ? ordo::eigen::kernel_shape::exponential : ordo::eigen::kernel_shape::squared_exponential, ell, a.nugget);
+            const Eigen::MatrixXd sigma = ordo::eigen::field_covariance(g, k);
+            std::vector<compare_row> rows;
+            for (std::size_t i = 0; i < specs.size(); ++i)
+                rows.push_back({ordo::spec_of(ordo::parse_policy(specs[i])), plans[i].num_steps(), ordo::eigen::exact_kl(plans[i].view(), sigma), false, seconds[i]});
+            for (compare_row& r : rows) {
+                r.pareto = true;
+                for (const compare_row& o : rows)
+                    if (&o != &r && o.steps <= r.steps && o.kl.total < r.kl.total - 1e-12) r.pareto = false;
+            }
+            const std::string tag = g.str() + "_" + ell_part(ell), what = g.str() + ", " + k.str();
+            std::vector<pictures::series_data> per_step, scatter;
+            std::vector<std::pair<std::string, Eigen::VectorXd>> fields;
+            std::mt19937_64 rng(20261122);
+            std::normal_distribution<double> normal;
+            Eigen::VectorXd z(g.size());
+            for (Eigen::Index i = 0; i < z.size(); ++i) z(i) = normal(rng);
+            for (std::size_t i = 0; i < rows.size(); ++i) {
+                pictures::series_data d{rows[i].policy, {}, {}};
+                for (std::size_t s = 0; s < rows[i].kl.per_step.size(); ++s) {
+                    d.x.push_back(static_cast<double>(s + 1));
+                    d.y.push_back(rows[i].kl.per_step[s]);
+                }
+                per_step.push_back(d);
+                scatter.push_back({rows[i].policy, {static_cast<double>(rows[i].steps)}, {rows[i].kl.per_token(g.size())}});
+                const auto v = plans[i].view();
+                fields.emplace_back(rows[i].policy == "raster" ? "raster (true)" : rows[i].policy,
+                                    ordo::eigen::generated_sample(v.order, v.emit_offsets, sigma, z));
+            }
+            pictures::plot(per_step, "KL per step, " + what, "step (log; 1 is the first)", "KL of the step (nats)", true, false, false,
+                           a.out + "/kl_per_step_" + tag + ".png");
+            pictures::plot(scatter, "quality against speed, " + what, "steps (log)", "KL per token (nats, log; 0 at the bottom)", true, true, true,
+                           a.out + "/kl_vs_steps_" + tag + ".png");
+            pictures::samples(g, fields, "one noise draw, generated by each order: " + what, a.out + "/samples_" + tag + ".png");
+
+            const bool timed = !a.time_preset.empty();
+            std::printf("\n%s grid, %s (%d tokens)\n", g.str().c_str(), k.str().c_str(), g.size());
+            std::printf("%-14s %6s %7s %12s %12s %7s%s\n", "policy", "steps", "ratio", "KL nats", "KL/token", "pareto",
+                        timed ? "   s/image  speedup" : "");
+            md << "\n## " << g.str() << ", " << k.str() << "\n\n| policy | steps | step ratio | KL (nats) | KL per token | Pareto |"
+               << (timed ? " s/image (GPT-" + a.time_preset + ") | speedup |" : "") << "\n|---|---:|---:|---:|---:|:-:|" << (timed ? "---:|---:|" : "") << "\n";
+            for (const compare_row& r : rows) {
+                const double ratio = static_cast<double>(g.size()) / r.steps;
+                char line[256];
+                std::snprintf(line, sizeof line, "%-14s %6d %6.2fx %12.4g %12.4g %7s", r.policy.c_str(), r.steps, ratio, r.kl.total,
+                              r.kl.per_token(g.size()), r.pareto ? "yes" : "");
+                std::printf("%s", line);
+                if (timed) std::printf(" %9.2f %7.2fx", r.seconds, raster_seconds > 0 ? raster_seconds / r.seconds : 0.0);
+                std::printf("\n");
+                char cells[256];
+                std::snprintf(cells, sizeof cells, "| %s | %d | %.2fx | %.4g | %.4g | %s |", r.policy.c_str(), r.steps, ratio, r.kl.total,
+                              r.kl.per_token(g.size()), r.pareto ? "yes" : "");
+                md << cells;
+                if (timed) {
+                    std::snprintf(cells, sizeof cells, " %.2f | %.2fx |", r.seconds, raster_seconds > 0 ? raster_seconds / r.seconds : 0.0);
+                    md << cells;
+                }
+                md << "\n";
+                nlohmann::json j{{"policy", r.policy},         {"grid", g.str()},      {"kernel", a.kernel},
+                                 {"ell", ell},                 {"nugget", a.nugget},   {"steps", r.steps},
+                                 {"step_ratio", ratio},        {"kl_nats", r.kl.total}, {"kl_per_token", r.kl.per_token(g.size())},
+                                 {"kl_per_step", r.kl.per_step}, {"pareto", r.pareto}};
+                if (timed) {
+                    j["seconds_per_image"] = r.seconds;
+                    j["model"] = "GPT-" + a.time_preset + " (random weights, batch 1, CFG 4)";
+                }
+                all.push_back(j);
+            }
+        }
+    }
+    const std::string md_path = a.out + "/compare.md", json_path = a.out + "/compare.json";
+    std::ofstream(md_path) << md.str();
+    std::ofstream(json_path) << all.dump(1) << "\n";
+    if (!std::ifstream(md_path) || !std::ifstream(json_path)) throw ordo::error("compare: cannot write under " + a.out);
+    std::printf("\nwrote %s, %s and pictures (stepmap_*, kl_per_step_*, kl_vs_steps_*, samples_*) in %s\n", md_path.c_str(), json_path.c_str(), a.out.c_str());
+    return 0;
+}
+
+}  // namespace cli
