@@ -153,3 +153,50 @@ TEST_CASE("oracle inputs are checked", "[oracle][errors]") {
     const Eigen::MatrixXd flat = oe::field_covariance(ordo::grid_shape::make(8, 8), oe::field_kernel::isotropic(oe::kernel_shape::squared_exponential, 50.0, 0.0));
     REQUIRE_THROWS_WITH(oe::exact_kl(ordo::make_plan(ordo::raster{}, ordo::grid_shape::make(8, 8)).view(), flat), Contains("not positive definite"));
 }
+
+#include <ordo/eigen/field_model.hpp>
+
+namespace {
+// Mean of x_a·x_b over the given pairs and over every generated field (tokens dequantised).
+double mean_product(const oe::field_model& m, const std::vector<std::vector<ordo::index_t>>& fields,
+                    const std::vector<std::pair<ordo::index_t, ordo::index_t>>& pairs) {
+    double sum = 0;
+    for (const auto& f : fields)
+        for (const auto& [a, b] : pairs) sum += m.value(a, f[static_cast<std::size_t>(a)]) * m.value(b, f[static_cast<std::size_t>(b)]);
+    return sum / static_cast<double>(fields.size() * pairs.size());
+}
+}  // namespace
+
+TEST_CASE("the field as a token model: raster samples have the kernel's covariance, a parallel order's do not", "[oracle][field]") {
+    const ordo::grid_shape g = ordo::grid_shape::make(5, 5);
+    const oe::field_kernel k = oe::field_kernel::isotropic(oe::kernel_shape::exponential, 2.0, 1e-2);
+    oe::field_model model(g, k, 64);
+    // pairs of anti-diagonal neighbours: NAR emits them in the same step
+    std::vector<std::pair<ordo::index_t, ordo::index_t>> pairs;
+    for (ordo::index_t r = 0; r + 1 < 5; ++r)
+        for (ordo::index_t c = 1; c < 5; ++c) pairs.push_back({r * 5 + c, (r + 1) * 5 + c - 1});
+    auto average = [&](const Eigen::MatrixXd& cov) {
+        double s = 0;
+        for (const auto& [a, b] : pairs) s += cov(a, b);
+        return s / static_cast<double>(pairs.size());
+    };
+    std::vector<ordo::request> reqs;
+    for (int i = 0; i < 400; ++i) reqs.push_back({0, static_cast<std::uint64_t>(i), {}});
+    ordo::generate_options o;
+    o.session.seed = 7;
+    for (const char* spec : {"raster", "nar"}) {
+        const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), g);
+        ordo::contiguous_kv_cache<float> cache(1, 400, ordo::kv_cache_len(p), 1);
+        const auto fields = ordo::generate(model, cache, p.view(), ordo::make_sampler(ordo::multinomial{}), reqs, o);
+        // the exact covariance the order generates, from the oracle's sampling map
+        const auto v = p.view();
+        Eigen::MatrixXd map(25, 25);
+        for (int i = 0; i < 25; ++i) map.col(i) = oe::generated_sample(v.order, v.emit_offsets, model.covariance(), Eigen::VectorXd::Unit(25, i));
+        const double truth = average(model.covariance()), generated = average(map * map.transpose()), mc = mean_product(model, fields, pairs);
+        INFO(spec << ": Monte-Carlo " << mc << ", generated " << generated << ", true " << truth);
+        CHECK(std::abs(mc - generated) < 0.08);  // 400 fields x 16 pairs: standard error ~0.03
+        if (std::string(spec) == "raster") CHECK(std::abs(generated - truth) < 1e-9);
+        else CHECK(truth - generated > 0.1);  // NAR loses the dependence of tokens it emits together
+        if (std::string(spec) == "nar") CHECK(std::abs(mc - truth) > 0.15);
+    }
+}
