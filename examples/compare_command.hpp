@@ -142,7 +142,7 @@ inline int run_compare(const compare_args& a) {
                 per_step.push_back(d);
                 scatter.push_back({rows[i].policy, {static_cast<double>(rows[i].steps)}, {rows[i].kl.per_token(g.size())}});
                 const auto v = plans[i].view();
-                fields.emplace_back(rows[i].policy == "raster" ? "raster (true)" : rows[i].policy,
+                fields.emplace_back(rows[i].policy == "raster" ? "true (raster)" : rows[i].policy,
                                     ordo::eigen::generated_sample(v.order, v.emit_offsets, sigma, z));
             }
             pictures::plot(per_step, "KL per step, " + what, "step (log; 1 is the first)", "KL of the step (nats)", true, false, false,

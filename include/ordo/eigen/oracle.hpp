@@ -131,8 +131,9 @@ inline plan_kl exact_kl(std::span<const index_t> order, std::span<const index_t>
 }
 
 inline plan_kl exact_kl(const plan_view& p, const Eigen::MatrixXd& sigma) { return exact_kl(p.order, p.emit_offsets, sigma); }
-// A field as the order generates it, from standard normal noise z (one value per position, in
-// emission order): step k draws its tokens independently with their exact conditional variances,
+// A field as the order generates it, from standard normal noise z (one value per position, raster
+// order: each position's own innovation): step k draws its tokens independently with their exact
+// conditional variances,
 // x = L · blockdiag(L_kk⁻¹) · (sqrt(diag B) ∘ z), so the result has covariance U·diag(B)·Uᵀ.
 // Raster returns the true field L·z; the same z under every order shows what each one loses.
 // Returned in raster order.
@@ -149,7 +150,9 @@ inline Eigen::VectorXd generated_sample(std::span<const index_t> order, std::spa
         const index_t b = offsets[s], m = offsets[s + 1] - b;
         if (m < 0) throw error("oracle: step offsets must not decrease");
         const Eigen::MatrixXd lkk = l.block(b, b, m, m);
-        const Eigen::VectorXd scaled = lkk.rowwise().norm().cwiseProduct(z.segment(b, m));  // sqrt((B_k)_ii) z_i
+        Eigen::VectorXd zk(m);
+        for (index_t i = 0; i < m; ++i) zk(i) = z(order[static_cast<std::size_t>(b + i)]);
+        const Eigen::VectorXd scaled = lkk.rowwise().norm().cwiseProduct(zk);  // sqrt((B_k)_ii) z_i
         w.segment(b, m) = lkk.triangularView<Eigen::Lower>().solve(scaled);
     }
     const Eigen::VectorXd x = l.triangularView<Eigen::Lower>() * w;
