@@ -84,10 +84,7 @@ void BM_fma_peak(benchmark::State& state) {
 
 // The config a policy needs on the B preset: PAR's transition tokens, NAR's extra block.
 ordo::eigen::gpt_config config_for(const ordo::plan& p) {
-    ordo::eigen::gpt_config c = ordo::eigen::make_preset("B");
-    c.transition_tokens = p.header().num_transitions;
-    c.extra_blocks = p.header().num_heads > 1 ? 1 : 0;
-    return c;
+    return ordo::eigen::fit_variant(ordo::eigen::make_preset("B"), p.view());
 }
 
 // Roofline time of one image: per step, max(bytes / BW, FLOPs / peak). Bytes: every weight matrix

@@ -60,9 +60,7 @@ struct compare_row {
 
 // Seconds for one image of `p` on `preset` (random weights, batch 1, CFG 4).
 inline double time_image(const ordo::plan& p, const std::string& preset) {
-    ordo::eigen::gpt_config c = ordo::eigen::make_preset(preset);
-    c.transition_tokens = p.header().num_transitions;
-    c.extra_blocks = p.header().num_heads > 1 ? 1 : 0;
+    const ordo::eigen::gpt_config c = ordo::eigen::fit_variant(ordo::eigen::make_preset(preset), p.view());
     const ordo::eigen::gpt_weights w = ordo::eigen::random_weights(c, 1);
     ordo::eigen::gpt_model m(w);
     const std::vector<ordo::request> req{{1, 0, {}}};

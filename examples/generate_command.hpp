@@ -88,10 +88,7 @@ inline int run_generate(const generate_args& a) {
     ordo::eigen::gpt_weights weights;
     if (a.random_weights) {
         // a preset has no checkpoint to read its variant off: give it what the policy needs
-        if (a.config.empty()) {
-            cfg.transition_tokens = plan.header().num_transitions;
-            cfg.extra_blocks = plan.header().num_heads > 1 ? 1 : 0;
-        }
+        if (a.config.empty()) cfg = ordo::eigen::fit_variant(cfg, plan.view());
         weights = ordo::eigen::random_weights(cfg, a.weights_seed);
     } else {
         const ordo::io::safetensors file = ordo::io::safetensors::open(a.weights);

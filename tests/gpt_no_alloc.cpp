@@ -15,8 +15,7 @@ int main() {
         const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), g);
         ordo::eigen::gpt_config c;
         c.dim = 32; c.n_layer = 2; c.n_head = 2; c.vocab_size = 64; c.num_classes = 4; c.multiple_of = 16;
-        c.transition_tokens = p.header().num_transitions;
-        c.extra_blocks = p.header().num_heads > 1 ? 1 : 0;
+        c = ordo::eigen::fit_variant(c, p.view());
         const ordo::eigen::gpt_weights w = ordo::eigen::random_weights(c, 1);
         ordo::eigen::gpt_model m(w);
         const std::vector<ordo::request> reqs{{1, 0, {}}, {2, 1, {}}};

@@ -89,7 +89,7 @@ TEST_CASE("KV-cache decoding equals the one-pass teacher-forcing forward, for ev
     for (const char* spec : {"raster", "par:2x2", "par:4x4", "nar", "par:2x2+nar"}) {
         INFO(spec);
         const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::grid_shape::make(8, 8));
-        const oe::gpt_weights w = spread_weights(tiny(p.header().num_transitions, p.header().num_heads > 1 ? 1 : 0), 7);
+        const oe::gpt_weights w = spread_weights(oe::fit_variant(tiny(), p.view()), 7);
         oe::gpt_model m(w);
         const decoded d = decode(m, p, 2);
         ordo::contiguous_kv_cache<float> cache(m.num_layers(), 1, ordo::teacher_cache_len(p), m.cache_width());
@@ -105,7 +105,7 @@ TEST_CASE("every built-in order runs on the GPT, ZipAR's stand-ins included", "[
     for (const std::string& spec : ordo::builtin_policies(g)) {
         INFO(spec);
         const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), g);
-        const oe::gpt_weights w = spread_weights(tiny(p.header().num_transitions, p.header().num_heads > 1 ? 1 : 0), 3);
+        const oe::gpt_weights w = spread_weights(oe::fit_variant(tiny(), p.view()), 3);
         oe::gpt_model m(w);
         const decoded d = decode(m, p, 1);
         for (ordo::index_t t : d.tokens) CHECK((t >= 0 && t < 40));

@@ -17,11 +17,6 @@
 namespace ordo::eigen {
 
 namespace detail {
-inline std::string shape_str(const std::vector<std::int64_t>& s) {
-    std::string o = "[";
-    for (std::size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + ordo::detail::itos(s[i]);
-    return o + "]";
-}
 // What an unexpected key most likely means, for the error message.
 inline std::string hint_for(const std::string& key, const gpt_config& c) {
     if (key.rfind("spe_tok_embeddings", 0) == 0) return " (a PAR checkpoint: set spe_token_num)";
@@ -46,10 +41,10 @@ inline gpt_weights load_weights(const io::safetensors& f, const gpt_config& c) {
     }
     for (std::size_t i = 0; i < want.size(); ++i) {
         const io::tensor_info* t = f.find(want[i].key);
-        if (!t) throw error("checkpoint " + f.source() + ": missing tensor '" + want[i].key + "' " + detail::shape_str(want[i].shape) + " (GPT with " + c.str() + ")");
+        if (!t) throw error("checkpoint " + f.source() + ": missing tensor '" + want[i].key + "' " + io::shape_str(want[i].shape) + " (GPT with " + c.str() + ")");
         if (t->shape != want[i].shape)
             throw error("checkpoint " + f.source() + ": tensor '" + want[i].key + "' has shape " + t->shape_str() + ", a GPT with " + c.str() +
-                        " needs " + detail::shape_str(want[i].shape));
+                        " needs " + io::shape_str(want[i].shape));
     }
     for (std::size_t i = 0; i < want.size(); ++i) f.read(*f.find(want[i].key), w.storage(i));
     return w;
@@ -88,7 +83,7 @@ inline void save_weights(gpt_weights& w, const std::string& path) {
     std::uint64_t offset = 0;
     for (const tensor_spec& t : w.tensors()) {
         const std::uint64_t bytes = numel(t) * sizeof(float);
-        header += ",\"" + t.key + "\":{\"dtype\":\"F32\",\"shape\":" + detail::shape_str(t.shape) + ",\"data_offsets\":[" +
+        header += ",\"" + t.key + "\":{\"dtype\":\"F32\",\"shape\":" + io::shape_str(t.shape) + ",\"data_offsets\":[" +
                   ordo::detail::itos(static_cast<long long>(offset)) + "," + ordo::detail::itos(static_cast<long long>(offset + bytes)) + "]}";
         offset += bytes;
     }

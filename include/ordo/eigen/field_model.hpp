@@ -82,25 +82,32 @@ public:
             for (Eigen::Index j = 0; j < m; ++j) spp(i, j) = sigma_(known_[static_cast<std::size_t>(i)].position, known_[static_cast<std::size_t>(j)].position);
         const Eigen::LLT<Eigen::MatrixXd> llt(spp);
         if (m > 0 && llt.info() != Eigen::Success) throw error("field model: the covariance is not positive definite (raise the nugget)");
+        // per target: the regression weights Σ_PP⁻¹ Σ_Pq and the conditional sd, shared by every sequence
+        weights_.resize(m, b.num_rows * b.num_heads);
+        sd_.assign(static_cast<std::size_t>(b.num_rows * b.num_heads), 0.0);
+        for (index_t t = 0; t < b.num_rows * b.num_heads; ++t) {
+            const index_t q = target_[static_cast<std::size_t>(t)];
+            if (q < 0) continue;
+            Eigen::VectorXd spq(m);
+            for (Eigen::Index i = 0; i < m; ++i) spq(i) = sigma_(known_[static_cast<std::size_t>(i)].position, q);
+            if (m > 0) weights_.col(t) = llt.solve(spq);
+            const double var = sigma_(q, q) - (m > 0 ? spq.dot(weights_.col(t)) : 0.0);
+            sd_[static_cast<std::size_t>(t)] = std::sqrt(std::max(var, 1e-300));
+        }
         for (index_t s = 0; s < b.num_sequences; ++s) {
             Eigen::VectorXd x(m);
             for (Eigen::Index i = 0; i < m; ++i) x(i) = cache.key(0, s, known_[static_cast<std::size_t>(i)].slot)[0];
-            const Eigen::VectorXd alpha = m > 0 ? Eigen::VectorXd(llt.solve(x)) : Eigen::VectorXd();
-            for (index_t r = 0; r < b.num_rows; ++r)
-                for (index_t h = 0; h < b.num_heads; ++h) {
-                    float* out = logits.data() + ((static_cast<std::size_t>(s) * static_cast<std::size_t>(b.num_rows) + static_cast<std::size_t>(r)) *
-                                                      static_cast<std::size_t>(b.num_heads) + static_cast<std::size_t>(h)) * static_cast<std::size_t>(bins_);
-                    const index_t q = target_[static_cast<std::size_t>(r * b.num_heads + h)];
-                    if (q < 0) {  // a (row, head) this step does not read
-                        std::fill(out, out + bins_, 0.0f);
-                        continue;
-                    }
-                    Eigen::VectorXd spq(m);
-                    for (Eigen::Index i = 0; i < m; ++i) spq(i) = sigma_(known_[static_cast<std::size_t>(i)].position, q);
-                    const double mu = m > 0 ? spq.dot(alpha) : 0.0;
-                    const double var = sigma_(q, q) - (m > 0 ? spq.dot(llt.solve(spq)) : 0.0);
-                    bin_logits(mu, std::sqrt(std::max(var, 1e-300)), std::sqrt(sigma_(q, q)), out);
+            for (index_t t = 0; t < b.num_rows * b.num_heads; ++t) {
+                float* out = logits.data() + (static_cast<std::size_t>(s) * static_cast<std::size_t>(b.num_rows * b.num_heads) + static_cast<std::size_t>(t)) *
+                                                 static_cast<std::size_t>(bins_);
+                const index_t q = target_[static_cast<std::size_t>(t)];
+                if (q < 0) {  // a (row, head) this step does not read
+                    std::fill(out, out + bins_, 0.0f);
+                    continue;
                 }
+                const double mu = m > 0 ? x.dot(weights_.col(t)) : 0.0;
+                bin_logits(mu, sd_[static_cast<std::size_t>(t)], std::sqrt(sigma_(q, q)), out);
+            }
         }
     }
 
@@ -136,6 +143,8 @@ private:
     std::vector<double> z_edges_, z_mid_;
     std::vector<index_t> target_;
     std::vector<known_position> known_;
+    Eigen::MatrixXd weights_;  // [known positions x (row, head)]
+    std::vector<double> sd_;
 };
 
 }  // namespace ordo::eigen

@@ -24,6 +24,14 @@
 
 namespace ordo::eigen {
 
+// A config of any size given the variant a plan needs: PAR's transition tokens M_1..M_n, NAR's
+// extra block for the B head (for random weights; a checkpoint's variant is read off the file).
+inline gpt_config fit_variant(gpt_config c, const plan_view& p) {
+    c.transition_tokens = p.header.num_transitions;
+    c.extra_blocks = p.header.num_heads > 1 ? 1 : 0;
+    return c;
+}
+
 // All weights in one fp32 arena, in checkpoint_tensors() order; tensors are views into it.
 class gpt_weights {
 public:

@@ -101,13 +101,21 @@ inline Eigen::MatrixXd emission_covariance(std::span<const index_t> order, const
 
 // KL(generated ‖ true) of emitting positions `order` in steps [offsets[k], offsets[k+1]) on a
 // field with covariance `sigma` (raster order). Only the emission sets matter, not what is fed.
-inline plan_kl exact_kl(std::span<const index_t> order, std::span<const index_t> offsets, const Eigen::MatrixXd& sigma) {
+namespace detail {
+// The Cholesky factor of Σ in emission order, after checking the step partition.
+inline Eigen::LLT<Eigen::MatrixXd> emission_cholesky(std::span<const index_t> order, std::span<const index_t> offsets, const Eigen::MatrixXd& sigma) {
     if (offsets.size() < 2 || offsets.front() != 0 || offsets.back() != static_cast<index_t>(order.size()))
         throw error("oracle: step offsets must run from 0 to the number of positions");
     for (std::size_t k = 0; k + 1 < offsets.size(); ++k)
         if (offsets[k + 1] < offsets[k]) throw error("oracle: step offsets must not decrease");
-    const Eigen::LLT<Eigen::MatrixXd> llt(emission_covariance(order, sigma));
+    Eigen::LLT<Eigen::MatrixXd> llt(emission_covariance(order, sigma));
     if (llt.info() != Eigen::Success) throw error("oracle: the covariance is not positive definite (raise the nugget)");
+    return llt;
+}
+}  // namespace detail
+
+inline plan_kl exact_kl(std::span<const index_t> order, std::span<const index_t> offsets, const Eigen::MatrixXd& sigma) {
+    const Eigen::LLT<Eigen::MatrixXd> llt = detail::emission_cholesky(order, offsets, sigma);
     const Eigen::MatrixXd& l = llt.matrixLLT();  // lower triangle holds L
     plan_kl out;
     out.per_step.resize(offsets.size() - 1);
@@ -139,16 +147,12 @@ inline plan_kl exact_kl(const plan_view& p, const Eigen::MatrixXd& sigma) { retu
 // Returned in raster order.
 inline Eigen::VectorXd generated_sample(std::span<const index_t> order, std::span<const index_t> offsets, const Eigen::MatrixXd& sigma,
                                         const Eigen::VectorXd& z) {
-    const Eigen::LLT<Eigen::MatrixXd> llt(emission_covariance(order, sigma));
-    if (llt.info() != Eigen::Success) throw error("oracle: the covariance is not positive definite (raise the nugget)");
     if (z.size() != static_cast<Eigen::Index>(order.size())) throw error("oracle: the noise must have one value per position");
-    if (offsets.size() < 2 || offsets.front() != 0 || offsets.back() != static_cast<index_t>(order.size()))
-        throw error("oracle: step offsets must run from 0 to the number of positions");
+    const Eigen::LLT<Eigen::MatrixXd> llt = detail::emission_cholesky(order, offsets, sigma);
     const Eigen::MatrixXd l = llt.matrixL();
     Eigen::VectorXd w(z.size());
     for (std::size_t s = 0; s + 1 < offsets.size(); ++s) {
         const index_t b = offsets[s], m = offsets[s + 1] - b;
-        if (m < 0) throw error("oracle: step offsets must not decrease");
         const Eigen::MatrixXd lkk = l.block(b, b, m, m);
         Eigen::VectorXd zk(m);
         for (index_t i = 0; i < m; ++i) zk(i) = z(order[static_cast<std::size_t>(b + i)]);

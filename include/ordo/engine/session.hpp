@@ -131,9 +131,10 @@ public:
         if (bad) report_bad_logits(logits);
         const step_view st = plan_.step(step_);
         const index_t nreq = num_requests(), n = plan_.num_positions();
+        const float scale = guidance_scale();
         for (index_t i = 0; i < nreq; ++i)
             for (index_t k = 0; k < st.num_emitted(); ++k) {
-                final_logits(logits, i, k, cond_);
+                mix_guided(logits, i, st.from(k), scale, cond_);
                 const index_t pos = st.emitted[k];
                 tokens_[static_cast<std::size_t>(i) * static_cast<std::size_t>(n) + static_cast<std::size_t>(pos)] =
                     sample(sampler_, std::span<float>(cond_), workspace_, draw_key{options_.seed, requests_[static_cast<std::size_t>(i)].id, pos});
@@ -151,12 +152,7 @@ public:
         if (i < 0 || i >= num_requests() || k < 0 || k >= st.num_emitted() || out.size() != static_cast<std::size_t>(vocab_) ||
             logits.size() != batch_.logits_size())
             throw error("session: final_logits(): request, emitted index or buffer sizes do not fit step " + detail::itos(step_));
-        mix(logits, i, st.from(k), out);
-        const float scale = halves_ == 2 ? options_.guidance.scale_at(step_) : 1.0f;
-        if (scale > 1.0f) {
-            mix(logits, num_requests() + i, st.from(k), uncond_);
-            cfg_combine(out, uncond_, scale, out);
-        }
+        mix_guided(logits, i, st.from(k), guidance_scale(), out);
     }
 
     // Drops the step in flight (next() without commit()); next() then returns it again.
@@ -209,6 +205,16 @@ private:
             }
         }
         return {};
+    }
+    // The CFG scale of the current step (1: cond logits only).
+    float guidance_scale() const { return halves_ == 2 ? options_.guidance.scale_at(step_) : 1.0f; }
+    // out = the head mix of request i's cond sequence, combined with its uncond mix when guided
+    void mix_guided(std::span<const float> logits, index_t i, std::span<const contribution> from, float scale, std::span<float> out) {
+        mix(logits, i, from, out);
+        if (scale > 1.0f) {
+            mix(logits, num_requests() + i, from, uncond_);
+            cfg_combine(out, uncond_, scale, out);
+        }
     }
     // out = sum of weight * logits[seq][row][head]
     void mix(std::span<const float> logits, index_t seq, std::span<const contribution> from, std::span<float> out) const {

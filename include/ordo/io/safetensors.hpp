@@ -80,12 +80,16 @@ struct tensor_info {
         for (std::int64_t d : shape) n *= d;
         return n;
     }
-    std::string shape_str() const {
-        std::string s = "[";
-        for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + detail::itos(shape[i]);
-        return s + "]";
-    }
+    std::string shape_str() const;
 };
+
+// "[256, 64]": a shape as messages (and safetensors headers) write it.
+inline std::string shape_str(const std::vector<std::int64_t>& shape) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + ordo::detail::itos(shape[i]);
+    return s + "]";
+}
+inline std::string tensor_info::shape_str() const { return io::shape_str(shape); }
 
 namespace detail {
 
