@@ -213,6 +213,57 @@ inline block_mask make_block_mask(const plan_view& p, std::span<const index_t> q
     return bm;
 }
 
+// The structured fast path of a decode kernel (FlashInfer's structured masks): per kv block of
+// `block` slots, the lowest and highest fed step of its live slots; a query classifies a block as
+// none / full / partial from that alone, in O(1), and evaluates the predicate only on partial
+// blocks. Exact: `none` means no slot of the block is visible, `full` that every slot is.
+struct kv_block_steps {
+    index_t lo_step = max_index;  // min fed_step over the block's slots inside the layout
+    index_t hi_step = -1;         // max ...
+    index_t live = 0;             // slots of the block inside the layout
+};
+enum class block_class : std::uint8_t { none, partial, full };
+
+constexpr index_t num_kv_blocks(index_t slots, index_t block) { return (slots + block - 1) / block; }
+
+// out[b] for b < num_kv_blocks(num_slots, block).
+inline void summarize_kv_blocks(const plan_view& p, index_t block, std::span<kv_block_steps> out) {
+    if (block < 1) throw error("summarize_kv_blocks: block must be >= 1");
+    const index_t n = p.num_slots(), nb = num_kv_blocks(n, block);
+    if (out.size() != static_cast<std::size_t>(nb))
+        throw error("summarize_kv_blocks: output holds " + detail::itos(static_cast<long long>(out.size())) + " blocks, needs " + detail::itos(nb));
+    for (index_t b = 0; b < nb; ++b) {
+        kv_block_steps s;
+        for (index_t kv = b * block; kv < std::min(n, (b + 1) * block); ++kv) {
+            s.lo_step = std::min(s.lo_step, p.fed_step[static_cast<std::size_t>(kv)]);
+            s.hi_step = std::max(s.hi_step, p.fed_step[static_cast<std::size_t>(kv)]);
+            ++s.live;
+        }
+        out[static_cast<std::size_t>(b)] = s;
+    }
+}
+
+// Block b ([b*block, (b+1)*block) cut at kv_end) as seen by query slot q under mask m.
+template <mask_mode Mode>
+ORDO_HD constexpr block_class classify_kv_block(const mask_predicate<Mode>& m, const kv_block_steps& s, index_t q, index_t b, index_t block,
+                                                index_t kv_end) {
+    const index_t lo = b * block, hi = lo + block - 1;  // the block's slot range
+    if (s.live == 0 || lo >= kv_end) return block_class::none;
+    const bool whole = s.live == block && hi < kv_end;
+    if (q < m.prefix) {  // the prefix is causal among itself
+        if (lo > q) return block_class::none;
+        return whole && hi <= q ? block_class::full : block_class::partial;
+    }
+    const index_t fq = m.fed_step[q];
+    if (s.lo_step > fq) return block_class::none;
+    if constexpr (Mode == mask_mode::slot_causal) {
+        if (lo > q) return block_class::none;
+        return whole && s.hi_step <= fq && hi <= q ? block_class::full : block_class::partial;
+    } else {
+        return whole && s.hi_step <= fq ? block_class::full : block_class::partial;
+    }
+}
+
 // The query rows of the teacher-forcing forward: slots [0, train_slots).
 inline std::vector<index_t> train_rows(const plan_view& p) {
     std::vector<index_t> rows(static_cast<std::size_t>(p.header.train_slots));
