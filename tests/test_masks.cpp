@@ -104,3 +104,54 @@ TEST_CASE("mask functions reject bad shapes and slots", "[mask][errors]") {
     CHECK_THROWS_WITH(ordo::dense_mask(p, bad, 4, out2), Catch::Contains("query slot 99"));
     CHECK_THROWS_WITH(ordo::make_block_mask(p, rows, 4, 0, 4), Catch::Contains("block sizes"));
 }
+
+TEST_CASE("classify_kv_block agrees with the predicate on every block, query slot and cut", "[mask]") {
+    for (const char* grid : {"4x4", "5x7", "8x8", "12x12", "2x4x4"}) {
+        const ordo::grid_shape g = ordo::parse_grid(grid);
+        std::vector<std::string> specs = ordo::builtin_policies(g);
+        specs.push_back("zipar:2");  // a narrow window: many stand-ins and partial blocks
+        for (const auto& spec : specs)
+            for (int prefix : {1, 3}) {
+                const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), g, prefix);
+                const ordo::index_t n = p.num_slots();
+                for (ordo::index_t block : {1, 7, 32}) {
+                    std::vector<ordo::kv_block_steps> steps(static_cast<std::size_t>(ordo::num_kv_blocks(n, block)));
+                    ordo::summarize_kv_blocks(p, block, steps);
+                    // cuts: empty, inside the prefix, mid-block, the layout's end, cache padding past it
+                    for (ordo::index_t kv_end : {ordo::index_t{0}, ordo::index_t{2}, n / 2 + 3, n - 1, n, ordo::kv_cache_len(p) + 9}) {
+                        // count mismatches and name the first, instead of one assertion per block
+                        long long wrong = 0;
+                        std::string first;
+                        ordo::visit_mask(p, [&](auto m) {
+                            for (ordo::index_t q = 0; q < n; ++q)
+                                for (ordo::index_t b = 0; b < static_cast<ordo::index_t>(steps.size()); ++b) {
+                                    bool any = false, all = true;
+                                    for (ordo::index_t kv = b * block; kv < (b + 1) * block; ++kv) {
+                                        const bool v = kv < kv_end && m(q, kv);
+                                        any = any || v;
+                                        all = all && v;
+                                    }
+                                    const ordo::block_class c = ordo::classify_kv_block(m, steps[static_cast<std::size_t>(b)], q, b, block, kv_end);
+                                    const bool ok = c == ordo::block_class::none ? !any : c == ordo::block_class::full ? all : true;
+                                    if (!ok && wrong++ == 0)
+                                        first = "q " + std::to_string(q) + " block " + std::to_string(b) + " says " +
+                                                (c == ordo::block_class::none ? "none" : "full") + " but any=" + std::to_string(any) + " all=" + std::to_string(all);
+                                }
+                        });
+                        INFO(spec << " on " << grid << ", prefix " << prefix << ", block " << block << ", kv_end " << kv_end << ": " << first);
+                        REQUIRE(wrong == 0);
+                    }
+                    // exactness where it is cheap to state: a block of one slot is never partial
+                    if (block == 1) {
+                        ordo::visit_mask(p, [&](auto m) {
+                            for (ordo::index_t q = 0; q < n; ++q)
+                                for (ordo::index_t b = 0; b < n; ++b) {
+                                    const auto c = ordo::classify_kv_block(m, steps[static_cast<std::size_t>(b)], q, b, 1, n);
+                                    if (c == ordo::block_class::partial) FAIL(spec << ": a one-slot block (" << b << ") is partial for query slot " << q);
+                                }
+                        });
+                    }
+                }
+            }
+    }
+}

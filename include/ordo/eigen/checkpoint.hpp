@@ -12,7 +12,7 @@
 #include <string>
 
 #include "../io/safetensors.hpp"
-#include "gpt.hpp"
+#include "gpt_weights.hpp"
 
 namespace ordo::eigen {
 

@@ -25,8 +25,9 @@
 //   m      = the largest kept logit
 //   w_i    = exp_mass(l_i - m) in double for each kept token  (0 for removed tokens; exp_mass below is
 //            a fixed sequence of IEEE double adds and multiplies, no libm, so both devices get the
-//            same bits as long as neither fuses a multiply-add: the device port uses __dadd_rn and
-//            __dmul_rn; a host build with FMA enabled (-mfma, -march=native) needs -ffp-contract=off)
+//            same bits as long as neither fuses a multiply-add: on the device detail::dadd/dmul are
+//            __dadd_rn/__dmul_rn; a host build with FMA enabled (-mfma, -march=native) needs
+//            -ffp-contract=off, as ordo's own build sets)
 //   S_i    = w_0 + w_1 + ... + w_i, summed sequentially in VOCAB INDEX order (not sorted order)
 //   token  = the first i with S_i > u * S_{V-1}; if rounding ever runs past the end, the last kept
 //            token (cannot happen: u <= 1 - 2^-24).
@@ -34,7 +35,9 @@
 // order emitted the token, on what the workspace sampled before, nor on the device.
 // Top-p decides its boundary with masses accurate to ~1e-7 relative (HuggingFace's softmax is
 // float32), from a histogram over logit buckets (see apply(top_p)); a port must use the same buckets
-// and arithmetic to agree on a token whose cumulative mass lies within ~1e-7 of p * total.
+// and arithmetic (float bucket ids and factors, each bucket's factors summed exactly as integers,
+// then the same double sequence over the 1024 buckets and over the sorted boundary bucket) to agree
+// on a token whose cumulative mass lies within ~1e-7 of p * total. ordo/cuda/sampler.cuh does.
 //
 // Cost (vocab V, n tokens kept): one validating pass over V (it finds the argmax too); top-k is
 // O(n): a sampled threshold, one candidate pass, a bucket select over the candidates (no sort of
@@ -123,10 +126,28 @@ inline std::string ftos(double v) {
     return buf;
 }
 
+// The double operations of the cross-device contract: plain * and + on the host (whose build keeps
+// them unfused: -ffp-contract=off), the round-to-nearest intrinsics on the device, where nvcc would
+// otherwise contract a*b+c into an FMA and change the bits.
+ORDO_HD inline double dmul(double a, double b) {
+#ifdef __CUDA_ARCH__
+    return __dmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+ORDO_HD inline double dadd(double a, double b) {
+#ifdef __CUDA_ARCH__
+    return __dadd_rn(a, b);
+#else
+    return a + b;
+#endif
+}
+
 // exp(x) for x <= 0 in double: the mass function of the cross-device contract. exp(x) = 2^k * e^r
 // with k = trunc(x/ln2 - 0.5), r = x - k*ln2 (Cody-Waite, |r| <= ~0.35), e^r by its Taylor series to
-// degree 13 in Estrin's form. Only IEEE adds and multiplies in a fixed order (a device port must keep
-// them unfused: __dadd_rn/__dmul_rn), error <= ~2 ulp, results below 2^-1022 flushed to 0.
+// degree 13 in Estrin's form. Only IEEE adds and multiplies in a fixed order, each through dadd/dmul
+// (so never fused on either device), error <= ~2 ulp, results below 2^-1022 flushed to 0.
 // Branch-free, so loops over it vectorise.
 ORDO_HD inline double exp_mass(double x) {
     constexpr double inv_ln2 = 0x1.71547652b82fep0;
@@ -135,29 +156,29 @@ ORDO_HD inline double exp_mass(double x) {
     const std::uint32_t hi = static_cast<std::uint32_t>(std::bit_cast<std::uint64_t>(x) >> 32) & 0x7fffffffu;
     const std::uint64_t small = std::uint64_t{0} - static_cast<std::uint64_t>(hi < 0x40900000u);
     const double xc = std::bit_cast<double>((std::bit_cast<std::uint64_t>(x) & small) | (std::bit_cast<std::uint64_t>(-1024.0) & ~small));
-    const std::int32_t k0 = static_cast<std::int32_t>(xc * inv_ln2 - 0.5);
+    const std::int32_t k0 = static_cast<std::int32_t>(dadd(dmul(xc, inv_ln2), -0.5));
     const std::int32_t ok = k0 >= -1022;  // below: the result would be subnormal, count it as 0
     const std::int32_t k = ok ? k0 : -1022;
     const double kd = static_cast<double>(k);
-    const double r = (xc - kd * ln2_hi) - kd * ln2_lo;
-    const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
-    const double c01 = 1.0 + r, c23 = 0.5 + r * (1.0 / 6.0), c45 = 1.0 / 24.0 + r * (1.0 / 120.0),
-                 c67 = 1.0 / 720.0 + r * (1.0 / 5040.0), c89 = 1.0 / 40320.0 + r * (1.0 / 362880.0),
-                 cab = 1.0 / 3628800.0 + r * (1.0 / 39916800.0), ccd = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
-    const double c03 = c01 + r2 * c23, c47 = c45 + r2 * c67, c8b = c89 + r2 * cab;
-    const double p = (c03 + r4 * c47) + r8 * (c8b + r4 * ccd);
+    const double r = dadd(dadd(xc, -dmul(kd, ln2_hi)), -dmul(kd, ln2_lo));
+    const double r2 = dmul(r, r), r4 = dmul(r2, r2), r8 = dmul(r4, r4);
+    const double c01 = dadd(1.0, r), c23 = dadd(0.5, dmul(r, 1.0 / 6.0)), c45 = dadd(1.0 / 24.0, dmul(r, 1.0 / 120.0)),
+                 c67 = dadd(1.0 / 720.0, dmul(r, 1.0 / 5040.0)), c89 = dadd(1.0 / 40320.0, dmul(r, 1.0 / 362880.0)),
+                 cab = dadd(1.0 / 3628800.0, dmul(r, 1.0 / 39916800.0)), ccd = dadd(1.0 / 479001600.0, dmul(r, 1.0 / 6227020800.0));
+    const double c03 = dadd(c01, dmul(r2, c23)), c47 = dadd(c45, dmul(r2, c67)), c8b = dadd(c89, dmul(r2, cab));
+    const double p = dadd(dadd(c03, dmul(r4, c47)), dmul(r8, dadd(c8b, dmul(r4, ccd))));
     const std::uint64_t scale = static_cast<std::uint64_t>(static_cast<std::int64_t>(k) + 1023) << 52;
     const std::uint64_t mask = std::uint64_t{0} - static_cast<std::uint64_t>(ok);
-    return std::bit_cast<double>(std::bit_cast<std::uint64_t>(p * std::bit_cast<double>(scale)) & mask);
+    return std::bit_cast<double>(std::bit_cast<std::uint64_t>(dmul(p, std::bit_cast<double>(scale))) & mask);
 }
 
 // Order-preserving map float -> int32 (larger float, larger key; -0 and +0 share a key; +inf and
 // +NaN above every finite value, -NaN below -inf).
-inline std::int32_t signed_key(float f) {
+ORDO_HD inline std::int32_t signed_key(float f) {
     const std::int32_t i = std::bit_cast<std::int32_t>(f + 0.0f);
     return i ^ ((i >> 31) & 0x7fffffff);
 }
-inline float signed_key_float(std::int32_t k) { return std::bit_cast<float>(k ^ ((k >> 31) & 0x7fffffff)); }
+ORDO_HD inline float signed_key_float(std::int32_t k) { return std::bit_cast<float>(k ^ ((k >> 31) & 0x7fffffff)); }
 
 inline constexpr std::uint32_t ninf_bits = 0xff800000u;
 
@@ -180,7 +201,8 @@ public:
         cand_.resize(v);
         bucket_.resize(v);
         hist_.resize(2 * static_cast<std::size_t>(select_buckets));
-        mass_hist_.resize(4 * static_cast<std::size_t>(mass_buckets));
+        mass_count_.resize(4 * static_cast<std::size_t>(mass_buckets));
+        mass_hist_.resize(2 * static_cast<std::size_t>(mass_buckets));
         cand_v_.resize(v);
         cand_i_.resize(v);
         block_max_.resize((v + scan_block - 1) / scan_block);
@@ -210,7 +232,8 @@ private:
     std::vector<index_t> cand_i_;       // ... and their indices
     std::vector<entry> bucket_;         // top-p: the boundary bucket
     std::vector<std::uint32_t> hist_;   // top-k: counts per logit bucket (2 interleaved)
-    std::vector<double> mass_hist_;     // top-p: mass per logit bucket (4 interleaved)
+    std::vector<std::uint64_t> mass_count_;  // top-p: sum of fm * 2^24 per logit bucket (4 interleaved)
+    std::vector<double> mass_hist_;     // top-p: mass per logit bucket, then E_b per bucket
     std::vector<std::int32_t> block_max_;  // the first pass: max key per block (finds the argmax)
 };
 
@@ -532,7 +555,9 @@ struct sampler_ops {
     // dropped, and only it is sorted.
     // Masses are float32-softmax accurate (~1e-7 relative, HuggingFace's softmax is float32): a token
     // at d = (b + t) / per (bucket b, offset t in [0, 1)) weighs E_b * P(t), E_b = exp(-b / per) in
-    // double and P(t) = exp(-t / per) to degree 4 in float, summed in double. So a token whose
+    // double and P(t) = exp(-t / per) to degree 4 in float. P(t) lies in [~0.93, 1], so P(t) * 2^24 is
+    // an exact integer: a bucket sums those in 64-bit integers, exactly and in any order (a device
+    // port may use atomics), and its mass is that sum * 2^-24 * E_b in double. So a token whose
     // cumulative mass lies within ~1e-7 (relative) of p * total may fall either side of the boundary.
     void apply(const top_p& t) {
         if (!(t.p < 1.0f) || n == 1) return;
@@ -572,25 +597,30 @@ struct sampler_ops {
             fm[j] = 1.0f + t * (c1 + t * (c2 + t * (c3 + t * c4)));
             bid[j] = static_cast<std::uint32_t>(b);
         }
-        double* mh = ws.mass_hist_.data();  // four interleaved histograms
-        std::fill(mh, mh + 4 * NB, 0.0);
+        std::uint64_t* mc = ws.mass_count_.data();  // four interleaved histograms
+        std::fill(mc, mc + 4 * NB, std::uint64_t{0});
+        constexpr float fixed_one = 16777216.0f;  // 2^24: fm * 2^24 is an exact integer
         index_t j = 0;
         for (; j + 4 <= cnt; j += 4) {
-            mh[bid[j]] += static_cast<double>(fm[j]);
-            mh[NB + bid[j + 1]] += static_cast<double>(fm[j + 1]);
-            mh[2 * NB + bid[j + 2]] += static_cast<double>(fm[j + 2]);
-            mh[3 * NB + bid[j + 3]] += static_cast<double>(fm[j + 3]);
+            mc[bid[j]] += static_cast<std::uint32_t>(fm[j] * fixed_one);
+            mc[NB + bid[j + 1]] += static_cast<std::uint32_t>(fm[j + 1] * fixed_one);
+            mc[2 * NB + bid[j + 2]] += static_cast<std::uint32_t>(fm[j + 2] * fixed_one);
+            mc[3 * NB + bid[j + 3]] += static_cast<std::uint32_t>(fm[j + 3] * fixed_one);
         }
-        for (; j < cnt; ++j) mh[bid[j]] += static_cast<double>(fm[j]);
+        for (; j < cnt; ++j) mc[bid[j]] += static_cast<std::uint32_t>(fm[j] * fixed_one);
         // E_b = exp(-b * width) by four interleaved recurrences; mh[b] := the mass of bucket b
+        double* mh = ws.mass_hist_.data();
+        auto bucket_sum = [&](index_t b) {  // exact: < 2^53
+            return static_cast<double>(mc[b] + mc[NB + b] + mc[2 * NB + b] + mc[3 * NB + b]) * 0x1p-24;
+        };
         const double rho = exp_mass(-wd), rho2 = rho * rho, rho4 = rho2 * rho2;
         double e0 = 1.0, e1 = rho, e2 = rho2, e3 = rho2 * rho;
         double total = 0.0;
         for (index_t b = 0; b < NB; b += 4) {
-            mh[b] = (mh[b] + mh[NB + b] + mh[2 * NB + b] + mh[3 * NB + b]) * e0;
-            mh[b + 1] = (mh[b + 1] + mh[NB + b + 1] + mh[2 * NB + b + 1] + mh[3 * NB + b + 1]) * e1;
-            mh[b + 2] = (mh[b + 2] + mh[NB + b + 2] + mh[2 * NB + b + 2] + mh[3 * NB + b + 2]) * e2;
-            mh[b + 3] = (mh[b + 3] + mh[NB + b + 3] + mh[2 * NB + b + 3] + mh[3 * NB + b + 3]) * e3;
+            mh[b] = bucket_sum(b) * e0;
+            mh[b + 1] = bucket_sum(b + 1) * e1;
+            mh[b + 2] = bucket_sum(b + 2) * e2;
+            mh[b + 3] = bucket_sum(b + 3) * e3;
             mh[NB + b] = e0;  // kept for the boundary bucket
             mh[NB + b + 1] = e1;
             mh[NB + b + 2] = e2;

@@ -1,0 +1,118 @@
+// ordo/cuda/kv_cache.cuh - KV caches in device memory, slot-addressed like the host caches
+// (engine/kv_cache.hpp): a contiguous one and a paged one with FlashInfer's page table. Both model
+// ordo's kv_cache concept (so check_fit/generate size them), but their key()/value() spans point to
+// device memory: kernels use them, the host never dereferences them. Kernels address rows through
+// kv_layout, a trivially copyable description of either form.
+#pragma once
+
+#include <algorithm>
+#include <span>
+#include <vector>
+
+#include "../engine/kv_cache.hpp"
+#include "runtime.cuh"
+
+namespace ordo::cuda {
+
+// Where row (layer, k|v, sequence, slot) lives. Contiguous: [layer][k|v][sequence][slot][width];
+// paged: pages of [layer][k|v][page_size][width], sequence s owning pages indices[indptr[s]..).
+template <class T>
+struct kv_layout {
+    T* base = nullptr;
+    index_t layers = 0, width = 0;
+    index_t sequences = 0, slots = 0;  // contiguous
+    index_t page_size = 0;             // paged when > 0
+    const index_t* indptr = nullptr;   // paged: device page table
+    const index_t* indices = nullptr;
+
+    ORDO_HD T* row(index_t layer, int kv, index_t seq, index_t slot) const {
+        if (page_size == 0)
+            return base + ((((static_cast<std::size_t>(layer) * 2 + static_cast<std::size_t>(kv)) * static_cast<std::size_t>(sequences) +
+                             static_cast<std::size_t>(seq)) * static_cast<std::size_t>(slots) + static_cast<std::size_t>(slot)) *
+                           static_cast<std::size_t>(width));
+        const index_t page = indices[indptr[seq] + slot / page_size];
+        const std::size_t page_elems = static_cast<std::size_t>(layers) * 2 * static_cast<std::size_t>(page_size) * static_cast<std::size_t>(width);
+        return base + static_cast<std::size_t>(page) * page_elems +
+               ((static_cast<std::size_t>(layer) * 2 + static_cast<std::size_t>(kv)) * static_cast<std::size_t>(page_size) +
+                static_cast<std::size_t>(slot % page_size)) * static_cast<std::size_t>(width);
+    }
+};
+
+// One device block of layers x 2 x sequences x slots x width elements: owned, or the caller's.
+template <class T>
+class device_kv_cache {
+public:
+    using value_type = T;
+    device_kv_cache(index_t layers, index_t seqs, index_t slots, index_t width)
+        : owned_(contiguous_kv_cache<T>::required_size(layers, seqs, slots, width)), layers_(layers), seqs_(seqs), slots_(slots), width_(width) {
+        base_ = owned_.data();
+    }
+    // Caller-owned device memory (at least required_size elements).
+    device_kv_cache(std::span<T> device_memory, index_t layers, index_t seqs, index_t slots, index_t width)
+        : base_(device_memory.data()), layers_(layers), seqs_(seqs), slots_(slots), width_(width) {
+        if (device_memory.size() < contiguous_kv_cache<T>::required_size(layers, seqs, slots, width))
+            throw error("device kv cache: the memory given is smaller than layers x 2 x sequences x slots x width");
+    }
+
+    index_t num_layers() const { return layers_; }
+    index_t num_sequences() const { return seqs_; }
+    index_t capacity() const { return slots_; }
+    index_t width() const { return width_; }
+    std::size_t bytes() const { return contiguous_kv_cache<T>::required_size(layers_, seqs_, slots_, width_) * sizeof(T); }
+    std::span<T> key(index_t layer, index_t seq, index_t slot) { return row(layer, 0, seq, slot); }
+    std::span<T> value(index_t layer, index_t seq, index_t slot) { return row(layer, 1, seq, slot); }
+    kv_layout<T> layout() const { return {base_, layers_, width_, seqs_, slots_, 0, nullptr, nullptr}; }
+
+private:
+    std::span<T> row(index_t layer, int kv, index_t seq, index_t slot) {
+        ordo::detail::check_cache_index(layer, seq, slot, layers_, seqs_, slots_);
+        return {layout().row(layer, kv, seq, slot), static_cast<std::size_t>(width_)};
+    }
+    device_buffer<T> owned_;
+    T* base_ = nullptr;
+    index_t layers_, seqs_, slots_, width_;
+};
+
+// Pages in caller-owned device memory; the page table (CSR indptr/indices) is given on the host,
+// checked there exactly as the host paged cache checks it, and uploaded once.
+template <class T>
+class device_paged_kv_cache {
+public:
+    using value_type = T;
+    device_paged_kv_cache(std::span<T> device_pages, index_t layers, index_t page_size, index_t width, std::span<const index_t> indptr,
+                          std::span<const index_t> indices)
+        : pages_(device_pages), indptr_(indptr.begin(), indptr.end()), indices_(indices.begin(), indices.end()),
+          host_check_(std::span<T>(static_cast<T*>(nullptr), device_pages.size()), layers, page_size, width, indptr_, indices_),
+          d_indptr_(std::span<const index_t>(indptr_)), d_indices_(std::span<const index_t>(indices_)), layers_(layers), page_size_(page_size),
+          width_(width) {
+        check(cudaStreamSynchronize(nullptr), "device paged kv cache: page table upload");
+    }
+
+    index_t num_layers() const { return layers_; }
+    index_t num_sequences() const { return host_check_.num_sequences(); }
+    index_t capacity() const { return host_check_.capacity(); }
+    index_t width() const { return width_; }
+    index_t page_size() const { return page_size_; }
+    std::span<T> key(index_t layer, index_t seq, index_t slot) { return row(layer, 0, seq, slot); }
+    std::span<T> value(index_t layer, index_t seq, index_t slot) { return row(layer, 1, seq, slot); }
+    kv_layout<T> layout() const { return {pages_.data(), layers_, width_, 0, 0, page_size_, d_indptr_.data(), d_indices_.data()}; }
+
+private:
+    std::span<T> row(index_t layer, int kv, index_t seq, index_t slot) {
+        ordo::detail::check_cache_index(layer, seq, slot, layers_, num_sequences(), capacity());
+        // the host copy of the table addresses the row; the pointer is into device memory
+        const index_t page = indices_[static_cast<std::size_t>(indptr_[static_cast<std::size_t>(seq)] + slot / page_size_)];
+        kv_layout<T> one{pages_.data(), layers_, width_, 0, 0, page_size_, nullptr, nullptr};
+        const index_t ip[2] = {0, 1};
+        one.indptr = ip;
+        one.indices = &page;
+        return {one.row(layer, kv, 0, slot % page_size_), static_cast<std::size_t>(width_)};
+    }
+    std::span<T> pages_;
+    std::vector<index_t> indptr_, indices_;
+    paged_kv_cache<T> host_check_;  // validates the table; never touches the pages
+    device_buffer<index_t> d_indptr_, d_indices_;
+    index_t layers_, page_size_, width_;
+};
+
+}  // namespace ordo::cuda

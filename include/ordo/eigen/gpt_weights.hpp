@@ -1,0 +1,153 @@
+// ordo/eigen/gpt_weights.hpp - the host weights of a LlamaGen GPT: one fp32 arena in checkpoint
+// order, seeded random weights, and the config variant a plan needs. Standard library only, so the
+// CUDA backend loads and uploads the same weights (checkpoint.hpp reads them) without Eigen.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "../plan.hpp"
+#include "gpt_config.hpp"
+
+namespace ordo::eigen {
+
+// A config of any size given the variant a plan needs: PAR's transition tokens M_1..M_n, NAR's
+// extra block for the B head (for random weights; a checkpoint's variant is read off the file).
+inline gpt_config fit_variant(gpt_config c, const plan_view& p) {
+    c.transition_tokens = p.header.num_transitions;
+    c.extra_blocks = p.header.num_heads > 1 ? 1 : 0;
+    return c;
+}
+
+// Throws naming why a checkpoint of config `c` cannot run plan `p` (both backends check this in
+// prepare()): absolute positions, a time axis, a prefix length, PAR transition tokens or NAR heads
+// the checkpoint lacks.
+inline void check_plan_fit(const gpt_config& c, const plan_view& p) {
+    if (p.header.encoding != position_encoding::rope)
+        throw error("the GPT backend uses 2D RoPE; this plan asks for absolute positions (a video order needs a model with learned positions)");
+    if (p.grid().frames() != 1)
+        throw error("the GPT backend's 2D RoPE takes image grids; grid " + p.grid().str() + " has a time axis");
+    if (p.header.prefix != c.cls_token_num)
+        throw error("the plan has " + ordo::detail::itos(p.header.prefix) + " prefix rows, the model " + ordo::detail::itos(c.cls_token_num));
+    if (p.header.num_transitions > 0 && p.header.num_transitions != c.transition_tokens)
+        throw error("the plan feeds " + ordo::detail::itos(p.header.num_transitions) + " PAR transition tokens (M_1..M_" +
+            ordo::detail::itos(p.header.num_transitions) + "), the checkpoint has " + ordo::detail::itos(c.transition_tokens) +
+            (c.transition_tokens ? " (its regions do not match this policy)" : " (it is not a PAR checkpoint)"));
+    if (p.header.num_heads > c.num_output_heads())
+        throw error("the plan reads " + ordo::detail::itos(p.header.num_heads) + " output heads, the checkpoint has " + ordo::detail::itos(c.num_output_heads()) +
+            (c.num_output_heads() == 1 ? " (NAR needs the extra block and the B head: medusa_norm/medusa_output)" : ""));
+}
+
+// All weights in one fp32 arena, in checkpoint_tensors() order; tensors are views into it.
+class gpt_weights {
+public:
+    struct layer {
+        const float* wqkv;      // [qkv_rows x dim]
+        const float* wo;        // [dim x dim]
+        const float* w13;       // w1 then w3: [2 * hidden x dim], one product for both
+        const float* w2;        // [dim x hidden]
+        const float* attn_norm;
+        const float* ffn_norm;
+    };
+
+    gpt_weights() = default;
+    explicit gpt_weights(const gpt_config& c) : config_(c) {
+        const std::vector<tensor_spec> specs = checkpoint_tensors(c);
+        std::size_t total = 0;
+        for (const tensor_spec& t : specs) {
+            offsets_.push_back(total);
+            total += numel(t);
+        }
+        keys_.reserve(specs.size());
+        for (const tensor_spec& t : specs) keys_.push_back(t);
+        arena_.resize(total);
+        bind();
+    }
+    gpt_weights(const gpt_weights&) = delete;  // a second copy of the weights is never wanted
+    gpt_weights& operator=(const gpt_weights&) = delete;
+    gpt_weights(gpt_weights&& o) noexcept { *this = std::move(o); }
+    gpt_weights& operator=(gpt_weights&& o) noexcept {
+        config_ = o.config_;
+        keys_ = std::move(o.keys_);
+        offsets_ = std::move(o.offsets_);
+        arena_ = std::move(o.arena_);
+        bind();
+        return *this;
+    }
+
+    const gpt_config& config() const { return config_; }
+    const std::vector<tensor_spec>& tensors() const { return keys_; }
+    // The storage of tensor i of tensors() (loaders write it in place).
+    std::span<float> storage(std::size_t i) { return {arena_.data() + offsets_[i], numel(keys_[i])}; }
+    std::size_t bytes() const { return arena_.size() * sizeof(float); }
+
+    const float* cls = nullptr;
+    const float* tok = nullptr;
+    const float* transition = nullptr;  // PAR: row i is M_{i+1}
+    std::vector<layer> layers;
+    const float* norm = nullptr;
+    const float* output = nullptr;
+    const float* medusa_norm = nullptr;
+    const float* medusa_output = nullptr;
+
+private:
+    // w1 and w3 are adjacent in checkpoint_tensors() order, so their storage is one [2h x dim] block
+    void bind() {
+        layers.clear();
+        if (arena_.empty()) return;
+        std::size_t i = 0;
+        auto next = [&] { return arena_.data() + offsets_[i++]; };
+        cls = next();
+        tok = next();
+        transition = config_.transition_tokens ? next() : nullptr;
+        for (index_t l = 0; l < config_.num_layers(); ++l) {
+            layer L{};
+            L.wqkv = next();
+            L.wo = next();
+            L.w13 = next();
+            next();  // w3 follows w1
+            L.w2 = next();
+            L.attn_norm = next();
+            L.ffn_norm = next();
+            layers.push_back(L);
+        }
+        norm = next();
+        output = next();
+        if (config_.extra_blocks) {
+            medusa_norm = next();
+            medusa_output = next();
+        }
+    }
+
+    gpt_config config_{};
+    std::vector<tensor_spec> keys_;
+    std::vector<std::size_t> offsets_;
+    std::vector<float> arena_;
+};
+
+// Seeded random weights with the official init's scales (linear and embedding N(0, 0.02) as
+// uniform of the same variance, norms 1): for timing and for tests that need no checkpoint.
+inline gpt_weights random_weights(const gpt_config& c, std::uint64_t seed) {
+    gpt_weights w(c);
+    std::uint64_t s = seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
+    for (std::size_t i = 0; i < w.tensors().size(); ++i) {
+        std::span<float> t = w.storage(i);
+        if (w.tensors()[i].shape.size() == 1) {
+            std::fill(t.begin(), t.end(), 1.0f);
+            continue;
+        }
+        const float a = 0.02f * 1.7320508f;  // uniform(-a, a) has standard deviation 0.02
+        for (float& x : t) {
+            s += 0x9E3779B97F4A7C15ull;  // splitmix64
+            std::uint64_t z = s;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+            z ^= z >> 31;
+            x = a * (static_cast<float>(z >> 40) * (2.0f / 16777216.0f) - 1.0f);
+        }
+    }
+    return w;
+}
+
+}  // namespace ordo::eigen

@@ -1,0 +1,281 @@
+// The GPU GPT against the official code (the golden tiny LlamaGen, PAR and NAR models of
+// tests/data/e2e, as the Eigen backend's golden test) and against the Eigen backend for every
+// order, in fp32 and bf16, on contiguous and paged device caches.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+
+#include <ordo/cuda/gpt.cuh>
+#include <ordo/eigen/checkpoint.hpp>
+#include <ordo/eigen/model_args.hpp>
+#include <ordo/engine/teacher.hpp>
+#include <ordo/ordo.hpp>
+
+#include "reference.hpp"
+
+namespace oc = ordo::cuda;
+namespace oe = ordo::eigen;
+using Catch::Contains;
+
+namespace {
+
+// fp32: cuBLAS sums in another order than PyTorch and the CPU (~1e-5), as the Eigen backend's
+// golden test allows; the greedy grids must be exact (smallest top-1/top-2 margin 8.9e-3).
+constexpr float kTolerance = 1e-4f;
+// bf16 weights and GEMM inputs (8 significant bits): logits move by up to a few 1e-2 on these
+// models; checked relative to the logits' scale, and the grids are not required to match.
+constexpr float kBf16Relative = 5e-2f;
+
+std::string e2e(const std::string& name) { return std::string(ORDO_TEST_DATA) + "/e2e/" + name; }
+std::string slurp(const std::string& path) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    REQUIRE(f);
+    std::string s;
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) s.append(buf, n);
+    std::fclose(f);
+    return s;
+}
+
+struct golden_case {
+    const char* name;
+    const char* policy;
+};
+const golden_case kCases[] = {
+    {"raster_G8_cfg2.0_label3", "raster"},
+    {"par_G8_n4_cfg2.0_label3", "par:2x2"},
+    {"nar_G8_cfg2.0_label3", "nar"},
+};
+
+float max_abs(std::span<const float> a) {
+    float m = 0.0f;
+    for (float x : a) m = std::max(m, std::abs(x));
+    return m;
+}
+float max_abs_diff(std::span<const float> a, std::span<const float> b) {
+    REQUIRE(a.size() == b.size());
+    float m = 0.0f;
+    for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+    return m;
+}
+std::vector<float> read_f32(const ordo::io::safetensors& f, const std::string& key) {
+    const ordo::io::tensor_info& t = f.at(key);
+    std::vector<float> v(static_cast<std::size_t>(t.numel()));
+    f.read(t, v);
+    return v;
+}
+
+oe::gpt_weights load_case(const golden_case& c) {
+    const ordo::io::safetensors wf = ordo::io::safetensors::open(e2e(std::string(c.name) + ".weights.safetensors"));
+    return oe::load_weights(wf, oe::model_args_from_json(slurp(e2e(std::string(c.name) + ".weights.json"))));
+}
+
+// Greedy decode on the GPU through a session; logits [position][vocab] as the sampler saw them.
+template <class W, class Cache>
+ordo_test::cpu_decode gpu_greedy_decode(oc::gpt_model<W>& model, Cache& cache, const ordo::plan_view& p, int label, float scale) {
+    const ordo::request req{label, 0, {}};
+    ordo::session_options o;
+    o.guidance.scale = scale;
+    o.null_label = model.config().null_label();
+    ordo::session s(p, std::span<const ordo::request>(&req, 1), ordo::make_sampler(ordo::greedy{}), model.vocab_size(), o);
+    ordo::check_fit(p, model, cache, s.num_sequences());
+    const std::size_t v = static_cast<std::size_t>(model.vocab_size());
+    ordo_test::cpu_decode d;
+    d.logits.assign(static_cast<std::size_t>(p.num_positions()) * v, 0.0f);
+    std::vector<float> logits;
+    while (!s.done()) {
+        const ordo::step_batch& b = s.next();
+        logits.resize(b.logits_size());
+        model.forward(b, cache, logits);
+        const ordo::step_view st = p.step(b.step);
+        for (ordo::index_t e = 0; e < st.num_emitted(); ++e)
+            s.final_logits(logits, 0, e, std::span<float>(d.logits).subspan(static_cast<std::size_t>(st.emitted[e]) * v, v));
+        s.commit(logits);
+    }
+    d.tokens.assign(s.tokens(0).begin(), s.tokens(0).end());
+    return d;
+}
+
+oe::gpt_config tiny(ordo::index_t transitions = 0, ordo::index_t extra = 0) {
+    oe::gpt_config c;
+    c.dim = 64;
+    c.n_layer = 2;
+    c.n_head = 4;
+    c.vocab_size = 96;
+    c.num_classes = 5;
+    c.multiple_of = 32;
+    c.transition_tokens = transitions;
+    c.extra_blocks = extra;
+    return c;
+}
+// Random weights scaled up so logits spread out (distinct greedy choices).
+oe::gpt_weights spread_weights(const oe::gpt_config& c, std::uint64_t seed) {
+    oe::gpt_weights w = oe::random_weights(c, seed);
+    for (std::size_t i = 0; i < w.tensors().size(); ++i)
+        if (w.tensors()[i].shape.size() == 2)
+            for (float& x : w.storage(i)) x *= 20.0f;
+    return w;
+}
+
+}  // namespace
+
+TEST_CASE("cuda gpt: teacher-forced logits equal the official training forward (fp32)", "[cuda-gpt]") {
+    for (const golden_case& c : kCases) {
+        INFO(c.name);
+        const oe::gpt_weights hw = load_case(c);
+        const oc::device_gpt_weights<float> w(hw);
+        oc::gpt_model<float> model(w);
+        const ordo::plan p = ordo::make_plan(ordo::parse_policy(c.policy), ordo::grid_shape::make(8, 8));
+        oc::device_kv_cache<float> cache(model.num_layers(), 1, ordo::teacher_cache_len(p), model.cache_width());
+        const ordo::io::safetensors tf = ordo::io::safetensors::open(e2e(std::string(c.name) + ".teacher.safetensors"));
+        std::vector<std::int64_t> t64(64), label(1);
+        tf.read(tf.at("tokens_raster"), t64);
+        tf.read(tf.at("label"), label);
+        const std::vector<ordo::index_t> tokens(t64.begin(), t64.end());
+        const std::vector<float> ours = ordo::teacher_forcing_logits(model, cache, p.view(), tokens, static_cast<ordo::index_t>(label[0]));
+        const std::vector<float> ref = read_f32(tf, tf.find("logits_raster") ? "logits_raster" : "logits");
+        const float d = max_abs_diff(ours, ref);
+        std::printf("cuda gpt fp32 teacher forcing %s: max |diff| = %.3g\n", c.name, d);
+        CHECK(d < kTolerance);
+    }
+}
+
+TEST_CASE("cuda gpt: every decode step's logits and the greedy grid equal the official generate() (fp32), contiguous and paged caches", "[cuda-gpt]") {
+    for (const golden_case& c : kCases) {
+        INFO(c.name);
+        const ordo_test::golden_run run = ordo_test::read_golden_run(e2e(std::string(c.name) + ".json"));
+        const oe::gpt_weights hw = load_case(c);
+        const oc::device_gpt_weights<float> w(hw);
+        oc::gpt_model<float> model(w);
+        const ordo::plan p = ordo::make_plan(ordo::parse_policy(c.policy), ordo::grid_shape::make(8, 8));
+        REQUIRE(p.num_steps() == run.num_forward_calls);
+        const ordo::io::safetensors lf = ordo::io::safetensors::open(e2e(std::string(c.name) + ".logits.safetensors"));
+        const std::size_t v = static_cast<std::size_t>(model.vocab_size());
+
+        auto check_run = [&](const ordo_test::cpu_decode& d, const char* cache_kind) {
+            float worst = 0.0f;
+            for (ordo::index_t s = 0; s < p.num_steps(); ++s) {
+                char key[16];
+                std::snprintf(key, sizeof key, "step_%03d", s);
+                const std::vector<float> ref = read_f32(lf, key);
+                const ordo::step_view st = p.step(s);
+                REQUIRE(ref.size() == static_cast<std::size_t>(st.num_emitted()) * v);
+                for (ordo::index_t e = 0; e < st.num_emitted(); ++e)
+                    worst = std::max(worst, max_abs_diff(std::span<const float>(d.logits).subspan(static_cast<std::size_t>(st.emitted[e]) * v, v),
+                                                         std::span<const float>(ref).subspan(static_cast<std::size_t>(e) * v, v)));
+            }
+            std::printf("cuda gpt fp32 %s (%s cache): max |diff| over all steps = %.3g\n", c.name, cache_kind, worst);
+            CHECK(worst < kTolerance);
+            CHECK(d.tokens == run.tokens);
+        };
+        const ordo::index_t seqs = run.cfg_scale > 1.0f ? 2 : 1;
+        {
+            oc::device_kv_cache<float> cache(model.num_layers(), seqs, ordo::kv_cache_len(p), model.cache_width());
+            check_run(gpu_greedy_decode(model, cache, p.view(), run.label, run.cfg_scale), "contiguous");
+        }
+        {
+            // pages of 8 slots, handed out to the two sequences in interleaved, reversed order
+            const ordo::index_t page = 8, per_seq = (ordo::kv_cache_len(p) + page - 1) / page, pages = per_seq * seqs;
+            std::vector<ordo::index_t> indptr(static_cast<std::size_t>(seqs) + 1), indices;
+            for (ordo::index_t s = 0; s < seqs; ++s) {
+                indptr[static_cast<std::size_t>(s) + 1] = (s + 1) * per_seq;
+                for (ordo::index_t i = 0; i < per_seq; ++i) indices.push_back(pages - 1 - (i * seqs + s));
+            }
+            oc::device_buffer<float> memory(static_cast<std::size_t>(pages) * static_cast<std::size_t>(model.num_layers()) * 2 * page *
+                                            static_cast<std::size_t>(model.cache_width()));
+            oc::device_paged_kv_cache<float> cache(memory.span(), model.num_layers(), page, model.cache_width(), indptr, indices);
+            check_run(gpu_greedy_decode(model, cache, p.view(), run.label, run.cfg_scale), "paged");
+        }
+    }
+}
+
+TEST_CASE("cuda gpt: bf16 weights stay within the bf16 tolerance of the official logits", "[cuda-gpt]") {
+    for (const golden_case& c : kCases) {
+        INFO(c.name);
+        const ordo_test::golden_run run = ordo_test::read_golden_run(e2e(std::string(c.name) + ".json"));
+        const oe::gpt_weights hw = load_case(c);
+        const oc::device_gpt_weights<__nv_bfloat16> w(hw);
+        oc::gpt_model<__nv_bfloat16> model(w);
+        const ordo::plan p = ordo::make_plan(ordo::parse_policy(c.policy), ordo::grid_shape::make(8, 8));
+        // teacher forcing: the same inputs at every position, so errors do not compound through sampling
+        oc::device_kv_cache<__nv_bfloat16> cache(model.num_layers(), 1, ordo::teacher_cache_len(p), model.cache_width());
+        const ordo::io::safetensors tf = ordo::io::safetensors::open(e2e(std::string(c.name) + ".teacher.safetensors"));
+        std::vector<std::int64_t> t64(64), label(1);
+        tf.read(tf.at("tokens_raster"), t64);
+        tf.read(tf.at("label"), label);
+        const std::vector<ordo::index_t> tokens(t64.begin(), t64.end());
+        const std::vector<float> ours = ordo::teacher_forcing_logits(model, cache, p.view(), tokens, static_cast<ordo::index_t>(label[0]));
+        const std::vector<float> ref = read_f32(tf, tf.find("logits_raster") ? "logits_raster" : "logits");
+        const float d = max_abs_diff(ours, ref), scale = max_abs(ref);
+        std::printf("cuda gpt bf16 teacher forcing %s: max |diff| = %.3g (logit scale %.3g)\n", c.name, d, scale);
+        CHECK(d < kBf16Relative * scale);
+    }
+}
+
+TEST_CASE("cuda gpt: every order decodes as the Eigen backend does (fp32, random weights)", "[cuda-gpt]") {
+    struct order {
+        const char* spec;
+        const char* grid;
+    };
+    const order orders[] = {{"raster", "8x8"}, {"par:2x2", "8x8"}, {"par:4x4", "8x8"}, {"nar", "8x8"},   {"par:2x2+nar", "8x8"},
+                            {"zipar:3", "8x8"}, {"raster", "12x12"}, {"nar", "6x10"}, {"par:2x2", "12x12"}};
+    for (const order& o : orders) {
+        INFO(o.spec << " on " << o.grid);
+        const ordo::plan p = ordo::make_plan(ordo::parse_policy(o.spec), ordo::parse_grid(o.grid));
+        const oe::gpt_config cfg = oe::fit_variant(tiny(), p.view());
+        const oe::gpt_weights hw = spread_weights(cfg, 11);
+        const ordo_test::cpu_decode want = ordo_test::eigen_greedy_decode(hw, p.view(), 2, 3.0f);
+        const oc::device_gpt_weights<float> w(hw);
+        oc::gpt_model<float> model(w);
+        oc::device_kv_cache<float> cache(model.num_layers(), 2, ordo::kv_cache_len(p), model.cache_width());
+        const ordo_test::cpu_decode got = gpu_greedy_decode(model, cache, p.view(), 2, 3.0f);
+        const float d = max_abs_diff(got.logits, want.logits);
+        std::printf("cuda gpt vs eigen, %s on %s: max |diff| of the final logits = %.3g\n", o.spec, o.grid, d);
+        CHECK(d < 1e-3f * std::max(1.0f, max_abs(want.logits)));
+        CHECK(got.tokens == want.tokens);
+    }
+}
+
+TEST_CASE("cuda gpt: generate() runs a batch of requests through the device model", "[cuda-gpt]") {
+    const ordo::plan p = ordo::make_plan(ordo::parse_policy("par:2x2"), ordo::grid_shape::make(8, 8));
+    const oe::gpt_weights hw = spread_weights(oe::fit_variant(tiny(), p.view()), 5);
+    const oc::device_gpt_weights<float> w(hw);
+    oc::gpt_model<float> model(w);
+    const std::vector<ordo::request> reqs = {{1, 7, {}}, {3, 8, {}}, {1, 7, {}}};
+    ordo::generate_options go;
+    go.session.guidance.scale = 2.0f;
+    go.session.null_label = hw.config().null_label();
+    go.session.seed = 42;
+    oc::device_kv_cache<float> cache(model.num_layers(), 6, ordo::kv_cache_len(p), model.cache_width());
+    const auto chain = ordo::make_sampler(ordo::top_k{20}, ordo::multinomial{});
+    const auto out = ordo::generate(model, cache, p.view(), chain, reqs, go);
+    REQUIRE(out.size() == 3);
+    CHECK(out[0] == out[2]);  // same label and id: same tokens, whatever shares the batch
+    for (const auto& grid : out)
+        for (ordo::index_t t : grid) CHECK((t >= 0 && t < model.vocab_size()));
+    // alone in the batch, request 1 gets the same tokens
+    oc::device_kv_cache<float> one(model.num_layers(), 2, ordo::kv_cache_len(p), model.cache_width());
+    const auto alone = ordo::generate(model, one, p.view(), chain, std::span<const ordo::request>(&reqs[1], 1), go);
+    CHECK(alone[0] == out[1]);
+}
+
+TEST_CASE("cuda gpt: plans, caches and inputs it cannot run are clear errors", "[cuda-gpt]") {
+    const ordo::plan nar = ordo::make_plan(ordo::parse_policy("nar"), ordo::grid_shape::make(4, 4));
+    const oe::gpt_weights hw = oe::random_weights(tiny(), 1);  // no B head, no transition tokens
+    const oc::device_gpt_weights<float> w(hw);
+    oc::gpt_model<float> model(w);
+    oc::device_kv_cache<float> cache(model.num_layers(), 1, ordo::kv_cache_len(nar), model.cache_width());
+    CHECK_THROWS_WITH(ordo::check_fit(nar.view(), model, cache, 1), Contains("medusa_norm"));
+    const ordo::plan par = ordo::make_plan(ordo::parse_policy("par:2x2"), ordo::grid_shape::make(4, 4));
+    CHECK_THROWS_WITH(ordo::check_fit(par.view(), model, cache, 1), Contains("not a PAR checkpoint"));
+    const ordo::plan raster = ordo::make_plan(ordo::parse_policy("raster"), ordo::grid_shape::make(4, 4));
+    oc::device_kv_cache<float> narrow(model.num_layers(), 1, ordo::kv_cache_len(raster), model.cache_width() / 2);
+    std::vector<ordo::request> reqs(1);
+    CHECK_THROWS_WITH(ordo::generate(model, narrow, raster.view(), ordo::make_sampler(ordo::greedy{}), reqs), Contains("width"));
+    reqs[0].label = 99;  // outside the label table
+    CHECK_THROWS_WITH(ordo::generate(model, cache, raster.view(), ordo::make_sampler(ordo::greedy{}), reqs), Contains("class label 99"));
+    oc::device_kv_cache<float> small(model.num_layers(), 1, 4, model.cache_width());
+    reqs[0].label = 0;
+    CHECK_THROWS_WITH(ordo::generate(model, small, raster.view(), ordo::make_sampler(ordo::greedy{}), reqs), Contains("kv cache too small"));
+}
