@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <ordo/eigen/checkpoint.hpp>
+#include <ordo/eigen/gpt.hpp>
 #include <ordo/eigen/model_args.hpp>
 #include <ordo/ordo.hpp>
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <ordo/eigen/checkpoint.hpp>
+#include <ordo/eigen/gpt.hpp>
 #include <ordo/eigen/model_args.hpp>
 #include <ordo/engine/teacher.hpp>
 #include <ordo/ordo.hpp>

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -277,6 +278,82 @@ TEST_CASE("exp_mass is exp to within a few ulp", "[sampler]") {
     CHECK(ordo::detail::exp_mass(-800.0) == 0.0);
     CHECK(ordo::detail::exp_mass(-3.0e38) == 0.0);
     CHECK(ordo::detail::exp_mass(-std::numeric_limits<double>::infinity()) == 0.0);
+}
+
+// exp_mass as it was written before its operations went through dadd/dmul: plain IEEE double
+// arithmetic in the same order. The host helpers must not change a single bit (the device's
+// __dadd_rn/__dmul_rn give these same bits, which tests/cuda/test_sampler.cu checks).
+double exp_mass_plain(double x) {
+    constexpr double inv_ln2 = 0x1.71547652b82fep0;
+    constexpr double ln2_hi = 0x1.62e42fee00000p-1, ln2_lo = 0x1.a39ef35793c76p-33;
+    if (!(std::fabs(x) < 1024.0)) x = -1024.0;
+    const std::int32_t k0 = static_cast<std::int32_t>(x * inv_ln2 - 0.5);
+    if (k0 < -1022) return 0.0;
+    const double kd = static_cast<double>(k0);
+    const double r = (x - kd * ln2_hi) - kd * ln2_lo;
+    const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    const double c01 = 1.0 + r, c23 = 0.5 + r * (1.0 / 6.0), c45 = 1.0 / 24.0 + r * (1.0 / 120.0),
+                 c67 = 1.0 / 720.0 + r * (1.0 / 5040.0), c89 = 1.0 / 40320.0 + r * (1.0 / 362880.0),
+                 cab = 1.0 / 3628800.0 + r * (1.0 / 39916800.0), ccd = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
+    const double c03 = c01 + r2 * c23, c47 = c45 + r2 * c67, c8b = c89 + r2 * cab;
+    const double p = (c03 + r4 * c47) + r8 * (c8b + r4 * ccd);
+    return p * std::ldexp(1.0, k0);
+}
+
+TEST_CASE("the contract's double helpers are plain IEEE operations on the host", "[sampler]") {
+    std::mt19937_64 g(31);
+    std::uniform_real_distribution<double> u(-1e3, 1e3);
+    for (int i = 0; i < 10000; ++i) {
+        const double a = u(g), b = u(g) * 1e-7;
+        CHECK(std::bit_cast<std::uint64_t>(ordo::detail::dmul(a, b)) == std::bit_cast<std::uint64_t>(a * b));
+        CHECK(std::bit_cast<std::uint64_t>(ordo::detail::dadd(a, b)) == std::bit_cast<std::uint64_t>(a + b));
+    }
+    CHECK(std::signbit(ordo::detail::dadd(-0.0, -0.0)));
+    CHECK(!std::signbit(ordo::detail::dadd(-0.0, 0.0)));
+}
+
+TEST_CASE("exp_mass through dadd/dmul keeps the bits of the plain formula", "[sampler]") {
+    std::mt19937_64 g(37);
+    std::uniform_real_distribution<double> u(-760.0, 0.0);
+    for (int i = 0; i < 200000; ++i) {
+        const double x = i % 3 ? u(g) : -std::ldexp(std::generate_canonical<double, 53>(g), -(i % 60));
+        INFO("x = " << x);
+        CHECK(std::bit_cast<std::uint64_t>(ordo::detail::exp_mass(x)) == std::bit_cast<std::uint64_t>(exp_mass_plain(x)));
+    }
+    for (double x : {0.0, -0.0, -708.0, -708.4, -709.0, -745.0, -1023.9, -1024.0, -2000.0})
+        CHECK(std::bit_cast<std::uint64_t>(ordo::detail::exp_mass(x)) == std::bit_cast<std::uint64_t>(exp_mass_plain(x)));
+}
+
+TEST_CASE("signed_key orders floats and round-trips", "[sampler]") {
+    const float v[] = {-std::numeric_limits<float>::infinity(), -3e38f, -1.5f, -1e-40f, -0.0f, 0.0f, 1e-40f, 2.0f, 3e38f,
+                       std::numeric_limits<float>::infinity()};
+    for (std::size_t i = 0; i + 1 < std::size(v); ++i) {
+        CHECK(ordo::detail::signed_key(v[i]) <= ordo::detail::signed_key(v[i + 1]));
+        CHECK((ordo::detail::signed_key(v[i]) == ordo::detail::signed_key(v[i + 1])) == (v[i] == v[i + 1]));
+    }
+    for (float x : v) CHECK(ordo::detail::signed_key_float(ordo::detail::signed_key(x)) == x);
+    CHECK(!std::signbit(ordo::detail::signed_key_float(ordo::detail::signed_key(-0.0f))));  // -0 comes back as +0
+}
+
+TEST_CASE("top_p's bucket masses do not depend on the order of the tokens", "[sampler]") {
+    // each bucket sums its factors exactly (as integers), so permuting distinct logits permutes the
+    // kept set and nothing else, however close a token lies to the boundary
+    std::mt19937 g(41);
+    for (int rep = 0; rep < 200; ++rep) {
+        const int n = 2 + static_cast<int>(g() % 5000);
+        std::vector<float> l = random_logits(g, n, rep % 2 ? 0.5f : 3.0f, 2);
+        std::sort(l.begin(), l.end());
+        l.erase(std::unique(l.begin(), l.end()), l.end());
+        std::shuffle(l.begin(), l.end(), g);
+        std::vector<std::size_t> perm(l.size());
+        std::iota(perm.begin(), perm.end(), std::size_t{0});
+        std::shuffle(perm.begin(), perm.end(), g);
+        std::vector<float> lp(l.size());
+        for (std::size_t i = 0; i < l.size(); ++i) lp[i] = l[perm[i]];
+        const auto chain = ordo::make_sampler(ordo::top_p{rep % 3 ? 0.9f : 0.3f}, ordo::greedy{});
+        const std::vector<bool> a = kept_by(chain, l), b = kept_by(chain, lp);
+        for (std::size_t i = 0; i < l.size(); ++i) REQUIRE(b[i] == a[perm[i]]);
+    }
 }
 
 TEST_CASE("multinomial frequencies match the softmax", "[sampler]") {

@@ -87,7 +87,7 @@ TEST_CASE("device dense and packed masks equal the host forms for every policy, 
                 const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), g, prefix);
                 const ordo::cuda::device_plan dp(p);
                 for (const row_set& rs : row_sets(p, rng)) {
-                    const ordo::cuda::device_buffer<index_t> rows(std::span<const index_t>(rs.rows));
+                    const ordo::cuda::device_buffer<index_t> rows{std::span<const index_t>(rs.rows)};
                     for (index_t kv_len : kv_lengths(p)) {
                         INFO(spec << " on " << grid << ", prefix " << prefix << ", " << rs.name << " (" << rs.rows.size() << "), kv_len " << kv_len);
                         const std::size_t cells = rs.rows.size() * static_cast<std::size_t>(kv_len);
@@ -121,7 +121,7 @@ TEST_CASE("device block masks equal make_block_mask for every policy, row set, k
                 const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), g, prefix);
                 const ordo::cuda::device_plan dp(p);
                 for (const row_set& rs : row_sets(p, rng)) {
-                    const ordo::cuda::device_buffer<index_t> rows(std::span<const index_t>(rs.rows));
+                    const ordo::cuda::device_buffer<index_t> rows{std::span<const index_t>(rs.rows)};
                     for (index_t kv_len : kv_lengths(p))
                         for (auto [bq, bkv] : block_shapes) {
                             INFO(spec << " on " << grid << ", prefix " << prefix << ", " << rs.name << " (" << rs.rows.size() << "), kv_len " << kv_len
@@ -139,7 +139,7 @@ TEST_CASE("device block masks equal make_block_mask for every policy, row set, k
     const ordo::plan p = ordo::make_plan(ordo::par16, ordo::grid_shape::make(16, 16));
     const ordo::cuda::device_plan dp(p);
     const auto rows = ordo::train_rows(p);
-    const ordo::cuda::device_buffer<index_t> d_rows(std::span<const index_t>(rows));
+    const ordo::cuda::device_buffer<index_t> d_rows{std::span<const index_t>(rows)};
     require_equal(ordo::cuda::make_block_mask(dp, d_rows.span(), ordo::kv_cache_len(p), 64, 32, ws).to_host(),
                   ordo::make_block_mask(p, rows, ordo::kv_cache_len(p), 64, 32));
 }
@@ -148,7 +148,7 @@ TEST_CASE("a reserved workspace builds without growing", "[cuda-masks]") {
     const ordo::plan p = ordo::make_plan(ordo::par4, ordo::grid_shape::make(24, 24));
     const ordo::cuda::device_plan dp(p);
     const auto rows = ordo::train_rows(p);
-    const ordo::cuda::device_buffer<index_t> d_rows(std::span<const index_t>(rows));
+    const ordo::cuda::device_buffer<index_t> d_rows{std::span<const index_t>(rows)};
     const index_t kv = ordo::kv_cache_len(p);
     ordo::cuda::mask_workspace ws;
     ws.reserve_block_mask(static_cast<index_t>(rows.size()), kv, 1, 1);
@@ -189,8 +189,8 @@ TEST_CASE("batched packed masks: device mask_indptr and bytes equal the host one
                 ordo::pack_mask(p, std::span<const index_t>(slots).subspan(row, static_cast<std::size_t>(q_rows[r])), kv_lens[r],
                                 std::span<std::uint8_t>(want).subspan(static_cast<std::size_t>(indptr[r]), static_cast<std::size_t>(indptr[r + 1] - indptr[r])));
 
-            const ordo::cuda::device_buffer<index_t> d_slots(std::span<const index_t>(slots)), d_rows(std::span<const index_t>(q_rows)),
-                d_kv(std::span<const index_t>(kv_lens));
+            const ordo::cuda::device_buffer<index_t> d_slots{std::span<const index_t>(slots)}, d_rows{std::span<const index_t>(q_rows)},
+                d_kv{std::span<const index_t>(kv_lens)};
             ordo::cuda::device_buffer<std::uint8_t> d_out(want.size());
             ordo::cuda::device_buffer<std::int64_t> d_indptr(indptr.size());
             ordo::cuda::pack_mask_batch(dp, d_slots.span(), d_rows.span(), d_kv.span(), d_out.span(), d_indptr.span(), ws);
@@ -205,8 +205,8 @@ TEST_CASE("device mask builds reject bad sizes, blocks, slots and batches, namin
     const ordo::cuda::device_plan dp(p);
     ordo::cuda::mask_workspace ws;
     const std::vector<index_t> good{0, 1, 2}, bad{0, 99, 2}, negative{-1};
-    const ordo::cuda::device_buffer<index_t> d_good(std::span<const index_t>(good)), d_bad(std::span<const index_t>(bad)),
-        d_negative(std::span<const index_t>(negative));
+    const ordo::cuda::device_buffer<index_t> d_good{std::span<const index_t>(good)}, d_bad{std::span<const index_t>(bad)},
+        d_negative{std::span<const index_t>(negative)};
     ordo::cuda::device_buffer<std::uint8_t> out5(5), out12(12), out2(2);
 
     // sizes and blocks: checked on the host, before any launch
@@ -232,8 +232,8 @@ TEST_CASE("device mask builds reject bad sizes, blocks, slots and batches, namin
 
     // batches: shapes on the host, totals and requests on the device
     const std::vector<index_t> rows_ok{2, 1}, kv_ok{4, 4}, rows_short{1, 1}, kv_negative{4, -3};
-    const ordo::cuda::device_buffer<index_t> d_rows_ok(std::span<const index_t>(rows_ok)), d_kv_ok(std::span<const index_t>(kv_ok)),
-        d_rows_short(std::span<const index_t>(rows_short)), d_kv_negative(std::span<const index_t>(kv_negative));
+    const ordo::cuda::device_buffer<index_t> d_rows_ok{std::span<const index_t>(rows_ok)}, d_kv_ok{std::span<const index_t>(kv_ok)},
+        d_rows_short{std::span<const index_t>(rows_short)}, d_kv_negative{std::span<const index_t>(kv_negative)};
     ordo::cuda::device_buffer<std::int64_t> indptr3(3), indptr2(2);
     CHECK_THROWS_WITH(ordo::cuda::pack_mask_batch(dp, d_good.span(), d_rows_ok.span(), d_kv_ok.span(), out2.span(), indptr2.span(), ws),
                       Catch::Contains("requests + 1"));

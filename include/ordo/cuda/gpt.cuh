@@ -204,6 +204,7 @@ public:
         c_.validate();
         check(cublasCreate(&blas_), "cublasCreate");
         check(cublasSetStream(blas_, stream_), "cublasSetStream");
+        check(cudaEventCreateWithFlags(&staged_, cudaEventDisableTiming), "cudaEventCreate");
         const index_t hd2 = c_.head_dim() / 4;
         std::vector<float> freqs(static_cast<std::size_t>(hd2));
         for (index_t k = 0; k < hd2; ++k)  // fp32, as the official table and the Eigen backend
@@ -215,6 +216,7 @@ public:
     gpt_model& operator=(const gpt_model&) = delete;
     ~gpt_model() {
         if (blas_) cublasDestroy(blas_);
+        if (staged_) cudaEventDestroy(staged_);
     }
 
     const gpt_config& config() const { return c_; }
@@ -331,6 +333,9 @@ private:
     // Each row's slot and rotary coordinates, and each (sequence, row)'s embedding row: checked
     // here (a bad label or token is an error naming it), then one upload per array.
     void stage_inputs(const step_batch& b) {
+        // the previous step's upload reads the pinned buffers when the stream gets to it: wait for
+        // it before overwriting them (run() may be called steps ahead of the device)
+        check(cudaEventSynchronize(staged_), "step upload (previous step)");
         const std::size_t d = static_cast<std::size_t>(c_.dim);
         for (index_t r = 0; r < b.num_rows; ++r) h_rows_.data()[r] = row_info{b.slots[static_cast<std::size_t>(r)], b.rope[static_cast<std::size_t>(r)]};
         for (index_t s = 0; s < b.num_sequences; ++s)
@@ -366,6 +371,7 @@ private:
         const std::size_t rows = static_cast<std::size_t>(b.num_sequences) * static_cast<std::size_t>(b.num_rows);
         check(cudaMemcpyAsync(d_rows_.data(), h_rows_.data(), static_cast<std::size_t>(b.num_rows) * sizeof(row_info), cudaMemcpyHostToDevice, stream_), "step upload (rows)");
         check(cudaMemcpyAsync(d_src_.data(), h_src_.data(), rows * sizeof(const W*), cudaMemcpyHostToDevice, stream_), "step upload (embeddings)");
+        check(cudaEventRecord(staged_, stream_), "step upload (event)");
     }
 
     void norm(const W* weight, index_t rows) {
@@ -396,6 +402,7 @@ private:
     gpt_config c_;
     cudaStream_t stream_;
     cublasHandle_t blas_ = nullptr;
+    cudaEvent_t staged_ = nullptr;  // the last step upload has been read
     device_buffer<float> freqs_;
     std::unique_ptr<device_plan> plan_;
     const index_t* plan_key_ = nullptr;

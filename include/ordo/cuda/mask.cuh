@@ -190,8 +190,9 @@ __global__ void classify_tiles(mask_predicate<Mode> m, const index_t* q_slots, i
     if (tile >= tiles) return;  // uniform across the warp: blockDim is a multiple of the warp size
     const int lane = static_cast<int>(threadIdx.x % warp_size);
     const index_t qb = static_cast<index_t>(tile / static_cast<std::uint64_t>(nkv)), kb = static_cast<index_t>(tile % static_cast<std::uint64_t>(nkv));
-    const index_t qlo = qb * block_q, qhi = min(q_len, qlo + block_q);
-    const index_t lo = kb * block_kv, hi = min(kv_len, lo + block_kv) - 1;
+    // 64-bit ends: a block size near the index limit must not wrap
+    const index_t qlo = qb * block_q, qhi = static_cast<index_t>(min(static_cast<long long>(q_len), static_cast<long long>(qlo) + block_q));
+    const index_t lo = kb * block_kv, hi = static_cast<index_t>(min(static_cast<long long>(kv_len), static_cast<long long>(lo) + block_kv)) - 1;
     const index_t live = min(kv_len, m.num_slots);  // slots past the layout are never visible
     const index_t* fs = m.fed_step;
 

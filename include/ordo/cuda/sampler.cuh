@@ -42,8 +42,12 @@ namespace ordo::cuda {
 
 namespace detail {
 
-inline constexpr int sampler_threads = 512;  // one block per row
-inline constexpr int sort_items = 4;
+// One block of 256 threads per row, four blocks resident per SM (<= 64 registers a thread): 528 rows
+// at once on an H100, so a batch of 512 rows runs in one wave and the one-thread sequential parts of
+// different rows overlap.
+inline constexpr int sampler_threads = 256;
+inline constexpr int sampler_blocks_per_sm = 4;
+inline constexpr int sort_items = 8;
 inline constexpr int sort_capacity = sampler_threads * sort_items;  // top-p's boundary bucket is walked in sorted tiles of this
 inline constexpr int top_p_buckets = 1024;                          // as the CPU's sampler_workspace::mass_buckets
 inline constexpr std::uint32_t ninf_bits = 0xff800000u;
@@ -571,7 +575,7 @@ struct workspace_ref {
 
 // Kernels are templates so that every translation unit including this header may instantiate them.
 template <int Threads>
-__global__ void __launch_bounds__(Threads)
+__global__ void __launch_bounds__(Threads, sampler_blocks_per_sm)
     sample_rows_kernel(chain_desc chain, float* logits, index_t V, const draw_key* keys, index_t* tokens, workspace_ref ws) {
     __shared__ row_shared sh;
     const index_t r = static_cast<index_t>(blockIdx.x);
@@ -602,7 +606,7 @@ struct step_args {
 // Block (request i, emitted k): the head mix (session.hpp's mix, unfused), CFG (cfg_combine,
 // unfused) into the workspace row, then the sampler.
 template <int Threads>
-__global__ void __launch_bounds__(Threads)
+__global__ void __launch_bounds__(Threads, sampler_blocks_per_sm)
     sample_step_kernel(chain_desc chain, step_args a, float* mixed, index_t* tokens, workspace_ref ws) {
     __shared__ row_shared sh;
     const index_t r = static_cast<index_t>(blockIdx.x), i = r / a.max_emitted, k = r % a.max_emitted;
