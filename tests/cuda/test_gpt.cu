@@ -279,3 +279,23 @@ TEST_CASE("cuda gpt: plans, caches and inputs it cannot run are clear errors", "
     reqs[0].label = 0;
     CHECK_THROWS_WITH(ordo::generate(model, small, raster.view(), ordo::make_sampler(ordo::greedy{}), reqs), Contains("kv cache too small"));
 }
+
+TEST_CASE("cuda gpt: CUDA graphs replay each step exactly as the eager launches run it", "[cuda-gpt]") {
+    for (const char* spec : {"par:2x2+nar", "zipar:3", "raster"}) {
+        INFO(spec);
+        const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::grid_shape::make(8, 8));
+        const oe::gpt_weights hw = spread_weights(oe::fit_variant(tiny(), p.view()), 3);
+        const oc::device_gpt_weights<__nv_bfloat16> w(hw);
+        oc::gpt_model<__nv_bfloat16> eager(w), graphed(w);
+        graphed.use_graphs(true);
+        oc::device_kv_cache<__nv_bfloat16> c1(eager.num_layers(), 2, ordo::kv_cache_len(p), eager.cache_width());
+        oc::device_kv_cache<__nv_bfloat16> c2(graphed.num_layers(), 2, ordo::kv_cache_len(p), graphed.cache_width());
+        const ordo_test::cpu_decode want = gpu_greedy_decode(eager, c1, p.view(), 1, 2.0f);
+        const ordo_test::cpu_decode first = gpu_greedy_decode(graphed, c2, p.view(), 1, 2.0f);   // captures
+        const ordo_test::cpu_decode second = gpu_greedy_decode(graphed, c2, p.view(), 1, 2.0f);  // replays
+        CHECK(max_abs_diff(first.logits, want.logits) == 0.0f);
+        CHECK(max_abs_diff(second.logits, want.logits) == 0.0f);
+        CHECK(first.tokens == want.tokens);
+        CHECK(second.tokens == want.tokens);
+    }
+}

@@ -199,11 +199,19 @@ private:
 template <class W>
 class gpt_model {
 public:
-    // Borrows the weights; runs on `stream` (the caller's, or the default stream).
+    // Borrows the weights; runs on `stream`, or on a stream of its own when none is given (CUDA
+    // graphs cannot capture the legacy default stream).
     explicit gpt_model(const device_gpt_weights<W>& w, cudaStream_t stream = nullptr) : w_(&w), c_(w.config()), stream_(stream) {
         c_.validate();
+        if (!stream_) {
+            check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+            own_stream_ = true;
+        }
         check(cublasCreate(&blas_), "cublasCreate");
         check(cublasSetStream(blas_, stream_), "cublasSetStream");
+        // cuBLAS gets its workspace from us: it must not allocate while a step is being captured
+        blas_workspace_ = device_buffer<std::byte>(std::size_t{32} << 20);
+        check(cublasSetWorkspace(blas_, blas_workspace_.data(), blas_workspace_.bytes()), "cublasSetWorkspace");
         check(cudaEventCreateWithFlags(&staged_, cudaEventDisableTiming), "cudaEventCreate");
         const index_t hd2 = c_.head_dim() / 4;
         std::vector<float> freqs(static_cast<std::size_t>(hd2));
@@ -215,9 +223,20 @@ public:
     gpt_model(const gpt_model&) = delete;
     gpt_model& operator=(const gpt_model&) = delete;
     ~gpt_model() {
+        if (stream_) cudaStreamSynchronize(stream_);
+        for (step_graph& g : graphs_)
+            if (g.exec) cudaGraphExecDestroy(g.exec);
         if (blas_) cublasDestroy(blas_);
         if (staged_) cudaEventDestroy(staged_);
+        if (own_stream_) cudaStreamDestroy(stream_);
     }
+
+    // CUDA graphs: at batch 1 a step's ~10 launches per layer cost more in launch overhead than
+    // in work. With graphs on, the first decode run of each plan step (at a given batch shape,
+    // cache and buffers) captures the step's launches into a graph and later runs replay it, so
+    // the second image onwards pays one launch per step. Teacher-forcing batches run eagerly.
+    void use_graphs(bool on) { graphs_on_ = on; }
+    bool uses_graphs() const { return graphs_on_; }
 
     const gpt_config& config() const { return c_; }
     index_t vocab_size() const { return c_.vocab_size; }
@@ -245,28 +264,9 @@ public:
         reserve(rows, static_cast<std::size_t>(b.num_rows), b.num_heads);  // no-op after prepare()
         stage_inputs(b);
         const auto layout = cache.layout();
-        const index_t d = c_.dim, hd = c_.head_dim(), nh = c_.n_head, nkv = c_.kv_heads(), hidden = c_.ffn_hidden();
-        const index_t n = static_cast<index_t>(rows);
-        detail::embed_kernel<W><<<static_cast<unsigned>(rows), 256, 0, stream_>>>(d_src_.data(), d, x_.data());
-        check_launch("embed_kernel");
-        const index_t trunk = c_.n_layer, layers = b.num_heads > 1 ? c_.num_layers() : trunk;  // no B head read: skip its blocks
         const index_t kv_end = std::min(b.plan.num_slots(), b.kv_limit);
-        for (index_t l = 0; l < layers; ++l) {
-            const auto& L = w_->layers[static_cast<std::size_t>(l)];
-            norm(L.attn_norm, n);
-            gemm(L.wqkv, c_.qkv_rows(), d, xn_.data(), n, d, qkv_.data(), c_.qkv_rows(), 0.0f);
-            rope_and_store(qkv_.data(), d_rows_.data(), b.num_sequences, b.num_rows, nh, nkv, hd, freqs_.data(), layout, l, stream_);
-            decode_attention(qkv_.data(), d_rows_.data(), b.num_sequences, b.num_rows, nh, nkv, hd, *plan_, kv_end, layout, l, xn_.data(), stream_);
-            gemm(L.wo, d, d, xn_.data(), n, d, x_.data(), d, 1.0f);  // x += attn wo^T
-            norm(L.ffn_norm, n);
-            gemm(L.w13, 2 * hidden, d, xn_.data(), n, d, ffn_.data(), 2 * hidden, 0.0f);
-            detail::swiglu_kernel<W><<<std::min<unsigned>(4096u, static_cast<unsigned>((rows * static_cast<std::size_t>(hidden) + 255) / 256)), 256, 0, stream_>>>(
-                ffn_.data(), n, hidden, act_.data());
-            check_launch("swiglu_kernel");
-            gemm(L.w2, d, hidden, act_.data(), n, hidden, x_.data(), d, 1.0f);  // x += ffn
-            if (l == trunk - 1) head(b, 0, w_->norm, w_->output, n);
-        }
-        if (layers > trunk) head(b, 1, w_->medusa_norm, w_->medusa_output, n);
+        if (graphs_on_ && b.kv_limit == max_index) replay_or_capture(b, layout, kv_end);
+        else enqueue(b, layout, kv_end);
     }
 
     // The model_for forward: run() and the logits copied to the host.
@@ -286,6 +286,70 @@ public:
 private:
     using act_t = W;  // GEMM inputs: fp32 for SGEMM, bf16 for the bf16 GEMM
 
+    // Every launch of one step, in stream order (what a graph captures).
+    template <class T>
+    void enqueue(const step_batch& b, const kv_layout<T>& layout, index_t kv_end) {
+        const index_t d = c_.dim, hd = c_.head_dim(), nh = c_.n_head, nkv = c_.kv_heads(), hidden = c_.ffn_hidden();
+        const std::size_t rows = static_cast<std::size_t>(b.num_sequences) * static_cast<std::size_t>(b.num_rows);
+        const index_t n = static_cast<index_t>(rows);
+        detail::embed_kernel<W><<<static_cast<unsigned>(rows), 256, 0, stream_>>>(d_src_.data(), d, x_.data());
+        check_launch("embed_kernel");
+        const index_t trunk = c_.n_layer, layers = b.num_heads > 1 ? c_.num_layers() : trunk;  // no B head read: skip its blocks
+        for (index_t l = 0; l < layers; ++l) {
+            const auto& L = w_->layers[static_cast<std::size_t>(l)];
+            norm(L.attn_norm, n);
+            gemm(L.wqkv, c_.qkv_rows(), d, xn_.data(), n, d, qkv_.data(), c_.qkv_rows(), 0.0f);
+            rope_and_store(qkv_.data(), d_rows_.data(), b.num_sequences, b.num_rows, nh, nkv, hd, freqs_.data(), layout, l, stream_);
+            decode_attention(qkv_.data(), d_rows_.data(), b.num_sequences, b.num_rows, nh, nkv, hd, *plan_, kv_end, layout, l, xn_.data(), stream_);
+            gemm(L.wo, d, d, xn_.data(), n, d, x_.data(), d, 1.0f);  // x += attn wo^T
+            norm(L.ffn_norm, n);
+            gemm(L.w13, 2 * hidden, d, xn_.data(), n, d, ffn_.data(), 2 * hidden, 0.0f);
+            detail::swiglu_kernel<W><<<std::min<unsigned>(4096u, static_cast<unsigned>((rows * static_cast<std::size_t>(hidden) + 255) / 256)), 256, 0, stream_>>>(
+                ffn_.data(), n, hidden, act_.data());
+            check_launch("swiglu_kernel");
+            gemm(L.w2, d, hidden, act_.data(), n, hidden, x_.data(), d, 1.0f);  // x += ffn
+            if (l == trunk - 1) head(b, 0, w_->norm, w_->output, n);
+        }
+        if (layers > trunk) head(b, 1, w_->medusa_norm, w_->medusa_output, n);
+    }
+
+    struct graph_key {
+        std::uint64_t generation = 0;  // of the device plan and the step buffers
+        index_t step = -1, sequences = 0, rows = 0, heads = 0, kv_end = 0;
+        const void *cache = nullptr, *pages = nullptr;
+        friend bool operator==(const graph_key&, const graph_key&) = default;
+    };
+    struct step_graph {
+        graph_key key{};
+        cudaGraphExec_t exec = nullptr;
+    };
+
+    template <class T>
+    void replay_or_capture(const step_batch& b, const kv_layout<T>& layout, index_t kv_end) {
+        const graph_key key{generation_, b.step, b.num_sequences, b.num_rows, b.num_heads, kv_end, layout.base, layout.indices};
+        if (static_cast<std::size_t>(b.step) >= graphs_.size()) graphs_.resize(static_cast<std::size_t>(b.plan.num_steps()));  // once per plan
+        step_graph& g = graphs_[static_cast<std::size_t>(b.step)];
+        if (!(g.exec && g.key == key)) {
+            cudaGraph_t graph = nullptr;
+            check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "step graph (begin capture)");
+            try {
+                enqueue(b, layout, kv_end);
+            } catch (...) {
+                cudaStreamEndCapture(stream_, &graph);
+                if (graph) cudaGraphDestroy(graph);
+                throw;
+            }
+            check(cudaStreamEndCapture(stream_, &graph), "step graph (end capture)");
+            cudaGraphExec_t exec = nullptr;
+            const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+            cudaGraphDestroy(graph);
+            check(e, "step graph (instantiate)");
+            if (g.exec) cudaGraphExecDestroy(g.exec);
+            g = {key, exec};
+        }
+        check(cudaGraphLaunch(g.exec, stream_), "step graph (launch)");
+    }
+
     template <class C>
     void check_batch(const step_batch& b, const C& cache) const {
         if (b.vocab != c_.vocab_size) throw error("cuda gpt forward: the batch has vocab " + ordo::detail::itos(b.vocab) + ", the model " + ordo::detail::itos(c_.vocab_size));
@@ -300,14 +364,24 @@ private:
             throw error("cuda gpt forward: the kv cache holds " + ordo::detail::itos(cache.capacity()) + " slots, the step attends to " + ordo::detail::itos(kv_end));
     }
 
-    // The plan's device copy: uploaded when a plan is first seen (prepare), reused after.
+    // The plan's device copy: uploaded when a plan is first seen (prepare), reused while the plan
+    // a batch carries has the same layout and mask (a host comparison, no allocation).
     void use_plan(const plan_view& p) {
-        if (plan_ && plan_key_ == p.fed_step.data() && plan_->header().num_slots == p.num_slots() && plan_->header().num_steps == p.num_steps()) return;
+        const bool same = plan_ && plan_->header().num_slots == p.num_slots() && plan_->header().num_steps == p.num_steps() &&
+                          plan_->header().mask == p.header.mask && plan_->header().prefix == p.header.prefix &&
+                          std::equal(p.fed_step.begin(), p.fed_step.end(), plan_fed_step_.begin(), plan_fed_step_.end()) &&
+                          std::equal(p.slots.begin(), p.slots.end(), plan_slots_.begin(), plan_slots_.end()) &&
+                          std::equal(p.stand_ins.begin(), p.stand_ins.end(), plan_stand_ins_.begin(), plan_stand_ins_.end());
+        if (same) return;
         plan_ = std::make_unique<device_plan>(p, stream_);
-        plan_key_ = p.fed_step.data();
+        plan_fed_step_.assign(p.fed_step.begin(), p.fed_step.end());
+        plan_slots_.assign(p.slots.begin(), p.slots.end());
+        plan_stand_ins_.assign(p.stand_ins.begin(), p.stand_ins.end());
+        ++generation_;
     }
 
     void reserve(std::size_t rows, std::size_t rows_per_seq, index_t heads) {
+        if (rows > rows_ || rows * static_cast<std::size_t>(heads) > logit_rows_ || rows_per_seq > row_cap_) ++generation_;  // graphs hold buffer addresses
         if (rows > rows_) {
             rows_ = rows;
             const std::size_t d = static_cast<std::size_t>(c_.dim), h = static_cast<std::size_t>(c_.ffn_hidden());
@@ -401,11 +475,17 @@ private:
     const device_gpt_weights<W>* w_;
     gpt_config c_;
     cudaStream_t stream_;
+    bool own_stream_ = false, graphs_on_ = false;
     cublasHandle_t blas_ = nullptr;
+    device_buffer<std::byte> blas_workspace_;
+    std::vector<step_graph> graphs_;
     cudaEvent_t staged_ = nullptr;  // the last step upload has been read
     device_buffer<float> freqs_;
     std::unique_ptr<device_plan> plan_;
-    const index_t* plan_key_ = nullptr;
+    std::vector<index_t> plan_fed_step_;  // what plan_ was made from
+    std::vector<slot_entry> plan_slots_;
+    std::vector<stand_in_entry> plan_stand_ins_;
+    std::uint64_t generation_ = 0;
     std::size_t rows_ = 0, logit_rows_ = 0, row_cap_ = 0;
     device_buffer<float> x_, qkv_, ffn_, logits_;
     device_buffer<act_t> xn_, act_;
