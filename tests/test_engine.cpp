@@ -206,6 +206,51 @@ TEST_CASE("session: misuse is a clear error and corrupts nothing", "[engine][err
     CHECK_THROWS_WITH(ordo::session(p.view(), std::span<const ordo::request>(), kSampler, 8), Catch::Contains("no requests"));
 }
 
+TEST_CASE("session: commit_tokens() records tokens sampled elsewhere as commit() would", "[engine]") {
+    // a second session commits, step by step, the tokens the first one sampled: same grids, same
+    // inputs fed at every step
+    const ordo::plan p = ordo::make_plan(ordo::nar, ordo::grid_shape::make(4, 5));
+    const std::vector<ordo::request> reqs{{1, 3}, {4, 9}};
+    ordo::session_options so;
+    so.guidance.scale = 2.0f;
+    so.guidance.interval = 2;
+    so.null_label = 10;
+    ordo::session a(p.view(), std::span<const ordo::request>(reqs), kSampler, 8, so), b(p.view(), std::span<const ordo::request>(reqs), kSampler, 8, so);
+    while (!a.done()) {
+        const ordo::step_batch& ba = a.next();
+        const ordo::step_batch& bb = b.next();
+        CHECK(std::equal(ba.inputs.begin(), ba.inputs.end(), bb.inputs.begin(), bb.inputs.end()));
+        CHECK(a.guidance_scale() == (a.step() <= 3 ? 2.0f : 1.0f));
+        std::vector<float> l(ba.logits_size());
+        for (std::size_t i = 0; i < l.size(); ++i) l[i] = static_cast<float>((i * 7919 + static_cast<std::size_t>(ba.step)) % 13);
+        const ordo::step_view st = p.step(ba.step);
+        a.commit(l);
+        const ordo::index_t stride = st.num_emitted() + 1;  // a padded layout, as a device sampler writes
+        std::vector<ordo::index_t> t(static_cast<std::size_t>(2 * stride), -1);
+        for (ordo::index_t i = 0; i < 2; ++i)
+            for (ordo::index_t k = 0; k < st.num_emitted(); ++k) t[static_cast<std::size_t>(i * stride + k)] = a.tokens(i)[st.emitted[k]];
+        b.commit_tokens(t, stride);
+    }
+    REQUIRE(b.done());
+    for (ordo::index_t i = 0; i < 2; ++i) CHECK(std::equal(a.tokens(i).begin(), a.tokens(i).end(), b.tokens(i).begin()));
+}
+
+TEST_CASE("session: commit_tokens() misuse is a clear error and changes nothing", "[engine][errors]") {
+    const ordo::plan p = ordo::make_plan(ordo::par4, ordo::grid_shape::make(4, 4));
+    const std::vector<ordo::request> reqs{{1, 1}, {2, 2}};
+    ordo::session s(p.view(), std::span<const ordo::request>(reqs), kSampler, 8);
+    const std::vector<ordo::index_t> one{3, 4};
+    CHECK_THROWS_WITH(s.commit_tokens(one, 1), Catch::Contains("commit_tokens() without next()"));
+    s.next();
+    CHECK_THROWS_WITH(s.commit_tokens(std::vector<ordo::index_t>{3}, 1), Catch::Contains("emits 1 positions for each of 2 requests"));
+    CHECK_THROWS_WITH(s.commit_tokens(std::vector<ordo::index_t>{3, 8}, 1), Catch::Contains("token 8 for request 1"));
+    CHECK(s.step() == 0);
+    CHECK(s.tokens(0)[0] == -1);
+    s.commit_tokens(one, 1);
+    CHECK(s.step() == 1);
+    CHECK(s.tokens(1)[0] == 4);
+}
+
 TEST_CASE("generate: a cache or model that cannot run the plan is named", "[engine][errors]") {
     const ordo::plan p = ordo::make_plan(ordo::nar, ordo::grid_shape::make(4, 4));
     const std::vector<ordo::request> reqs{{1, 1}};

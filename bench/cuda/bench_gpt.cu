@@ -1,5 +1,5 @@
 // bench/cuda/bench_gpt.cu - decode orders on the GPU GPT: presets B and L (seeded random weights),
-// bf16 weights and KV cache, at 16x16 and 24x24, batch 1 and batch 64, both with CFG (2 and 128
+// bf16 weights and KV cache, CUDA graphs on, at 16x16 and 24x24, batch 1 and batch 64, both with CFG (2 and 128
 // sequences). One iteration decodes one whole image: every step's forward pass (the model's own
 // work; the device sampler is timed on its own in bench_sampler.cu), timed with CUDA events.
 // Counters per policy: steps, ms per step and per image, speedup over raster measured in the same
@@ -126,10 +126,11 @@ void BM_decode(benchmark::State& state, std::string preset, std::string policy, 
         w = std::make_unique<oc::device_gpt_weights<bf16>>(host);
     }
     oc::gpt_model<bf16> model(*w);
+    model.use_graphs(true);  // the warm-up image captures one graph per step; timed images replay them
     const auto sb = make_batches(p, batch, cfg.null_label());
     oc::device_kv_cache<bf16> cache(model.num_layers(), 2 * batch, ordo::kv_cache_len(p), model.cache_width());
     ordo::check_fit(p.view(), model, cache, 2 * batch);
-    for (const auto& b : sb->batches) model.run(b, cache);  // warm-up: cuBLAS heuristics, caches
+    for (const auto& b : sb->batches) model.run(b, cache);  // warm-up: graph capture, cuBLAS heuristics
     oc::check(cudaStreamSynchronize(model.stream()), "warm-up");
     cudaEvent_t e0, e1;
     cudaEventCreate(&e0);

@@ -79,10 +79,12 @@ __global__ void rope_and_store_kernel(float* qkv, const row_info* rows, index_t 
 }
 
 inline constexpr int attention_threads = 128;
+inline constexpr int max_dims_per_lane = 4;  // head_dim <= 4 x 32 (LlamaGen: 64, 3B: 100)
 
 // softmax(q k^T / sqrt(head_dim)) v for one (sequence, row) and one query head: block (s*rows + r, h).
-// Shared memory: the query (head_dim floats), one score per kv slot (kv_end floats), one class per
-// kv block. out: [sequences * rows][n_head * head_dim] in Out (fp32, or bf16 for a bf16 GEMM).
+// Shared memory: the query (head_dim floats), one score per kv slot (kv_end floats), each warp's
+// share of the output (warps x head_dim floats), one class per kv block.
+// out: [sequences * rows][n_head * head_dim] in Out (fp32, or bf16 for a bf16 GEMM).
 template <mask_mode Mode, class T, class Out>
 __global__ void decode_attention_kernel(const float* qkv, const row_info* rows, index_t num_rows, index_t n_head, index_t kv_heads, index_t head_dim,
                                         plan_ref plan, index_t kv_end, kv_layout<T> cache, index_t layer, Out* out) {
@@ -91,9 +93,11 @@ __global__ void decode_attention_kernel(const float* qkv, const row_info* rows, 
     const index_t h = static_cast<index_t>(blockIdx.y), kvh = h / (n_head / kv_heads);
     const index_t tid = static_cast<index_t>(threadIdx.x), nthreads = static_cast<index_t>(blockDim.x);
     const index_t nblocks = num_kv_blocks(kv_end, kv_block);
+    constexpr index_t max_warps = attention_threads / warp_size;
     float* q = smem;
     float* score = q + head_dim;
-    block_class* cls = reinterpret_cast<block_class*>(score + kv_end);
+    float* part = score + kv_end;  // [warp][head_dim]: each warp's share of the output
+    block_class* cls = reinterpret_cast<block_class*>(part + max_warps * head_dim);
     __shared__ float red[attention_threads / warp_size];
     __shared__ float bcast;
 
@@ -155,26 +159,42 @@ __global__ void decode_attention_kernel(const float* qkv, const row_info* rows, 
     }
     __syncthreads();
     const float inv = bcast;
-    // out[i] = sum_kv p_kv v_kv[i]: threads over the head's elements, reads of a V row coalesced
+    // out = sum_kv p_kv v_kv: each warp takes its kv blocks, lanes over the head's elements (a V row
+    // read coalesced), then the warps' shares are added in shared memory
+    float acc[max_dims_per_lane] = {};
+    for (index_t b = warp; b < nblocks; b += warps) {
+        if (cls[b] == block_class::none) continue;
+        const index_t end = min(kv_end, (b + 1) * kv_block);
+        for (index_t kv = b * kv_block; kv < end; ++kv) {
+            const float p = score[kv];
+            if (p == 0.0f) continue;  // the same kv for the whole warp: no divergence
+            const T* vrow = cache.row(layer, 1, s, kv) + static_cast<std::size_t>(kvh) * static_cast<std::size_t>(head_dim);
+#pragma unroll
+            for (int j = 0; j < max_dims_per_lane; ++j) {
+                const index_t i = lane + j * warp_size;
+                if (i < head_dim) acc[j] += p * detail::to_float(vrow[i]);
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < max_dims_per_lane; ++j) {
+        const index_t i = lane + j * warp_size;
+        if (i < head_dim) part[warp * head_dim + i] = acc[j];
+    }
+    __syncthreads();
     Out* o = out + static_cast<std::size_t>(blockIdx.x) * static_cast<std::size_t>(n_head) * static_cast<std::size_t>(head_dim) +
              static_cast<std::size_t>(h) * static_cast<std::size_t>(head_dim);
     for (index_t i = tid; i < head_dim; i += nthreads) {
-        float acc = 0.0f;
-        for (index_t b = 0; b < nblocks; ++b) {
-            if (cls[b] == block_class::none) continue;
-            const index_t end = min(kv_end, (b + 1) * kv_block);
-            for (index_t kv = b * kv_block; kv < end; ++kv) {
-                const float p = score[kv];
-                if (p != 0.0f) acc += p * detail::to_float(cache.row(layer, 1, s, kv)[static_cast<std::size_t>(kvh) * static_cast<std::size_t>(head_dim) + i]);
-            }
-        }
-        o[i] = detail::from_float<Out>(acc * inv);
+        float t = 0.0f;
+        for (index_t w = 0; w < warps; ++w) t += part[w * head_dim + i];
+        o[i] = detail::from_float<Out>(t * inv);
     }
 }
 
 // Shared memory of decode_attention_kernel.
 inline std::size_t attention_shared_bytes(index_t head_dim, index_t kv_end) {
-    return static_cast<std::size_t>(head_dim + kv_end) * sizeof(float) + static_cast<std::size_t>(num_kv_blocks(kv_end, kv_block)) + 16;
+    return static_cast<std::size_t>(head_dim + kv_end + (attention_threads / warp_size) * head_dim) * sizeof(float) +
+           static_cast<std::size_t>(num_kv_blocks(kv_end, kv_block));
 }
 
 // Launches the step's attention: rows[num_rows] (device) for every one of `sequences`.
@@ -182,26 +202,36 @@ template <class T, class Out>
 void decode_attention(const float* qkv, const row_info* rows, index_t sequences, index_t num_rows, index_t n_head, index_t kv_heads,
                       index_t head_dim, const device_plan& plan, index_t kv_end, const kv_layout<T>& cache, index_t layer, Out* out,
                       cudaStream_t stream) {
+    if (head_dim < 1 || head_dim > max_dims_per_lane * warp_size)
+        throw error("decode attention: head_dim " + ordo::detail::itos(head_dim) + " outside 1.." + ordo::detail::itos(max_dims_per_lane * warp_size));
+    if (n_head < 1 || kv_heads < 1 || n_head % kv_heads)
+        throw error("decode attention: " + ordo::detail::itos(n_head) + " query heads do not group over " + ordo::detail::itos(kv_heads) + " kv heads");
     if (kv_end < 1 || kv_end > plan.header().num_slots) throw error("decode attention: kv_end " + ordo::detail::itos(kv_end) + " outside 1.." + ordo::detail::itos(plan.header().num_slots));
     const std::size_t shared = attention_shared_bytes(head_dim, kv_end);
-    constexpr std::size_t default_limit = 48 * 1024;
-    if (shared > default_limit) {
-        int dev = 0, optin = 0;
-        check(cudaGetDevice(&dev), "decode attention: cudaGetDevice");
-        check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), "decode attention: shared memory limit");
-        if (shared > static_cast<std::size_t>(optin))
-            throw error("decode attention: " + ordo::detail::itos(kv_end) + " kv slots need " + ordo::detail::itos(static_cast<long long>(shared)) +
-                        " bytes of shared memory, the device has " + ordo::detail::itos(optin) + " per block");
-    }
     const dim3 grid(static_cast<unsigned>(sequences * num_rows), static_cast<unsigned>(n_head));
-    auto launch = [&](auto kernel) {
-        if (shared > default_limit)
+    auto launch = [&]<mask_mode Mode>() {
+        const auto kernel = decode_attention_kernel<Mode, T, Out>;
+        // the kernel's own (static) shared memory counts against the same per-block limit
+        static const std::size_t static_bytes = [&] {
+            cudaFuncAttributes a{};
+            check(cudaFuncGetAttributes(&a, kernel), "decode attention: cudaFuncGetAttributes");
+            return a.sharedSizeBytes;
+        }();
+        constexpr std::size_t default_limit = 48 * 1024;
+        if (shared + static_bytes > default_limit) {
+            int dev = 0, optin = 0;
+            check(cudaGetDevice(&dev), "decode attention: cudaGetDevice");
+            check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), "decode attention: shared memory limit");
+            if (shared + static_bytes > static_cast<std::size_t>(optin))
+                throw error("decode attention: " + ordo::detail::itos(kv_end) + " kv slots need " + ordo::detail::itos(static_cast<long long>(shared + static_bytes)) +
+                            " bytes of shared memory, the device has " + ordo::detail::itos(optin) + " per block");
             check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)), "decode attention: shared memory opt-in");
+        }
         kernel<<<grid, attention_threads, shared, stream>>>(qkv, rows, num_rows, n_head, kv_heads, head_dim, plan.ref(), kv_end, cache, layer, out);
         check_launch("decode_attention_kernel");
     };
-    if (plan.header().mask == mask_mode::slot_causal) launch(decode_attention_kernel<mask_mode::slot_causal, T, Out>);
-    else launch(decode_attention_kernel<mask_mode::step_causal, T, Out>);
+    if (plan.header().mask == mask_mode::slot_causal) launch.template operator()<mask_mode::slot_causal>();
+    else launch.template operator()<mask_mode::step_causal>();
 }
 
 template <class T>

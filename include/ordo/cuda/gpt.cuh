@@ -207,29 +207,27 @@ public:
             check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
             own_stream_ = true;
         }
-        check(cublasCreate(&blas_), "cublasCreate");
-        check(cublasSetStream(blas_, stream_), "cublasSetStream");
-        // cuBLAS gets its workspace from us: it must not allocate while a step is being captured
-        blas_workspace_ = device_buffer<std::byte>(std::size_t{32} << 20);
-        check(cublasSetWorkspace(blas_, blas_workspace_.data(), blas_workspace_.bytes()), "cublasSetWorkspace");
-        check(cudaEventCreateWithFlags(&staged_, cudaEventDisableTiming), "cudaEventCreate");
-        const index_t hd2 = c_.head_dim() / 4;
-        std::vector<float> freqs(static_cast<std::size_t>(hd2));
-        for (index_t k = 0; k < hd2; ++k)  // fp32, as the official table and the Eigen backend
-            freqs[static_cast<std::size_t>(k)] = 1.0f / std::pow(c_.rope_base, static_cast<float>(2 * k) / static_cast<float>(c_.head_dim() / 2));
-        freqs_ = device_buffer<float>(std::span<const float>(freqs), stream_);
-        check(cudaStreamSynchronize(stream_), "rope table upload");
+        try {
+            check(cublasCreate(&blas_), "cublasCreate");
+            check(cublasSetStream(blas_, stream_), "cublasSetStream");
+            // cuBLAS gets its workspace from us: it must not allocate while a step is being captured
+            blas_workspace_ = device_buffer<std::byte>(std::size_t{32} << 20);
+            check(cublasSetWorkspace(blas_, blas_workspace_.data(), blas_workspace_.bytes()), "cublasSetWorkspace");
+            check(cudaEventCreateWithFlags(&staged_, cudaEventDisableTiming), "cudaEventCreate");
+            const index_t hd2 = c_.head_dim() / 4;
+            std::vector<float> freqs(static_cast<std::size_t>(hd2));
+            for (index_t k = 0; k < hd2; ++k)  // fp32, as the official table and the Eigen backend
+                freqs[static_cast<std::size_t>(k)] = 1.0f / std::pow(c_.rope_base, static_cast<float>(2 * k) / static_cast<float>(c_.head_dim() / 2));
+            freqs_ = device_buffer<float>(std::span<const float>(freqs), stream_);
+            check(cudaStreamSynchronize(stream_), "rope table upload");
+        } catch (...) {
+            release();
+            throw;
+        }
     }
     gpt_model(const gpt_model&) = delete;
     gpt_model& operator=(const gpt_model&) = delete;
-    ~gpt_model() {
-        if (stream_) cudaStreamSynchronize(stream_);
-        for (step_graph& g : graphs_)
-            if (g.exec) cudaGraphExecDestroy(g.exec);
-        if (blas_) cublasDestroy(blas_);
-        if (staged_) cudaEventDestroy(staged_);
-        if (own_stream_) cudaStreamDestroy(stream_);
-    }
+    ~gpt_model() { release(); }
 
     // CUDA graphs: at batch 1 a step's ~10 launches per layer cost more in launch overhead than
     // in work. With graphs on, the first decode run of each plan step (at a given batch shape,
@@ -259,12 +257,15 @@ public:
         requires kv_cache<C> && requires(const C& c) { c.layout(); }
     void run(const step_batch& b, C& cache) {
         check_batch(b, cache);
+        // the previous step's upload reads the pinned buffers when the stream gets to it: wait for
+        // it before they are reused or reallocated (run() may be called steps ahead of the device)
+        check(cudaEventSynchronize(staged_), "step upload (previous step)");
         use_plan(b.plan);  // no-op after prepare()
         const std::size_t rows = static_cast<std::size_t>(b.num_sequences) * static_cast<std::size_t>(b.num_rows);
         reserve(rows, static_cast<std::size_t>(b.num_rows), b.num_heads);  // no-op after prepare()
         stage_inputs(b);
         const auto layout = cache.layout();
-        const index_t kv_end = std::min(b.plan.num_slots(), b.kv_limit);
+        const index_t kv_end = std::min({b.plan.num_slots(), b.kv_limit, cache.capacity()});  // slots past the cache were never fed
         if (graphs_on_ && b.kv_limit == max_index) replay_or_capture(b, layout, kv_end);
         else enqueue(b, layout, kv_end);
     }
@@ -281,7 +282,10 @@ public:
 
     // The device logits of the last run(): [seq][row][head][vocab].
     std::span<const float> logits(const step_batch& b) const { return {logits_.data(), b.logits_size()}; }
-    const device_plan& plan() const { return *plan_; }
+    const device_plan& plan() const {
+        if (!plan_) throw error("cuda gpt: plan() before any prepare() or run()");
+        return *plan_;
+    }
 
 private:
     using act_t = W;  // GEMM inputs: fp32 for SGEMM, bf16 for the bf16 GEMM
@@ -311,6 +315,19 @@ private:
             if (l == trunk - 1) head(b, 0, w_->norm, w_->output, n);
         }
         if (layers > trunk) head(b, 1, w_->medusa_norm, w_->medusa_output, n);
+    }
+
+    void release() noexcept {
+        if (stream_) cudaStreamSynchronize(stream_);
+        for (step_graph& g : graphs_)
+            if (g.exec) cudaGraphExecDestroy(g.exec);
+        graphs_.clear();
+        if (blas_) cublasDestroy(blas_);
+        blas_ = nullptr;
+        if (staged_) cudaEventDestroy(staged_);
+        staged_ = nullptr;
+        if (own_stream_) cudaStreamDestroy(stream_);
+        own_stream_ = false;
     }
 
     struct graph_key {
@@ -359,9 +376,15 @@ private:
                         ", the model needs " + ordo::detail::itos(c_.num_layers()) + " of width " + ordo::detail::itos(c_.kv_width()));
         if (cache.num_sequences() < b.num_sequences)
             throw error("cuda gpt forward: the kv cache holds " + ordo::detail::itos(cache.num_sequences()) + " sequences, the batch has " + ordo::detail::itos(b.num_sequences));
-        const index_t kv_end = std::min(b.plan.num_slots(), b.kv_limit);
-        if (cache.capacity() < kv_end)
-            throw error("cuda gpt forward: the kv cache holds " + ordo::detail::itos(cache.capacity()) + " slots, the step attends to " + ordo::detail::itos(kv_end));
+        if (b.slots.size() != static_cast<std::size_t>(b.num_rows) || b.rope.size() != static_cast<std::size_t>(b.num_rows) ||
+            b.inputs.size() != static_cast<std::size_t>(b.num_rows) * static_cast<std::size_t>(b.num_sequences))
+            throw error("cuda gpt forward: the batch's slots, rope and inputs do not match its " + ordo::detail::itos(b.num_rows) + " rows x " +
+                        ordo::detail::itos(b.num_sequences) + " sequences");
+        // each fed row's K/V goes to its slot; attention reads only slots fed earlier, so a cache of
+        // kv_cache_len(plan) suffices even where the layout has more slots (PAR's unfed last group)
+        for (const index_t slot : b.slots)
+            if (slot < 0 || slot >= cache.capacity())
+                throw error("cuda gpt forward: kv cache too small: row slot " + ordo::detail::itos(slot) + " is past its " + ordo::detail::itos(cache.capacity()) + " slots");
     }
 
     // The plan's device copy: uploaded when a plan is first seen (prepare), reused while the plan
@@ -407,9 +430,6 @@ private:
     // Each row's slot and rotary coordinates, and each (sequence, row)'s embedding row: checked
     // here (a bad label or token is an error naming it), then one upload per array.
     void stage_inputs(const step_batch& b) {
-        // the previous step's upload reads the pinned buffers when the stream gets to it: wait for
-        // it before overwriting them (run() may be called steps ahead of the device)
-        check(cudaEventSynchronize(staged_), "step upload (previous step)");
         const std::size_t d = static_cast<std::size_t>(c_.dim);
         for (index_t r = 0; r < b.num_rows; ++r) h_rows_.data()[r] = row_info{b.slots[static_cast<std::size_t>(r)], b.rope[static_cast<std::size_t>(r)]};
         for (index_t s = 0; s < b.num_sequences; ++s)

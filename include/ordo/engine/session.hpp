@@ -143,6 +143,35 @@ public:
         ++step_;
     }
 
+    // Records tokens sampled elsewhere (a device sampler: ordo::cuda::sample_step) for the pending
+    // step: tokens[i * stride + k] is request i's token for the k-th position the step emits.
+    // Checks every token against the vocabulary before recording any; on error nothing changes.
+    void commit_tokens(std::span<const index_t> tokens, index_t stride) {
+        if (!pending_) throw error(done() ? "session: commit_tokens() after the last step (the session is finished)" : "session: commit_tokens() without next()");
+        const step_view st = plan_.step(step_);
+        const index_t nreq = num_requests(), k = st.num_emitted();
+        if (stride < k || tokens.size() < static_cast<std::size_t>((nreq - 1) * stride + k))
+            throw error("session: commit_tokens() got " + detail::itos(static_cast<long long>(tokens.size())) + " tokens with stride " + detail::itos(stride) +
+                        "; step " + detail::itos(step_) + " emits " + detail::itos(k) + " positions for each of " + detail::itos(nreq) + " requests");
+        for (index_t i = 0; i < nreq; ++i)
+            for (index_t e = 0; e < k; ++e) {
+                const index_t t = tokens[static_cast<std::size_t>(i * stride + e)];
+                if (t < 0 || t >= vocab_)
+                    throw error("session: commit_tokens(): token " + detail::itos(t) + " for request " + detail::itos(i) + ", position " +
+                                detail::itos(st.emitted[e]) + " is outside the vocabulary of " + detail::itos(vocab_));
+            }
+        const index_t n = plan_.num_positions();
+        for (index_t i = 0; i < nreq; ++i)
+            for (index_t e = 0; e < k; ++e)
+                tokens_[static_cast<std::size_t>(i) * static_cast<std::size_t>(n) + static_cast<std::size_t>(st.emitted[e])] =
+                    tokens[static_cast<std::size_t>(i * stride + e)];
+        pending_ = false;
+        ++step_;
+    }
+
+    // The CFG scale of the current step (1: cond logits only), as commit() applies it.
+    float guidance_scale() const { return halves_ == 2 ? options_.guidance.scale_at(step_) : 1.0f; }
+
     // The logits the sampler sees for the k-th position the pending step emits, for request i:
     // the plan's head mix, then CFG. commit() samples from exactly these; a caller may read them
     // first (log-probs, checks against a reference) from the same model output.
@@ -206,8 +235,6 @@ private:
         }
         return {};
     }
-    // The CFG scale of the current step (1: cond logits only).
-    float guidance_scale() const { return halves_ == 2 ? options_.guidance.scale_at(step_) : 1.0f; }
     // out = the head mix of request i's cond sequence, combined with its uncond mix when guided
     void mix_guided(std::span<const float> logits, index_t i, std::span<const contribution> from, float scale, std::span<float> out) {
         mix(logits, i, from, out);
