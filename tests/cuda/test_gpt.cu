@@ -299,3 +299,26 @@ TEST_CASE("cuda gpt: CUDA graphs replay each step exactly as the eager launches 
         CHECK(second.tokens == want.tokens);
     }
 }
+
+#include <ordo/cuda/generate.cuh>
+
+TEST_CASE("cuda gpt: sampling on the device gives generate()'s tokens (host sampler), every order, with CFG", "[cuda-gpt]") {
+    const auto chain = ordo::make_sampler(ordo::temperature{1.1f}, ordo::top_k{40}, ordo::top_p{0.9f}, ordo::multinomial{});
+    for (const char* spec : {"raster", "par:2x2", "nar", "par:2x2+nar", "zipar:3"}) {
+        INFO(spec);
+        const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::grid_shape::make(8, 8));
+        const oe::gpt_weights hw = spread_weights(oe::fit_variant(tiny(), p.view()), 21);
+        const oc::device_gpt_weights<float> w(hw);
+        oc::gpt_model<float> model(w);
+        const std::vector<ordo::request> reqs = {{1, 70, {}}, {4, 71, {}}, {2, 72, {}}};
+        ordo::generate_options go;
+        go.session.guidance.scale = 3.0f;
+        go.session.guidance.interval = 20;
+        go.session.null_label = hw.config().null_label();
+        go.session.seed = 9;
+        oc::device_kv_cache<float> cache(model.num_layers(), 6, ordo::kv_cache_len(p), model.cache_width());
+        const auto host_sampled = ordo::generate(model, cache, p.view(), chain, reqs, go);
+        const auto device_sampled = oc::generate(model, cache, p.view(), chain, reqs, go);
+        CHECK(device_sampled == host_sampled);
+    }
+}

@@ -93,36 +93,6 @@ __global__ void swiglu_kernel(const float* g, index_t rows, index_t hidden, Out*
 }
 }  // namespace detail
 
-// Pinned host memory for the per-step upload.
-template <class T>
-class pinned_buffer {
-public:
-    pinned_buffer() = default;
-    explicit pinned_buffer(std::size_t n) : n_(n) {
-        if (n) check(cudaMallocHost(reinterpret_cast<void**>(&p_), n * sizeof(T)), "cudaMallocHost");
-    }
-    pinned_buffer(const pinned_buffer&) = delete;
-    pinned_buffer& operator=(const pinned_buffer&) = delete;
-    pinned_buffer(pinned_buffer&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
-    pinned_buffer& operator=(pinned_buffer&& o) noexcept {
-        if (this != &o) {
-            if (p_) cudaFreeHost(p_);
-            p_ = std::exchange(o.p_, nullptr);
-            n_ = std::exchange(o.n_, 0);
-        }
-        return *this;
-    }
-    ~pinned_buffer() {
-        if (p_) cudaFreeHost(p_);
-    }
-    T* data() const { return p_; }
-    std::size_t size() const { return n_; }
-
-private:
-    T* p_ = nullptr;
-    std::size_t n_ = 0;
-};
-
 // The weights on the device in precision W, in checkpoint order (one arena, views per tensor).
 template <class W>
 class device_gpt_weights {

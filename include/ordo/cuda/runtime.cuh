@@ -88,6 +88,36 @@ private:
     std::size_t n_ = 0;
 };
 
+// Pinned (page-locked) host memory: what asynchronous copies to and from the device need.
+template <class T>
+class pinned_buffer {
+public:
+    pinned_buffer() = default;
+    explicit pinned_buffer(std::size_t n) : n_(n) {
+        if (n) check(cudaMallocHost(reinterpret_cast<void**>(&p_), n * sizeof(T)), "cudaMallocHost");
+    }
+    pinned_buffer(const pinned_buffer&) = delete;
+    pinned_buffer& operator=(const pinned_buffer&) = delete;
+    pinned_buffer(pinned_buffer&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+    pinned_buffer& operator=(pinned_buffer&& o) noexcept {
+        if (this != &o) {
+            if (p_) cudaFreeHost(p_);
+            p_ = std::exchange(o.p_, nullptr);
+            n_ = std::exchange(o.n_, 0);
+        }
+        return *this;
+    }
+    ~pinned_buffer() {
+        if (p_) cudaFreeHost(p_);
+    }
+    T* data() const { return p_; }
+    std::size_t size() const { return n_; }
+
+private:
+    T* p_ = nullptr;
+    std::size_t n_ = 0;
+};
+
 inline constexpr int warp_size = 32;
 
 }  // namespace ordo::cuda
