@@ -8,6 +8,8 @@
 #include <ordo/eigen/gpt_weights.hpp>
 #include <ordo/plan.hpp>
 
+#include "greedy_decode.hpp"
+
 namespace ordo_test {
 
 struct golden_run {
@@ -18,12 +20,7 @@ struct golden_run {
 };
 golden_run read_golden_run(const std::string& json_path);
 
-// What the Eigen backend decodes with greedy sampling (CFG `scale`, label, null label from the
-// config): every position's final logits [position][vocab] (raster order) and the tokens.
-struct cpu_decode {
-    std::vector<float> logits;
-    std::vector<int> tokens;
-};
-cpu_decode eigen_greedy_decode(const ordo::eigen::gpt_weights& w, const ordo::plan_view& p, int label, float scale);
+// What the Eigen backend decodes with greedy sampling (CFG `scale`, null label from the config).
+decoded eigen_greedy_decode(const ordo::eigen::gpt_weights& w, const ordo::plan_view& p, int label, float scale);
 
 }  // namespace ordo_test

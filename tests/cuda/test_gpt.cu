@@ -71,30 +71,24 @@ oe::gpt_weights load_case(const golden_case& c) {
     return oe::load_weights(wf, oe::model_args_from_json(slurp(e2e(std::string(c.name) + ".weights.json"))));
 }
 
+// The golden teacher-forcing case: the token grid, the label and the official logits.
+struct teacher_case {
+    std::vector<ordo::index_t> tokens;
+    ordo::index_t label = 0;
+    std::vector<float> logits;
+};
+teacher_case read_teacher(const golden_case& c) {
+    const ordo::io::safetensors tf = ordo::io::safetensors::open(e2e(std::string(c.name) + ".teacher.safetensors"));
+    std::vector<std::int64_t> t64(64), label(1);
+    tf.read(tf.at("tokens_raster"), t64);
+    tf.read(tf.at("label"), label);
+    return {std::vector<ordo::index_t>(t64.begin(), t64.end()), static_cast<ordo::index_t>(label[0]), read_f32(tf, tf.find("logits_raster") ? "logits_raster" : "logits")};
+}
+
 // Greedy decode on the GPU through a session; logits [position][vocab] as the sampler saw them.
 template <class W, class Cache>
-ordo_test::cpu_decode gpu_greedy_decode(oc::gpt_model<W>& model, Cache& cache, const ordo::plan_view& p, int label, float scale) {
-    const ordo::request req{label, 0, {}};
-    ordo::session_options o;
-    o.guidance.scale = scale;
-    o.null_label = model.config().null_label();
-    ordo::session s(p, std::span<const ordo::request>(&req, 1), ordo::make_sampler(ordo::greedy{}), model.vocab_size(), o);
-    ordo::check_fit(p, model, cache, s.num_sequences());
-    const std::size_t v = static_cast<std::size_t>(model.vocab_size());
-    ordo_test::cpu_decode d;
-    d.logits.assign(static_cast<std::size_t>(p.num_positions()) * v, 0.0f);
-    std::vector<float> logits;
-    while (!s.done()) {
-        const ordo::step_batch& b = s.next();
-        logits.resize(b.logits_size());
-        model.forward(b, cache, logits);
-        const ordo::step_view st = p.step(b.step);
-        for (ordo::index_t e = 0; e < st.num_emitted(); ++e)
-            s.final_logits(logits, 0, e, std::span<float>(d.logits).subspan(static_cast<std::size_t>(st.emitted[e]) * v, v));
-        s.commit(logits);
-    }
-    d.tokens.assign(s.tokens(0).begin(), s.tokens(0).end());
-    return d;
+ordo_test::decoded gpu_greedy_decode(oc::gpt_model<W>& model, Cache& cache, const ordo::plan_view& p, int label, float scale) {
+    return ordo_test::greedy_decode(model, cache, p, label, scale, model.config().null_label());
 }
 
 oe::gpt_config tiny(ordo::index_t transitions = 0, ordo::index_t extra = 0) {
@@ -128,13 +122,9 @@ TEST_CASE("cuda gpt: teacher-forced logits equal the official training forward (
         oc::gpt_model<float> model(w);
         const ordo::plan p = ordo::make_plan(ordo::parse_policy(c.policy), ordo::grid_shape::make(8, 8));
         oc::device_kv_cache<float> cache(model.num_layers(), 1, ordo::teacher_cache_len(p), model.cache_width());
-        const ordo::io::safetensors tf = ordo::io::safetensors::open(e2e(std::string(c.name) + ".teacher.safetensors"));
-        std::vector<std::int64_t> t64(64), label(1);
-        tf.read(tf.at("tokens_raster"), t64);
-        tf.read(tf.at("label"), label);
-        const std::vector<ordo::index_t> tokens(t64.begin(), t64.end());
-        const std::vector<float> ours = ordo::teacher_forcing_logits(model, cache, p.view(), tokens, static_cast<ordo::index_t>(label[0]));
-        const std::vector<float> ref = read_f32(tf, tf.find("logits_raster") ? "logits_raster" : "logits");
+        const teacher_case tc = read_teacher(c);
+        const std::vector<float> ours = ordo::teacher_forcing_logits(model, cache, p.view(), tc.tokens, tc.label);
+        const std::vector<float>& ref = tc.logits;
         const float d = max_abs_diff(ours, ref);
         std::printf("cuda gpt fp32 teacher forcing %s: max |diff| = %.3g\n", c.name, d);
         CHECK(d < kTolerance);
@@ -153,7 +143,7 @@ TEST_CASE("cuda gpt: every decode step's logits and the greedy grid equal the of
         const ordo::io::safetensors lf = ordo::io::safetensors::open(e2e(std::string(c.name) + ".logits.safetensors"));
         const std::size_t v = static_cast<std::size_t>(model.vocab_size());
 
-        auto check_run = [&](const ordo_test::cpu_decode& d, const char* cache_kind) {
+        auto check_run = [&](const ordo_test::decoded& d, const char* cache_kind) {
             float worst = 0.0f;
             for (ordo::index_t s = 0; s < p.num_steps(); ++s) {
                 char key[16];
@@ -200,13 +190,9 @@ TEST_CASE("cuda gpt: bf16 weights stay within the bf16 tolerance of the official
         const ordo::plan p = ordo::make_plan(ordo::parse_policy(c.policy), ordo::grid_shape::make(8, 8));
         // teacher forcing: the same inputs at every position, so errors do not compound through sampling
         oc::device_kv_cache<__nv_bfloat16> cache(model.num_layers(), 1, ordo::teacher_cache_len(p), model.cache_width());
-        const ordo::io::safetensors tf = ordo::io::safetensors::open(e2e(std::string(c.name) + ".teacher.safetensors"));
-        std::vector<std::int64_t> t64(64), label(1);
-        tf.read(tf.at("tokens_raster"), t64);
-        tf.read(tf.at("label"), label);
-        const std::vector<ordo::index_t> tokens(t64.begin(), t64.end());
-        const std::vector<float> ours = ordo::teacher_forcing_logits(model, cache, p.view(), tokens, static_cast<ordo::index_t>(label[0]));
-        const std::vector<float> ref = read_f32(tf, tf.find("logits_raster") ? "logits_raster" : "logits");
+        const teacher_case tc = read_teacher(c);
+        const std::vector<float> ours = ordo::teacher_forcing_logits(model, cache, p.view(), tc.tokens, tc.label);
+        const std::vector<float>& ref = tc.logits;
         const float d = max_abs_diff(ours, ref), scale = max_abs(ref);
         std::printf("cuda gpt bf16 teacher forcing %s: max |diff| = %.3g (logit scale %.3g)\n", c.name, d, scale);
         CHECK(d < kBf16Relative * scale);
@@ -225,11 +211,11 @@ TEST_CASE("cuda gpt: every order decodes as the Eigen backend does (fp32, random
         const ordo::plan p = ordo::make_plan(ordo::parse_policy(o.spec), ordo::parse_grid(o.grid));
         const oe::gpt_config cfg = oe::fit_variant(tiny(), p.view());
         const oe::gpt_weights hw = spread_weights(cfg, 11);
-        const ordo_test::cpu_decode want = ordo_test::eigen_greedy_decode(hw, p.view(), 2, 3.0f);
+        const ordo_test::decoded want = ordo_test::eigen_greedy_decode(hw, p.view(), 2, 3.0f);
         const oc::device_gpt_weights<float> w(hw);
         oc::gpt_model<float> model(w);
         oc::device_kv_cache<float> cache(model.num_layers(), 2, ordo::kv_cache_len(p), model.cache_width());
-        const ordo_test::cpu_decode got = gpu_greedy_decode(model, cache, p.view(), 2, 3.0f);
+        const ordo_test::decoded got = gpu_greedy_decode(model, cache, p.view(), 2, 3.0f);
         const float d = max_abs_diff(got.logits, want.logits);
         std::printf("cuda gpt vs eigen, %s on %s: max |diff| of the final logits = %.3g\n", o.spec, o.grid, d);
         CHECK(d < 1e-3f * std::max(1.0f, max_abs(want.logits)));
@@ -290,9 +276,9 @@ TEST_CASE("cuda gpt: CUDA graphs replay each step exactly as the eager launches 
         graphed.use_graphs(true);
         oc::device_kv_cache<__nv_bfloat16> c1(eager.num_layers(), 2, ordo::kv_cache_len(p), eager.cache_width());
         oc::device_kv_cache<__nv_bfloat16> c2(graphed.num_layers(), 2, ordo::kv_cache_len(p), graphed.cache_width());
-        const ordo_test::cpu_decode want = gpu_greedy_decode(eager, c1, p.view(), 1, 2.0f);
-        const ordo_test::cpu_decode first = gpu_greedy_decode(graphed, c2, p.view(), 1, 2.0f);   // captures
-        const ordo_test::cpu_decode second = gpu_greedy_decode(graphed, c2, p.view(), 1, 2.0f);  // replays
+        const ordo_test::decoded want = gpu_greedy_decode(eager, c1, p.view(), 1, 2.0f);
+        const ordo_test::decoded first = gpu_greedy_decode(graphed, c2, p.view(), 1, 2.0f);   // captures
+        const ordo_test::decoded second = gpu_greedy_decode(graphed, c2, p.view(), 1, 2.0f);  // replays
         CHECK(max_abs_diff(first.logits, want.logits) == 0.0f);
         CHECK(max_abs_diff(second.logits, want.logits) == 0.0f);
         CHECK(first.tokens == want.tokens);

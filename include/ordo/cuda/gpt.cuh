@@ -95,29 +95,20 @@ __global__ void swiglu_kernel(const float* g, index_t rows, index_t hidden, Out*
 
 // The weights on the device in precision W, in checkpoint order (one arena, views per tensor).
 template <class W>
-class device_gpt_weights {
+class device_gpt_weights : public eigen::gpt_tensors<W> {
     static_assert(std::is_same_v<W, float> || std::is_same_v<W, __nv_bfloat16>,
                   "ordo::cuda::device_gpt_weights: the weight precision is float or __nv_bfloat16");
 
 public:
-    struct layer {
-        const W *wqkv, *wo, *w13, *w2, *attn_norm, *ffn_norm;
-    };
-
     // Uploads (and for bf16 rounds, to nearest even) the host weights, tensor by tensor.
     explicit device_gpt_weights(const eigen::gpt_weights& host) : config_(host.config()) {
         const auto& specs = host.tensors();
-        std::vector<std::size_t> offsets;
         std::size_t total = 0;
-        for (const auto& t : specs) {
-            offsets.push_back(total);
-            total += eigen::numel(t);
-        }
+        const std::vector<std::size_t> offsets = eigen::tensor_offsets(specs, total);
         arena_ = device_buffer<W>(total);
         std::vector<W> staging;
-        auto& h = const_cast<eigen::gpt_weights&>(host);  // storage() is the non-const accessor; nothing is written
         for (std::size_t i = 0; i < specs.size(); ++i) {
-            const std::span<const float> src = h.storage(i);
+            const std::span<const float> src = host.storage(i);
             if constexpr (std::is_same_v<W, float>) {
                 arena_.upload(src, nullptr, offsets[i]);
             } else {
@@ -130,36 +121,11 @@ public:
             }
             check(cudaStreamSynchronize(nullptr), "device_gpt_weights upload");  // staging is reused
         }
-        std::size_t i = 0;
-        auto next = [&] { return arena_.data() + offsets[i++]; };
-        cls = next();
-        tok = next();
-        transition = config_.transition_tokens ? next() : nullptr;
-        for (index_t l = 0; l < config_.num_layers(); ++l) {
-            layer L{};
-            L.wqkv = next();
-            L.wo = next();
-            L.w13 = next();
-            next();  // w3 follows w1: one [2 hidden x dim] block
-            L.w2 = next();
-            L.attn_norm = next();
-            L.ffn_norm = next();
-            layers.push_back(L);
-        }
-        norm = next();
-        output = next();
-        if (config_.extra_blocks) {
-            medusa_norm = next();
-            medusa_output = next();
-        }
+        this->bind(config_, arena_.data(), offsets);
     }
 
     const gpt_config& config() const { return config_; }
     std::size_t bytes() const { return arena_.bytes(); }
-
-    const W *cls = nullptr, *tok = nullptr, *transition = nullptr;
-    std::vector<layer> layers;
-    const W *norm = nullptr, *output = nullptr, *medusa_norm = nullptr, *medusa_output = nullptr;
 
 private:
     gpt_config config_;
@@ -400,36 +366,10 @@ private:
     // Each row's slot and rotary coordinates, and each (sequence, row)'s embedding row: checked
     // here (a bad label or token is an error naming it), then one upload per array.
     void stage_inputs(const step_batch& b) {
-        const std::size_t d = static_cast<std::size_t>(c_.dim);
         for (index_t r = 0; r < b.num_rows; ++r) h_rows_.data()[r] = row_info{b.slots[static_cast<std::size_t>(r)], b.rope[static_cast<std::size_t>(r)]};
         for (index_t s = 0; s < b.num_sequences; ++s)
             for (index_t r = 0; r < b.num_rows; ++r) {
-                const fed_input& in = b.input(s, r);
-                slot_kind kind = in.kind;
-                if (kind == slot_kind::stand_in) {  // a copy of a token or of the prefix row (ZipAR)
-                    const slot_entry& e = b.plan.slots[static_cast<std::size_t>(b.slots[static_cast<std::size_t>(r)])];
-                    kind = b.plan.slots[static_cast<std::size_t>(b.plan.stand_ins[static_cast<std::size_t>(e.index)].copy_of)].kind;
-                }
-                const W* src = nullptr;
-                switch (kind) {
-                    case slot_kind::prefix:
-                        if (in.value < 0 || in.value >= c_.label_rows())
-                            throw error("cuda gpt forward: class label " + ordo::detail::itos(in.value) + " outside 0.." + ordo::detail::itos(c_.num_classes) + " (" +
-                                        ordo::detail::itos(c_.num_classes) + " is the null class)");
-                        src = w_->cls + static_cast<std::size_t>(in.value) * d;
-                        break;
-                    case slot_kind::token:
-                        if (in.value < 0 || in.value >= c_.vocab_size)
-                            throw error("cuda gpt forward: token " + ordo::detail::itos(in.value) + " outside the vocabulary of " + ordo::detail::itos(c_.vocab_size));
-                        src = w_->tok + static_cast<std::size_t>(in.value) * d;
-                        break;
-                    case slot_kind::transition:
-                        if (in.value < 1 || in.value > c_.transition_tokens)
-                            throw error("cuda gpt forward: transition token M_" + ordo::detail::itos(in.value) + " but the model has " + ordo::detail::itos(c_.transition_tokens));
-                        src = w_->transition + static_cast<std::size_t>(in.value - 1) * d;
-                        break;
-                    case slot_kind::stand_in: break;
-                }
+                const W* src = eigen::embedding_row(*w_, c_, b, s, r);
                 h_src_.data()[static_cast<std::size_t>(s) * static_cast<std::size_t>(b.num_rows) + static_cast<std::size_t>(r)] = src;
             }
         const std::size_t rows = static_cast<std::size_t>(b.num_sequences) * static_cast<std::size_t>(b.num_rows);

@@ -103,33 +103,7 @@ private:
         const std::size_t d = static_cast<std::size_t>(c_.dim);
         for (index_t s = 0; s < b.num_sequences; ++s)
             for (index_t r = 0; r < b.num_rows; ++r) {
-                const fed_input& in = b.input(s, r);
-                const float* src = nullptr;
-                slot_kind kind = in.kind;
-                if (kind == slot_kind::stand_in) {  // a copy of a token or of the prefix row (ZipAR)
-                    const slot_entry& e = b.plan.slots[static_cast<std::size_t>(b.slots[r])];
-                    kind = b.plan.slots[static_cast<std::size_t>(b.plan.stand_ins[static_cast<std::size_t>(e.index)].copy_of)].kind;
-                }
-                switch (kind) {
-                    case slot_kind::prefix:
-                        if (in.value < 0 || in.value >= c_.label_rows())
-                            throw error("gpt forward: class label " + ordo::detail::itos(in.value) + " outside 0.." + ordo::detail::itos(c_.num_classes) +
-                                        " (" + ordo::detail::itos(c_.num_classes) + " is the null class)");
-                        src = w_->cls + static_cast<std::size_t>(in.value) * d;
-                        break;
-                    case slot_kind::token:
-                        if (in.value < 0 || in.value >= c_.vocab_size)
-                            throw error("gpt forward: token " + ordo::detail::itos(in.value) + " outside the vocabulary of " + ordo::detail::itos(c_.vocab_size));
-                        src = w_->tok + static_cast<std::size_t>(in.value) * d;
-                        break;
-                    case slot_kind::transition:
-                        if (in.value < 1 || in.value > c_.transition_tokens)
-                            throw error("gpt forward: transition token M_" + ordo::detail::itos(in.value) + " but the model has " +
-                                        ordo::detail::itos(c_.transition_tokens));
-                        src = w_->transition + static_cast<std::size_t>(in.value - 1) * d;
-                        break;
-                    case slot_kind::stand_in: break;
-                }
+                const float* src = embedding_row(*w_, c_, b, s, r);
                 std::copy(src, src + d, x_.data() + (static_cast<std::size_t>(s) * static_cast<std::size_t>(b.num_rows) + static_cast<std::size_t>(r)) * d);
             }
     }

@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "../engine/session.hpp"
 #include "../plan.hpp"
 #include "gpt_config.hpp"
 
@@ -39,69 +40,37 @@ inline void check_plan_fit(const gpt_config& c, const plan_view& p) {
             (c.num_output_heads() == 1 ? " (NAR needs the extra block and the B head: medusa_norm/medusa_output)" : ""));
 }
 
-// All weights in one fp32 arena, in checkpoint_tensors() order; tensors are views into it.
-class gpt_weights {
-public:
+// Where each tensor of a GPT lives in an arena of T laid out in checkpoint_tensors() order: the
+// host weights (T = float) and the CUDA backend's device weights (float or bf16) bind the same way.
+template <class T>
+struct gpt_tensors {
     struct layer {
-        const float* wqkv;      // [qkv_rows x dim]
-        const float* wo;        // [dim x dim]
-        const float* w13;       // w1 then w3: [2 * hidden x dim], one product for both
-        const float* w2;        // [dim x hidden]
-        const float* attn_norm;
-        const float* ffn_norm;
+        const T* wqkv;      // [qkv_rows x dim]
+        const T* wo;        // [dim x dim]
+        const T* w13;       // w1 then w3: [2 * hidden x dim], one product for both
+        const T* w2;        // [dim x hidden]
+        const T* attn_norm;
+        const T* ffn_norm;
     };
-
-    gpt_weights() = default;
-    explicit gpt_weights(const gpt_config& c) : config_(c) {
-        const std::vector<tensor_spec> specs = checkpoint_tensors(c);
-        std::size_t total = 0;
-        for (const tensor_spec& t : specs) {
-            offsets_.push_back(total);
-            total += numel(t);
-        }
-        keys_.reserve(specs.size());
-        for (const tensor_spec& t : specs) keys_.push_back(t);
-        arena_.resize(total);
-        bind();
-    }
-    gpt_weights(const gpt_weights&) = delete;  // a second copy of the weights is never wanted
-    gpt_weights& operator=(const gpt_weights&) = delete;
-    gpt_weights(gpt_weights&& o) noexcept { *this = std::move(o); }
-    gpt_weights& operator=(gpt_weights&& o) noexcept {
-        config_ = o.config_;
-        keys_ = std::move(o.keys_);
-        offsets_ = std::move(o.offsets_);
-        arena_ = std::move(o.arena_);
-        bind();
-        return *this;
-    }
-
-    const gpt_config& config() const { return config_; }
-    const std::vector<tensor_spec>& tensors() const { return keys_; }
-    // The storage of tensor i of tensors() (loaders write it in place).
-    std::span<float> storage(std::size_t i) { return {arena_.data() + offsets_[i], numel(keys_[i])}; }
-    std::size_t bytes() const { return arena_.size() * sizeof(float); }
-
-    const float* cls = nullptr;
-    const float* tok = nullptr;
-    const float* transition = nullptr;  // PAR: row i is M_{i+1}
+    const T* cls = nullptr;
+    const T* tok = nullptr;
+    const T* transition = nullptr;  // PAR: row i is M_{i+1}
     std::vector<layer> layers;
-    const float* norm = nullptr;
-    const float* output = nullptr;
-    const float* medusa_norm = nullptr;
-    const float* medusa_output = nullptr;
+    const T* norm = nullptr;
+    const T* output = nullptr;
+    const T* medusa_norm = nullptr;
+    const T* medusa_output = nullptr;
 
-private:
-    // w1 and w3 are adjacent in checkpoint_tensors() order, so their storage is one [2h x dim] block
-    void bind() {
+    // tensor i of checkpoint_tensors(c) starts at base + offsets[i]. w1 and w3 are adjacent in that
+    // order, so their storage is one [2h x dim] block.
+    void bind(const gpt_config& c, const T* base, const std::vector<std::size_t>& offsets) {
         layers.clear();
-        if (arena_.empty()) return;
         std::size_t i = 0;
-        auto next = [&] { return arena_.data() + offsets_[i++]; };
+        auto next = [&] { return base + offsets[i++]; };
         cls = next();
         tok = next();
-        transition = config_.transition_tokens ? next() : nullptr;
-        for (index_t l = 0; l < config_.num_layers(); ++l) {
+        transition = c.transition_tokens ? next() : nullptr;
+        for (index_t l = 0; l < c.num_layers(); ++l) {
             layer L{};
             L.wqkv = next();
             L.wo = next();
@@ -114,12 +83,83 @@ private:
         }
         norm = next();
         output = next();
-        if (config_.extra_blocks) {
-            medusa_norm = next();
-            medusa_output = next();
-        }
+        medusa_norm = c.extra_blocks ? next() : nullptr;
+        medusa_output = c.extra_blocks ? next() : nullptr;
+    }
+};
+
+// The embedding row of what row r of sequence s carries (the class label, a token, M_i, or what a
+// ZipAR stand-in copies), checked against the tables: a bad id is an error naming it.
+template <class T>
+const T* embedding_row(const gpt_tensors<T>& w, const gpt_config& c, const step_batch& b, index_t s, index_t r) {
+    const fed_input& in = b.input(s, r);
+    const std::size_t d = static_cast<std::size_t>(c.dim);
+    slot_kind kind = in.kind;
+    if (kind == slot_kind::stand_in) {  // a copy of a token or of the prefix row
+        const slot_entry& e = b.plan.slots[static_cast<std::size_t>(b.slots[static_cast<std::size_t>(r)])];
+        kind = b.plan.slots[static_cast<std::size_t>(b.plan.stand_ins[static_cast<std::size_t>(e.index)].copy_of)].kind;
+    }
+    switch (kind) {
+        case slot_kind::prefix:
+            if (in.value < 0 || in.value >= c.label_rows())
+                throw error("gpt forward: class label " + ordo::detail::itos(in.value) + " outside 0.." + ordo::detail::itos(c.num_classes) + " (" +
+                            ordo::detail::itos(c.num_classes) + " is the null class)");
+            return w.cls + static_cast<std::size_t>(in.value) * d;
+        case slot_kind::token:
+            if (in.value < 0 || in.value >= c.vocab_size)
+                throw error("gpt forward: token " + ordo::detail::itos(in.value) + " outside the vocabulary of " + ordo::detail::itos(c.vocab_size));
+            return w.tok + static_cast<std::size_t>(in.value) * d;
+        case slot_kind::transition:
+            if (in.value < 1 || in.value > c.transition_tokens)
+                throw error("gpt forward: transition token M_" + ordo::detail::itos(in.value) + " but the model has " + ordo::detail::itos(c.transition_tokens));
+            return w.transition + static_cast<std::size_t>(in.value - 1) * d;
+        case slot_kind::stand_in: break;
+    }
+    throw error("gpt forward: a stand-in that copies another stand-in");
+}
+
+// Offsets of the tensors of checkpoint_tensors(c) in one arena, and its total size.
+inline std::vector<std::size_t> tensor_offsets(const std::vector<tensor_spec>& specs, std::size_t& total) {
+    std::vector<std::size_t> offsets;
+    total = 0;
+    for (const tensor_spec& t : specs) {
+        offsets.push_back(total);
+        total += numel(t);
+    }
+    return offsets;
+}
+
+// All weights in one fp32 arena, in checkpoint_tensors() order; tensors are views into it.
+class gpt_weights : public gpt_tensors<float> {
+public:
+    gpt_weights() = default;
+    explicit gpt_weights(const gpt_config& c) : config_(c), keys_(checkpoint_tensors(c)) {
+        std::size_t total = 0;
+        offsets_ = tensor_offsets(keys_, total);
+        arena_.resize(total);
+        bind(config_, arena_.data(), offsets_);
+    }
+    gpt_weights(const gpt_weights&) = delete;  // a second copy of the weights is never wanted
+    gpt_weights& operator=(const gpt_weights&) = delete;
+    gpt_weights(gpt_weights&& o) noexcept { *this = std::move(o); }
+    gpt_weights& operator=(gpt_weights&& o) noexcept {
+        config_ = o.config_;
+        keys_ = std::move(o.keys_);
+        offsets_ = std::move(o.offsets_);
+        arena_ = std::move(o.arena_);
+        if (arena_.empty()) layers.clear();
+        else bind(config_, arena_.data(), offsets_);
+        return *this;
     }
 
+    const gpt_config& config() const { return config_; }
+    const std::vector<tensor_spec>& tensors() const { return keys_; }
+    // The storage of tensor i of tensors() (loaders write it in place).
+    std::span<float> storage(std::size_t i) { return {arena_.data() + offsets_[i], numel(keys_[i])}; }
+    std::span<const float> storage(std::size_t i) const { return {arena_.data() + offsets_[i], numel(keys_[i])}; }
+    std::size_t bytes() const { return arena_.size() * sizeof(float); }
+
+private:
     gpt_config config_{};
     std::vector<tensor_spec> keys_;
     std::vector<std::size_t> offsets_;
