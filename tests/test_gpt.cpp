@@ -13,32 +13,15 @@
 #include <ordo/engine/teacher.hpp>
 #include <ordo/ordo.hpp>
 
+#include "gpt_helpers.hpp"
+
 using Catch::Contains;
 namespace oe = ordo::eigen;
 
 namespace {
 
-oe::gpt_config tiny(ordo::index_t transitions = 0, ordo::index_t extra = 0) {
-    oe::gpt_config c;
-    c.dim = 32;
-    c.n_layer = 2;
-    c.n_head = 2;
-    c.vocab_size = 40;
-    c.num_classes = 5;
-    c.multiple_of = 16;
-    c.transition_tokens = transitions;
-    c.extra_blocks = extra;
-    return c;
-}
-
-// Random weights scaled up so that logits are spread out (distinct greedy choices).
-oe::gpt_weights spread_weights(const oe::gpt_config& c, std::uint64_t seed) {
-    oe::gpt_weights w = oe::random_weights(c, seed);
-    for (std::size_t i = 0; i < w.tensors().size(); ++i)
-        if (w.tensors()[i].shape.size() == 2)
-            for (float& x : w.storage(i)) x *= 40.0f;
-    return w;
-}
+using gpt_helpers::spread_weights;
+using gpt_helpers::tiny;
 
 std::string golden(const std::string& name) { return std::string(ORDO_TEST_DATA) + "/e2e/" + name; }
 std::string slurp(const std::string& path) {

@@ -13,7 +13,11 @@
 #include <ordo/engine/teacher.hpp>
 #include <ordo/ordo.hpp>
 
+#include "gpt_helpers.hpp"
+
 using json = nlohmann::json;
+using gpt_helpers::max_abs_diff;
+using gpt_helpers::read_f32;
 
 namespace {
 
@@ -42,20 +46,6 @@ const golden_case kCases[] = {
     {"par_G8_n4_cfg2.0_label3", "par:2x2"},
     {"nar_G8_cfg2.0_label3", "nar"},
 };
-
-float max_abs_diff(std::span<const float> a, std::span<const float> b) {
-    REQUIRE(a.size() == b.size());
-    float m = 0.0f;
-    for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-    return m;
-}
-
-std::vector<float> read_f32(const ordo::io::safetensors& f, const std::string& key) {
-    const ordo::io::tensor_info& t = f.at(key);
-    std::vector<float> v(static_cast<std::size_t>(t.numel()));
-    f.read(t, v);
-    return v;
-}
 
 }  // namespace
 

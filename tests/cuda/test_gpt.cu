@@ -12,6 +12,7 @@
 #include <ordo/engine/teacher.hpp>
 #include <ordo/ordo.hpp>
 
+#include "../gpt_helpers.hpp"
 #include "reference.hpp"
 
 namespace oc = ordo::cuda;
@@ -53,18 +54,10 @@ float max_abs(std::span<const float> a) {
     for (float x : a) m = std::max(m, std::abs(x));
     return m;
 }
-float max_abs_diff(std::span<const float> a, std::span<const float> b) {
-    REQUIRE(a.size() == b.size());
-    float m = 0.0f;
-    for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-    return m;
-}
-std::vector<float> read_f32(const ordo::io::safetensors& f, const std::string& key) {
-    const ordo::io::tensor_info& t = f.at(key);
-    std::vector<float> v(static_cast<std::size_t>(t.numel()));
-    f.read(t, v);
-    return v;
-}
+using gpt_helpers::max_abs_diff;
+using gpt_helpers::read_f32;
+using gpt_helpers::spread_weights;
+using gpt_helpers::tiny;
 
 oe::gpt_weights load_case(const golden_case& c) {
     const ordo::io::safetensors wf = ordo::io::safetensors::open(e2e(std::string(c.name) + ".weights.safetensors"));
@@ -89,27 +82,6 @@ teacher_case read_teacher(const golden_case& c) {
 template <class W, class Cache>
 ordo_test::decoded gpu_greedy_decode(oc::gpt_model<W>& model, Cache& cache, const ordo::plan_view& p, int label, float scale) {
     return ordo_test::greedy_decode(model, cache, p, label, scale, model.config().null_label());
-}
-
-oe::gpt_config tiny(ordo::index_t transitions = 0, ordo::index_t extra = 0) {
-    oe::gpt_config c;
-    c.dim = 64;
-    c.n_layer = 2;
-    c.n_head = 4;
-    c.vocab_size = 96;
-    c.num_classes = 5;
-    c.multiple_of = 32;
-    c.transition_tokens = transitions;
-    c.extra_blocks = extra;
-    return c;
-}
-// Random weights scaled up so logits spread out (distinct greedy choices).
-oe::gpt_weights spread_weights(const oe::gpt_config& c, std::uint64_t seed) {
-    oe::gpt_weights w = oe::random_weights(c, seed);
-    for (std::size_t i = 0; i < w.tensors().size(); ++i)
-        if (w.tensors()[i].shape.size() == 2)
-            for (float& x : w.storage(i)) x *= 20.0f;
-    return w;
 }
 
 }  // namespace
