@@ -138,7 +138,7 @@ struct block_mask {
     std::vector<index_t> full_offsets, full_blocks;        // CSR over query blocks
     std::vector<index_t> partial_offsets, partial_blocks;  // CSR over query blocks
     index_t num_q_blocks() const { return static_cast<index_t>(full_offsets.size()) - 1; }
-    index_t num_kv_blocks() const { return (kv_len + block_kv - 1) / block_kv; }
+    index_t num_kv_blocks() const { return kv_len == 0 ? 0 : (kv_len - 1) / block_kv + 1; }  // no overflow near INT32_MAX
     std::span<const index_t> full(index_t qb) const {
         return {full_blocks.data() + full_offsets[qb], static_cast<std::size_t>(full_offsets[qb + 1] - full_offsets[qb])};
     }
@@ -155,7 +155,7 @@ inline block_mask make_block_mask(const plan_view& p, std::span<const index_t> q
     bm.block_kv = block_kv;
     bm.q_len = static_cast<index_t>(q_slots.size());
     bm.kv_len = kv_len;
-    const index_t nq = (bm.q_len + block_q - 1) / block_q, nkv = bm.num_kv_blocks();
+    const index_t nq = bm.q_len == 0 ? 0 : (bm.q_len - 1) / block_q + 1, nkv = bm.num_kv_blocks();
     const index_t* fs = p.fed_step.data();
     const index_t live = std::min(kv_len, p.num_slots());
     const bool slot_causal = p.header.mask == mask_mode::slot_causal;
@@ -224,7 +224,7 @@ struct kv_block_steps {
 };
 enum class block_class : std::uint8_t { none, partial, full };
 
-constexpr index_t num_kv_blocks(index_t slots, index_t block) { return (slots + block - 1) / block; }
+ORDO_HD constexpr index_t num_kv_blocks(index_t slots, index_t block) { return slots <= 0 ? 0 : (slots - 1) / block + 1; }
 
 // out[b] for b < num_kv_blocks(num_slots, block).
 inline void summarize_kv_blocks(const plan_view& p, index_t block, std::span<kv_block_steps> out) {

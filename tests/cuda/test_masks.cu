@@ -223,6 +223,11 @@ TEST_CASE("device mask builds reject bad sizes, blocks, slots and batches, namin
     CHECK_THROWS_WITH(ordo::cuda::make_block_mask(dp, d_bad.span(), 4, 2, 2, bm, ws), Catch::Contains("query slot 99"));
     ordo::cuda::device_buffer<std::uint8_t> out1(1);
     CHECK_THROWS_WITH(ordo::cuda::pack_mask(dp, d_negative.span(), 4, out1.span(), ws), Catch::Contains("query slot -1 (row 0)"));
+    // several bad rows: the first is named, as the host check names it
+    const std::vector<index_t> two_bad{0, 1, 77, 3, 88, 99};
+    const ordo::cuda::device_buffer<index_t> d_two_bad{std::span<const index_t>(two_bad)};
+    ordo::cuda::device_buffer<std::uint8_t> out24(24);
+    CHECK_THROWS_WITH(ordo::cuda::dense_mask(dp, d_two_bad.span(), 4, out24.span(), ws), Catch::Contains("query slot 77 (row 2)"));
 
     // the workspace is clean after an error: a good build passes and is right
     ordo::cuda::pack_mask(dp, d_good.span(), 4, out2.span(), ws);

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <bit>
+#include <iterator>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -31,7 +32,7 @@ std::vector<float> make_logits(int rows, int vocab, std::uint32_t seed) {
     std::vector<float> l(static_cast<std::size_t>(rows) * static_cast<std::size_t>(vocab));
     for (int r = 0; r < rows; ++r) {
         float* x = l.data() + static_cast<std::size_t>(r) * static_cast<std::size_t>(vocab);
-        const int shape = r % 8;
+        const int shape = r % 9;
         for (int i = 0; i < vocab; ++i) {
             const float z = nd(g);
             switch (shape) {
@@ -42,9 +43,11 @@ std::vector<float> make_logits(int rows, int vocab, std::uint32_t seed) {
                 case 4: x[i] = 0.25f; break;                                // flat: one top-p bucket
                 case 5: x[i] = (i % 3 == 0) ? -0.0f : (i % 3 == 1 ? 0.0f : z); break;  // signed zeros tie
                 case 6: x[i] = i == vocab / 2 ? 1.0f : ninf; break;         // one finite logit
-                default: x[i] = 1e-3f * z + (ud(g) < 0.01f ? 8.0f : 0.0f); break;  // a few peaks over a narrow band
+                case 7: x[i] = 1e-3f * z + (ud(g) < 0.01f ? 8.0f : 0.0f); break;  // a few peaks over a narrow band
+                default: x[i] = (i % 4 == 0) ? -3e34f * (1.0f + std::abs(z)) : z; break;  // a small temperature sends these to -inf
             }
         }
+        if (shape == 2) x[0] = 1.0f;  // never a row of -inf alone (the CPU reference would throw)
     }
     return l;
 }
@@ -134,8 +137,12 @@ TEST_CASE("device sampler: temperature matches the CPU (leading and after filter
     // not the first stage: the CPU divides its kept list, not in its first pass
     check_all_sizes(ordo::make_sampler(ordo::top_k{50}, ordo::temperature{0.7f}, ordo::multinomial{}));
     check_all_sizes(ordo::make_sampler(ordo::top_p{0.9f}, ordo::temperature{1.3f}, ordo::greedy{}));
-    // a tiny temperature sends most logits to -inf (and 1e-5 clamps 0)
+    // a tiny temperature sends the huge negative logits of row shape 8 to -inf, leading (and 1e-5
+    // clamps 0) and after a filter (the CPU's list path)
     check_all_sizes(ordo::make_sampler(ordo::temperature{0.0f}, ordo::multinomial{}));
+    // (filters that keep everything, so the huge negatives reach the temperature)
+    check_all_sizes(ordo::make_sampler(ordo::top_k{100000}, ordo::temperature{0.0f}, ordo::multinomial{}));
+    check_all_sizes(ordo::make_sampler(ordo::top_p{1.0f}, ordo::temperature{1e-5f}, ordo::greedy{}));
 }
 
 TEST_CASE("device sampler: top_k matches the CPU", "[cuda-sampler]") {
@@ -270,7 +277,9 @@ void check_steps(const ordo::plan& p, const Chain& chain, ordo::cfg guidance, in
         INFO("step " << step);
         const ordo::step_batch& b = s.next();
         std::vector<float> logits(b.logits_size());
-        for (auto& x : logits) x = std::round(nd(g) * 8.0f) / 8.0f;  // ties across heads and tokens
+        // ties across heads and tokens on even steps; unrounded values on odd ones, where a fused
+        // multiply-add in the head mix or CFG would round differently
+        for (auto& x : logits) x = step % 2 == 0 ? std::round(nd(g) * 8.0f) / 8.0f : nd(g);
         const ordo::cuda::device_buffer<float> dl{std::span<const float>(logits)};
         const float scale = halves ? guidance.scale_at(step) : 1.0f;
         ordo::cuda::sample_step(chain, dplan, step, std::span<const float>(dl.span()), b.num_sequences, scale, seed, std::span<const std::uint64_t>(dids.span()),
@@ -316,6 +325,7 @@ TEST_CASE("device step sampler: equals a host session's commit (head mix, CFG, d
         check_steps(*p, llamagen, ordo::cfg{4.0f, 2}, 2, 300, 12);               // the interval: later steps cond only, uncond half present
         check_steps(*p, argmax, ordo::cfg{}, 4, 256, 13);                        // no CFG: cond sequences only
         check_steps(*p, llamagen, ordo::cfg{1.0f, -1, schedule}, 2, 128, 14);    // a schedule, some steps cond only
+        check_steps(*p, llamagen, ordo::cfg{1.7f}, 2, 512, 15);                  // a scale that is not a power of two
     }
 }
 
@@ -355,4 +365,82 @@ TEST_CASE("device step sampler: errors", "[cuda-sampler]") {
     for (ordo::index_t k = 0; k < st.num_emitted(); ++k)
         for (const auto& c : st.from(k)) row0_used |= c.row == 0 && c.head == 0;
     if (row0_used) CHECK_THROWS_WITH(ordo::cuda::sample_step(chain, dplan, 1, logits, 2 * nreq, 2.0f, 1, dids, out, ws), Contains("request 1") && Contains("logit 3 is NaN"));
+}
+
+namespace {
+__global__ void exp_mass_kernel(const double* x, double* y, std::size_t n) {
+    for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+        y[i] = ordo::detail::exp_mass(x[i]);
+}
+__global__ void top_p_bucket_kernel(const float* x, ordo::cuda::detail::top_p_consts c, int* bucket, float* fm, std::size_t n) {
+    for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+        bucket[i] = ordo::cuda::detail::top_p_bucket(x[i], c, fm[i]);
+}
+}  // namespace
+
+// End-to-end equality can miss a one-ulp change (it flips a token only when u * S lands within
+// ~1e-16 of a running sum), so the contract's arithmetic is compared bit for bit on its own.
+TEST_CASE("device sampler: exp_mass and the top-p bucket factors are bit-identical to the host", "[cuda-sampler]") {
+    std::mt19937_64 g(5);
+    std::uniform_real_distribution<double> ud(-1100.0, 0.0);
+    std::vector<double> x(1 << 20);
+    for (double& v : x) v = ud(g);
+    const double special[] = {-0.0, 0.0, -708.4, -745.2, -1024.0, -1022.0 * 0.6931471805599453, -709.78, -1e-300, -std::numeric_limits<double>::infinity(),
+                              -0.34657359027997264, -0.3465735902799727, -1e-17};
+    for (std::size_t i = 0; i < std::size(special); ++i) x[i] = special[i];
+    const ordo::cuda::device_buffer<double> dx{std::span<const double>(x)};
+    ordo::cuda::device_buffer<double> dy(x.size());
+    exp_mass_kernel<<<256, 256>>>(dx.data(), dy.data(), x.size());
+    ordo::cuda::check_launch("exp_mass_kernel");
+    std::vector<double> y(x.size());
+    dy.download(y);
+    int mismatches = 0;
+    for (std::size_t i = 0; i < x.size(); ++i)
+        if (std::bit_cast<std::uint64_t>(y[i]) != std::bit_cast<std::uint64_t>(ordo::detail::exp_mass(x[i])) && ++mismatches <= 5)
+            FAIL_CHECK("exp_mass(" << x[i] << "): device " << y[i] << ", host " << ordo::detail::exp_mass(x[i]));
+    CHECK(mismatches == 0);
+
+    // the top-p bucket of a logit and its in-bucket factor, as the CPU's top_p_select computes them
+    for (const float span : {64.0f, 20.0f, 3.5f, 1e-3f}) {
+        INFO("logit span " << span);
+        const float mx = 7.25f, per = static_cast<float>(1023.0 / static_cast<double>(span));
+        const double wd = 1.0 / static_cast<double>(per);
+        const ordo::cuda::detail::top_p_consts c{mx, per, static_cast<float>(-wd), static_cast<float>(wd * wd / 2.0), static_cast<float>(-wd * wd * wd / 6.0),
+                                                 static_cast<float>(wd * wd * wd * wd / 24.0), wd};
+        std::uniform_real_distribution<float> lf(mx - 1.5f * span, mx);
+        std::vector<float> l(1 << 18);
+        for (float& v : l) v = lf(g);
+        l[0] = mx;
+        const ordo::cuda::device_buffer<float> dl{std::span<const float>(l)};
+        ordo::cuda::device_buffer<int> db(l.size());
+        ordo::cuda::device_buffer<float> dfm(l.size());
+        top_p_bucket_kernel<<<256, 256>>>(dl.data(), c, db.data(), dfm.data(), l.size());
+        ordo::cuda::check_launch("top_p_bucket_kernel");
+        std::vector<int> b(l.size());
+        std::vector<float> fm(l.size());
+        db.download(b);
+        dfm.download(fm);
+        const std::int32_t last_bits = std::bit_cast<std::int32_t>(1023.0f);
+        int bad = 0;
+        for (std::size_t i = 0; i < l.size(); ++i) {
+            // the CPU's sequence (engine/sampler.hpp, top_p_select), one rounded operation at a time
+            const float d = mx - l[i];
+            const float prod = d * per;
+            const std::int32_t qb = std::bit_cast<std::int32_t>(prod);
+            const float q = std::bit_cast<float>(qb < last_bits ? qb : last_bits);
+            const int want_b = static_cast<int>(q);
+            const float t = q - static_cast<float>(want_b);
+            float h = t * c.c4;
+            h = c.c3 + h;
+            h = t * h;
+            h = c.c2 + h;
+            h = t * h;
+            h = c.c1 + h;
+            h = t * h;
+            const float want_fm = 1.0f + h;
+            if ((b[i] != want_b || std::bit_cast<std::uint32_t>(fm[i]) != std::bit_cast<std::uint32_t>(want_fm)) && ++bad <= 5)
+                FAIL_CHECK("logit " << l[i] << ": device bucket " << b[i] << " fm " << fm[i] << ", host " << want_b << " " << want_fm);
+        }
+        CHECK(bad == 0);
+    }
 }

@@ -54,7 +54,8 @@ struct find_bad_rows {
     unsigned long long* status;
     __device__ void operator()(std::uint64_t i) const {
         const index_t q = q_slots[i];
-        if (q < 0 || q >= num_slots) atomicMax(status, ((i + 1) << 32) | static_cast<std::uint32_t>(q));
+        // the largest word is the first bad row: (0xffffffff - row) above the slot
+        if (q < 0 || q >= num_slots) atomicMax(status, ((0xffffffffull - i) << 32) | static_cast<std::uint32_t>(q));
     }
 };
 
@@ -63,7 +64,7 @@ struct find_bad_requests {
     const index_t* kv_lens;
     unsigned long long* status;
     __device__ void operator()(std::uint64_t r) const {
-        if (q_rows[r] < 0 || kv_lens[r] < 0) atomicMax(status + 1, r + 1);
+        if (q_rows[r] < 0 || kv_lens[r] < 0) atomicMax(status + 1, ~0ull - r);  // the largest word is the first bad request
     }
 };
 
@@ -302,8 +303,8 @@ public:
     index_t block_kv() const { return block_kv_; }
     index_t q_len() const { return q_len_; }
     index_t kv_len() const { return kv_len_; }
-    index_t num_q_blocks() const { return block_q_ ? (q_len_ + block_q_ - 1) / block_q_ : 0; }
-    index_t num_kv_blocks() const { return block_kv_ ? (kv_len_ + block_kv_ - 1) / block_kv_ : 0; }
+    index_t num_q_blocks() const { return block_q_ ? ordo::num_kv_blocks(q_len_, block_q_) : 0; }
+    index_t num_kv_blocks() const { return block_kv_ ? ordo::num_kv_blocks(kv_len_, block_kv_) : 0; }
     // Device memory: offsets have num_q_blocks() + 1 entries; the lists' used length is the last offset.
     std::span<const index_t> full_offsets() const { return {full_offsets_.data(), static_cast<std::size_t>(num_q_blocks()) + 1}; }
     std::span<const index_t> partial_offsets() const { return {partial_offsets_.data(), static_cast<std::size_t>(num_q_blocks()) + 1}; }
@@ -369,7 +370,7 @@ public:
     // Room for block masks of q_len x kv_len with blocks no smaller than block_q x block_kv.
     void reserve_block_mask(index_t q_len, index_t kv_len, index_t block_q, index_t block_kv) {
         if (q_len < 0 || kv_len < 0 || block_q < 1 || block_kv < 1) throw error("mask_workspace: reserve_block_mask needs sizes >= 0 and blocks >= 1");
-        const std::uint64_t tiles = static_cast<std::uint64_t>((q_len + block_q - 1) / block_q) * static_cast<std::uint64_t>((kv_len + block_kv - 1) / block_kv);
+        const std::uint64_t tiles = static_cast<std::uint64_t>(num_kv_blocks(q_len, block_q)) * static_cast<std::uint64_t>(num_kv_blocks(kv_len, block_kv));
         grow_tiles(tiles, "reserve_block_mask");
     }
     // Room for batches of up to `requests` requests.
@@ -442,13 +443,13 @@ public:
         check(cudaStreamSynchronize(stream_), what_);
         const detail::host_status& s = *ws_.host_;
         if (s.words[0] != 0) {
-            const long long row = static_cast<long long>(s.words[0] >> 32) - 1;
+            const long long row = static_cast<long long>(0xffffffffull - (s.words[0] >> 32));
             const index_t slot = static_cast<index_t>(static_cast<std::uint32_t>(s.words[0] & 0xffffffffu));
             throw error(std::string(what_) + ": query slot " + detail::itos(slot) + " (row " + detail::itos(row) + ") is outside the plan's " +
                         detail::itos(num_slots_) + " slots");
         }
         if (s.words[1] != 0)
-            throw error(std::string(what_) + ": request " + detail::itos(static_cast<long long>(s.words[1]) - 1) + " has a negative row count or kv length");
+            throw error(std::string(what_) + ": request " + detail::itos(static_cast<long long>(~0ull - s.words[1])) + " has a negative row count or kv length");
         return s;
     }
 
@@ -562,7 +563,7 @@ inline void make_block_mask(const device_plan& p, std::span<const index_t> q_slo
     if (block_q < 1 || block_kv < 1) throw error(std::string(what) + ": block sizes must be >= 1, got " + detail::itos(block_q) + " x " + detail::itos(block_kv));
     if (q_slots.size() > static_cast<std::size_t>(max_index)) throw error(std::string(what) + ": the query row count overflows the 32-bit index type");
     const index_t q_len = static_cast<index_t>(q_slots.size());
-    const index_t nq = (q_len + block_q - 1) / block_q, nkv = num_kv_blocks(kv_len, block_kv);
+    const index_t nq = num_kv_blocks(q_len, block_q), nkv = num_kv_blocks(kv_len, block_kv);  // (the same ceiling for query blocks)
     const std::uint64_t tiles = static_cast<std::uint64_t>(nq) * static_cast<std::uint64_t>(nkv);
     // block lists and CSR positions are index_t
     if (tiles >= static_cast<std::uint64_t>(max_index)) throw error(std::string(what) + ": " + detail::itos(static_cast<long long>(tiles)) + " tiles overflow the 32-bit index type");

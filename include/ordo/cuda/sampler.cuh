@@ -22,6 +22,10 @@
 // synchronises after the launch and throws ordo::error naming the row and the token.
 #pragma once
 
+#if defined(__USE_FAST_MATH__)
+#error "ordo/cuda/sampler.cuh: --use_fast_math changes the sampler's rounding (and flushes subnormals), so the device would not draw the CPU's tokens; compile this translation unit without it"
+#endif
+
 #include <cub/cub.cuh>
 #include <cuda_runtime.h>
 

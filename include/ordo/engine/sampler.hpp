@@ -27,7 +27,7 @@
 //            a fixed sequence of IEEE double adds and multiplies, no libm, so both devices get the
 //            same bits as long as neither fuses a multiply-add: on the device detail::dadd/dmul are
 //            __dadd_rn/__dmul_rn; a host build with FMA enabled (-mfma, -march=native) needs
-//            -ffp-contract=off, as ordo's own build sets)
+//            -ffp-contract=off, which the ordo CMake target adds (option ORDO_EXACT_SAMPLER))
 //   S_i    = w_0 + w_1 + ... + w_i, summed sequentially in VOCAB INDEX order (not sorted order)
 //   token  = the first i with S_i > u * S_{V-1}; if rounding ever runs past the end, the last kept
 //            token (cannot happen: u <= 1 - 2^-24).
