@@ -10,9 +10,12 @@
 // Targets on an H100 (the summary at the end says met / missed):
 //   * each parallel policy's batch-1 speedup over raster >= 0.9 x its step ratio;
 //   * a batch-1 B-preset raster step within 2x of the weight-streaming roofline.
+// gpt_generate/...: the B preset end to end through ordo::cuda::generate (sampling on the device,
+// tokens back to the session each step), wall time per image.
 // Run: build/bench/cuda/bench_cuda --benchmark_filter=gpt
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -20,6 +23,7 @@
 #include <tuple>
 #include <vector>
 
+#include <ordo/cuda/generate.cuh>
 #include <ordo/cuda/gpt.cuh>
 #include <ordo/ordo.hpp>
 
@@ -92,6 +96,7 @@ struct result {
 };
 std::vector<result> g_results;
 std::map<std::tuple<std::string, std::string, int>, result> g_raster;  // (preset, grid, batch)
+std::map<std::tuple<std::string, std::string, int>, double> g_generate_raster;  // s/image, end to end
 
 void BM_copy_bandwidth(benchmark::State& state) {
     const std::size_t n = std::size_t{1} << 30;  // 1 GiB each way
@@ -166,6 +171,47 @@ void BM_decode(benchmark::State& state, std::string preset, std::string policy, 
     g_results.push_back(r);
 }
 
+// A whole image as an engine decodes it: ordo::cuda::generate (forward, sampling on the device with
+// LlamaGen's temperature 1 + top-k 2000 + multinomial, the tokens back to the session every step),
+// CFG 4. Wall time per image, host work included.
+void BM_generate(benchmark::State& state, std::string preset, std::string policy, std::string grid, int batch) {
+    const ordo::plan p = ordo::make_plan(ordo::parse_policy(policy), ordo::parse_grid(grid));
+    const oe::gpt_config cfg = oe::fit_variant(oe::make_preset(preset), p.view());
+    std::unique_ptr<oc::device_gpt_weights<bf16>> w;
+    {
+        const oe::gpt_weights host = oe::random_weights(cfg, 1);
+        w = std::make_unique<oc::device_gpt_weights<bf16>>(host);
+    }
+    oc::gpt_model<bf16> model(*w);
+    model.use_graphs(true);
+    oc::device_kv_cache<bf16> cache(model.num_layers(), 2 * batch, ordo::kv_cache_len(p), model.cache_width());
+    std::vector<ordo::request> reqs;
+    for (int i = 0; i < batch; ++i) reqs.push_back({i % 1000, static_cast<std::uint64_t>(i), {}});
+    ordo::generate_options o;
+    o.session.guidance.scale = 4.0f;
+    o.session.null_label = cfg.null_label();
+    const auto chain = ordo::make_sampler(ordo::temperature{1.0f}, ordo::top_k{2000}, ordo::multinomial{});
+    (void)oc::generate(model, cache, p.view(), chain, reqs, o);  // warm-up: graph capture
+    double total = 0;
+    long images = 0;
+    for (auto _ : state) {
+        const auto t0 = std::chrono::steady_clock::now();
+        benchmark::DoNotOptimize(oc::generate(model, cache, p.view(), chain, reqs, o));
+        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        state.SetIterationTime(dt);
+        total += dt;
+        ++images;
+    }
+    const double per_image = total / static_cast<double>(images);
+    state.counters["steps"] = p.num_steps();
+    state.counters["ms_per_step"] = per_image / p.num_steps() * 1e3;
+    state.counters["ms_per_image"] = per_image * 1e3;
+    state.counters["images_per_s"] = batch / per_image;
+    if (policy == "raster") g_generate_raster[{preset, grid, batch}] = per_image;
+    const auto it = g_generate_raster.find({preset, grid, batch});
+    if (it != g_generate_raster.end()) state.counters["speedup"] = it->second / per_image;
+}
+
 const char* kPolicies[] = {"raster", "par:2x2", "par:4x4", "nar", "par:2x2+nar", "zipar:8"};
 
 int register_all() {
@@ -180,6 +226,12 @@ int register_all() {
                         ->MinTime(0.5)
                         ->Unit(benchmark::kMillisecond);
                 }
+    for (const char* grid : {"16x16", "24x24"})
+        for (int batch : {1, 64})
+            for (const char* policy : kPolicies) {
+                const std::string name = std::string("gpt_generate/B/") + grid + "/batch" + std::to_string(batch) + "/" + policy;
+                benchmark::RegisterBenchmark(name.c_str(), BM_generate, "B", policy, grid, batch)->UseManualTime()->MinTime(0.5)->Unit(benchmark::kMillisecond);
+            }
     return 0;
 }
 const int registered = register_all();
