@@ -122,14 +122,17 @@ void BM_copy_bandwidth(benchmark::State& state) {
     state.counters["fraction_of_peak"] = best / peak_bandwidth();
 }
 
+// Seeded random weights of `preset` in the variant plan p needs, on the device in bf16 (the host
+// copy is freed once uploaded).
+std::unique_ptr<oc::device_gpt_weights<bf16>> device_weights(const std::string& preset, const ordo::plan& p) {
+    const oe::gpt_weights host = oe::random_weights(oe::fit_variant(oe::make_preset(preset), p.view()), 1);
+    return std::make_unique<oc::device_gpt_weights<bf16>>(host);
+}
+
 void BM_decode(benchmark::State& state, std::string preset, std::string policy, std::string grid, int batch) {
     const ordo::plan p = ordo::make_plan(ordo::parse_policy(policy), ordo::parse_grid(grid));
-    const oe::gpt_config cfg = oe::fit_variant(oe::make_preset(preset), p.view());
-    std::unique_ptr<oc::device_gpt_weights<bf16>> w;
-    {
-        const oe::gpt_weights host = oe::random_weights(cfg, 1);
-        w = std::make_unique<oc::device_gpt_weights<bf16>>(host);
-    }
+    const auto w = device_weights(preset, p);
+    const oe::gpt_config& cfg = w->config();
     oc::gpt_model<bf16> model(*w);
     model.use_graphs(true);  // the warm-up image captures one graph per step; timed images replay them
     const auto sb = make_batches(p, batch, cfg.null_label());
@@ -176,12 +179,8 @@ void BM_decode(benchmark::State& state, std::string preset, std::string policy, 
 // CFG 4. Wall time per image, host work included.
 void BM_generate(benchmark::State& state, std::string preset, std::string policy, std::string grid, int batch) {
     const ordo::plan p = ordo::make_plan(ordo::parse_policy(policy), ordo::parse_grid(grid));
-    const oe::gpt_config cfg = oe::fit_variant(oe::make_preset(preset), p.view());
-    std::unique_ptr<oc::device_gpt_weights<bf16>> w;
-    {
-        const oe::gpt_weights host = oe::random_weights(cfg, 1);
-        w = std::make_unique<oc::device_gpt_weights<bf16>>(host);
-    }
+    const auto w = device_weights(preset, p);
+    const oe::gpt_config& cfg = w->config();
     oc::gpt_model<bf16> model(*w);
     model.use_graphs(true);
     oc::device_kv_cache<bf16> cache(model.num_layers(), 2 * batch, ordo::kv_cache_len(p), model.cache_width());

@@ -77,9 +77,10 @@ const std::vector<std::pair<index_t, index_t>> block_shapes{{1, 1}, {1, 32}, {16
 
 }  // namespace
 
-TEST_CASE("device dense and packed masks equal the host forms for every policy, row set and kv length", "[cuda-masks]") {
-    std::mt19937 rng(20240611);
-    ordo::cuda::mask_workspace ws;
+// Every built-in order on every grid, prefix 1 and 3, every row set and kv length:
+// f(host plan, device plan, rows (host), rows (device), kv_len), with the case named for failures.
+template <class F>
+void for_each_mask_case(std::mt19937& rng, F f) {
     for (const char* grid : {"4x4", "8x8", "16x16", "24x24", "2x4x4"}) {
         const ordo::grid_shape g = ordo::parse_grid(grid);
         for (const auto& spec : ordo::builtin_policies(g))
@@ -90,51 +91,50 @@ TEST_CASE("device dense and packed masks equal the host forms for every policy, 
                     const ordo::cuda::device_buffer<index_t> rows{std::span<const index_t>(rs.rows)};
                     for (index_t kv_len : kv_lengths(p)) {
                         INFO(spec << " on " << grid << ", prefix " << prefix << ", " << rs.name << " (" << rs.rows.size() << "), kv_len " << kv_len);
-                        const std::size_t cells = rs.rows.size() * static_cast<std::size_t>(kv_len);
-                        std::vector<std::uint8_t> dense(cells);
-                        ordo::dense_mask(p, rs.rows, kv_len, dense);
-                        ordo::cuda::device_buffer<std::uint8_t> d_dense(cells);
-                        ordo::cuda::dense_mask(dp, rows.span(), kv_len, d_dense.span(), ws);
-                        REQUIRE(download<std::uint8_t>(d_dense.span()) == dense);
-
-                        std::vector<std::uint8_t> packed(ordo::packed_mask_bytes(rs.rows.size(), static_cast<std::size_t>(kv_len)));
-                        ordo::pack_mask(p, rs.rows, kv_len, packed);
-                        ordo::cuda::device_buffer<std::uint8_t> d_packed(packed.size());
-                        // stale bytes must not survive: every byte, padding bits included, is written
-                        if (!packed.empty()) ordo::cuda::check(cudaMemset(d_packed.data(), 0xAB, packed.size()), "test memset");
-                        ordo::cuda::pack_mask(dp, rows.span(), kv_len, d_packed.span(), ws);
-                        REQUIRE(download<std::uint8_t>(d_packed.span()) == packed);
+                        f(p, dp, rs.rows, rows.span(), kv_len);
                     }
                 }
             }
     }
 }
 
+TEST_CASE("device dense and packed masks equal the host forms for every policy, row set and kv length", "[cuda-masks]") {
+    std::mt19937 rng(20240611);
+    ordo::cuda::mask_workspace ws;
+    for_each_mask_case(rng, [&](const ordo::plan& p, const ordo::cuda::device_plan& dp, const std::vector<index_t>& rows, std::span<index_t> d_rows,
+                                index_t kv_len) {
+        const std::size_t cells = rows.size() * static_cast<std::size_t>(kv_len);
+        std::vector<std::uint8_t> dense(cells);
+        ordo::dense_mask(p, rows, kv_len, dense);
+        ordo::cuda::device_buffer<std::uint8_t> d_dense(cells);
+        ordo::cuda::dense_mask(dp, d_rows, kv_len, d_dense.span(), ws);
+        REQUIRE(download<std::uint8_t>(d_dense.span()) == dense);
+
+        std::vector<std::uint8_t> packed(ordo::packed_mask_bytes(rows.size(), static_cast<std::size_t>(kv_len)));
+        ordo::pack_mask(p, rows, kv_len, packed);
+        ordo::cuda::device_buffer<std::uint8_t> d_packed(packed.size());
+        // stale bytes must not survive: every byte, padding bits included, is written
+        if (!packed.empty()) ordo::cuda::check(cudaMemset(d_packed.data(), 0xAB, packed.size()), "test memset");
+        ordo::cuda::pack_mask(dp, d_rows, kv_len, d_packed.span(), ws);
+        REQUIRE(download<std::uint8_t>(d_packed.span()) == packed);
+    });
+}
+
 TEST_CASE("device block masks equal make_block_mask for every policy, row set, kv length and block shape", "[cuda-masks]") {
     std::mt19937 rng(7);
     ordo::cuda::mask_workspace ws;
     ordo::cuda::device_block_mask reused;  // one mask rebuilt over every shape: stale contents never leak
-    for (const char* grid : {"4x4", "8x8", "16x16", "24x24", "2x4x4"}) {
-        const ordo::grid_shape g = ordo::parse_grid(grid);
-        for (const auto& spec : ordo::builtin_policies(g))
-            for (index_t prefix : {1, 3}) {
-                const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), g, prefix);
-                const ordo::cuda::device_plan dp(p);
-                for (const row_set& rs : row_sets(p, rng)) {
-                    const ordo::cuda::device_buffer<index_t> rows{std::span<const index_t>(rs.rows)};
-                    for (index_t kv_len : kv_lengths(p))
-                        for (auto [bq, bkv] : block_shapes) {
-                            INFO(spec << " on " << grid << ", prefix " << prefix << ", " << rs.name << " (" << rs.rows.size() << "), kv_len " << kv_len
-                                      << ", blocks " << bq << "x" << bkv);
-                            const ordo::block_mask want = ordo::make_block_mask(p, rs.rows, kv_len, bq, bkv);
-                            ordo::cuda::make_block_mask(dp, rows.span(), kv_len, bq, bkv, reused, ws);
-                            REQUIRE(reused.num_q_blocks() == want.num_q_blocks());
-                            REQUIRE(reused.num_kv_blocks() == want.num_kv_blocks());
-                            require_equal(reused.to_host(), want);
-                        }
-                }
-            }
-    }
+    for_each_mask_case(rng, [&](const ordo::plan& p, const ordo::cuda::device_plan& dp, const std::vector<index_t>& rows, std::span<index_t> d_rows,
+                                index_t kv_len) {
+        for (auto [bq, bkv] : block_shapes) {
+            INFO("blocks " << bq << "x" << bkv);
+            const ordo::block_mask want = ordo::make_block_mask(p, rows, kv_len, bq, bkv);
+            ordo::cuda::make_block_mask(dp, d_rows, kv_len, bq, bkv, reused, ws);
+            REQUIRE(reused.num_q_blocks() == want.num_q_blocks());
+            REQUIRE(reused.num_kv_blocks() == want.num_kv_blocks());
+            require_equal(reused.to_host(), want);
+        }
+    });
     // the allocating overload gives the same
     const ordo::plan p = ordo::make_plan(ordo::par16, ordo::grid_shape::make(16, 16));
     const ordo::cuda::device_plan dp(p);

@@ -100,13 +100,9 @@ public:
 private:
     std::span<T> row(index_t layer, int kv, index_t seq, index_t slot) {
         ordo::detail::check_cache_index(layer, seq, slot, layers_, num_sequences(), capacity());
-        // the host copy of the table addresses the row; the pointer is into device memory
-        const index_t page = indices_[static_cast<std::size_t>(indptr_[static_cast<std::size_t>(seq)] + slot / page_size_)];
-        kv_layout<T> one{pages_.data(), layers_, width_, 0, 0, page_size_, nullptr, nullptr};
-        const index_t ip[2] = {0, 1};
-        one.indptr = ip;
-        one.indices = &page;
-        return {one.row(layer, kv, 0, slot % page_size_), static_cast<std::size_t>(width_)};
+        // the layout over the host copy of the table addresses the row; the pointer is into device memory
+        const kv_layout<T> host_table{pages_.data(), layers_, width_, 0, 0, page_size_, indptr_.data(), indices_.data()};
+        return {host_table.row(layer, kv, seq, slot), static_cast<std::size_t>(width_)};
     }
     std::span<T> pages_;
     std::vector<index_t> indptr_, indices_;
