@@ -2,14 +2,14 @@
 // config, weights spread out for distinct greedy choices, and reading and comparing logits.
 #pragma once
 
-#include <algorithm>
-#include <cmath>
 #include <span>
 #include <string>
 #include <vector>
 
 #include <ordo/eigen/gpt_weights.hpp>
 #include <ordo/io/safetensors.hpp>
+
+#include "tolerance.hpp"
 
 namespace gpt_helpers {
 
@@ -35,13 +35,9 @@ inline ordo::eigen::gpt_weights spread_weights(const ordo::eigen::gpt_config& c,
     return w;
 }
 
-// max |a - b| (sizes must match: a mismatch returns +inf, which fails any tolerance)
-inline float max_abs_diff(std::span<const float> a, std::span<const float> b) {
-    if (a.size() != b.size()) return INFINITY;
-    float m = 0.0f;
-    for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-    return m;
-}
+// +inf on NaN, inf or a size mismatch (tolerance.hpp)
+using tolerance::max_abs;
+using tolerance::max_abs_diff;
 
 inline std::vector<float> read_f32(const ordo::io::safetensors& f, const std::string& key) {
     const ordo::io::tensor_info& t = f.at(key);

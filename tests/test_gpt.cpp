@@ -3,6 +3,7 @@
 // and bad checkpoints, configs and plans fail with messages that name the problem.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -20,6 +21,7 @@ namespace oe = ordo::eigen;
 
 namespace {
 
+using gpt_helpers::max_abs_diff;
 using gpt_helpers::spread_weights;
 using gpt_helpers::tiny;
 
@@ -58,12 +60,6 @@ decoded decode(oe::gpt_model& m, const ordo::plan& p, ordo::index_t label) {
     }
     d.tokens.assign(s.tokens(0).begin(), s.tokens(0).end());
     return d;
-}
-
-float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-    float m = 0.0f;
-    for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-    return m;
 }
 
 }  // namespace

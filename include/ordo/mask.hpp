@@ -38,6 +38,13 @@ constexpr mask_predicate<Mode> make_mask(const plan_view& p) {
     if (p.header.mask != Mode) throw error("make_mask: the plan's mask mode differs from the requested one");
     return {p.fed_step.data(), p.num_slots(), p.header.prefix};
 }
+template <mask_mode Mode, class P>
+    requires temporary_plan<P>
+constexpr mask_predicate<Mode> make_mask(P&&) {
+    static_assert(detail::dangling_plan<P>,
+                  "ordo::make_mask: a temporary plan would dangle (the predicate points into the plan's fed_step); keep the plan in a variable");
+    return {};
+}
 
 // Runtime dispatch to the compile-time predicate: f(mask_predicate<M>).
 template <class F>

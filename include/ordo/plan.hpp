@@ -14,11 +14,13 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <concepts>
 #include <cstdint>
 #include <initializer_list>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "config.hpp"
@@ -647,5 +649,17 @@ private:
     std::array<index_t, Positions> rank_of_{}, step_of_{}, slot_of_{};
     std::array<stand_in_entry, StandIns> stand_ins_{};
 };
+
+// A temporary plan that owns its arrays (a plan or static_plan prvalue or xvalue): its plan_view
+// dangles once the full expression ends. What keeps a view (session, make_mask's predicate) has
+// an overload for these that fails to compile with the message below.
+template <class P>
+concept temporary_plan = !std::is_lvalue_reference_v<P> && !std::same_as<std::remove_cvref_t<P>, plan_view> &&
+                         std::convertible_to<const std::remove_cvref_t<P>&, plan_view>;
+
+namespace detail {
+template <class>
+inline constexpr bool dangling_plan = false;  // dependent false: the static_assert fires only if chosen
+}  // namespace detail
 
 }  // namespace ordo

@@ -49,11 +49,7 @@ const golden_case kCases[] = {
     {"nar_G8_cfg2.0_label3", "nar"},
 };
 
-float max_abs(std::span<const float> a) {
-    float m = 0.0f;
-    for (float x : a) m = std::max(m, std::abs(x));
-    return m;
-}
+using gpt_helpers::max_abs;
 using gpt_helpers::max_abs_diff;
 using gpt_helpers::read_f32;
 using gpt_helpers::spread_weights;

@@ -86,6 +86,13 @@ public:
         cond_.resize(static_cast<std::size_t>(vocab));
         uncond_.resize(static_cast<std::size_t>(vocab));
     }
+    // The session keeps a view of the plan: a temporary one would be gone after this statement.
+    template <class P>
+        requires temporary_plan<P>
+    session(P&& plan, std::span<const request> requests, Sampler sampler, index_t vocab, session_options options = {})
+        : session(plan_view(plan), requests, sampler, vocab, options) {
+        static_assert(detail::dangling_plan<P>, "ordo::session: a temporary plan would dangle (the session keeps a view of it); keep the plan in a variable");
+    }
 
     index_t num_sequences() const { return halves_ * static_cast<index_t>(requests_.size()); }
     index_t num_requests() const { return static_cast<index_t>(requests_.size()); }
