@@ -85,7 +85,7 @@ ordo::index_t ref_draw(const std::vector<float>& processed, ordo::draw_key key) 
     std::vector<double> prefix(processed.size());
     double s = 0.0;
     for (std::size_t i = 0; i < processed.size(); ++i) {
-        if (processed[i] != ninf) s += ordo::detail::exp_mass(static_cast<double>(processed[i]) - mx);
+        if (processed[i] != ninf) s += ordo::contract::exp_mass(static_cast<double>(processed[i]) - mx);
         prefix[i] = s;
     }
     const double target = static_cast<double>(ordo::uniform_draw(key.seed, key.request, key.position)) * s;
@@ -272,12 +272,12 @@ TEST_CASE("exp_mass is exp to within a few ulp", "[sampler]") {
     for (int i = 0; i < 100000; ++i) {
         const double x = i % 2 ? u(g) : -std::ldexp(std::generate_canonical<double, 53>(g), -(i % 50));
         const double ref = std::exp(x);
-        CHECK(std::fabs(ordo::detail::exp_mass(x) - ref) <= 4.0 * (std::nextafter(ref, 1.0e300) - ref));
+        CHECK(std::fabs(ordo::contract::exp_mass(x) - ref) <= 4.0 * (std::nextafter(ref, 1.0e300) - ref));
     }
-    CHECK(ordo::detail::exp_mass(0.0) == 1.0);
-    CHECK(ordo::detail::exp_mass(-800.0) == 0.0);
-    CHECK(ordo::detail::exp_mass(-3.0e38) == 0.0);
-    CHECK(ordo::detail::exp_mass(-std::numeric_limits<double>::infinity()) == 0.0);
+    CHECK(ordo::contract::exp_mass(0.0) == 1.0);
+    CHECK(ordo::contract::exp_mass(-800.0) == 0.0);
+    CHECK(ordo::contract::exp_mass(-3.0e38) == 0.0);
+    CHECK(ordo::contract::exp_mass(-std::numeric_limits<double>::infinity()) == 0.0);
 }
 
 // exp_mass as it was written before its operations went through dadd/dmul: plain IEEE double
@@ -305,11 +305,11 @@ TEST_CASE("the contract's double helpers are plain IEEE operations on the host",
     std::uniform_real_distribution<double> u(-1e3, 1e3);
     for (int i = 0; i < 10000; ++i) {
         const double a = u(g), b = u(g) * 1e-7;
-        CHECK(std::bit_cast<std::uint64_t>(ordo::detail::dmul(a, b)) == std::bit_cast<std::uint64_t>(a * b));
-        CHECK(std::bit_cast<std::uint64_t>(ordo::detail::dadd(a, b)) == std::bit_cast<std::uint64_t>(a + b));
+        CHECK(std::bit_cast<std::uint64_t>(ordo::contract::dmul(a, b)) == std::bit_cast<std::uint64_t>(a * b));
+        CHECK(std::bit_cast<std::uint64_t>(ordo::contract::dadd(a, b)) == std::bit_cast<std::uint64_t>(a + b));
     }
-    CHECK(std::signbit(ordo::detail::dadd(-0.0, -0.0)));
-    CHECK(!std::signbit(ordo::detail::dadd(-0.0, 0.0)));
+    CHECK(std::signbit(ordo::contract::dadd(-0.0, -0.0)));
+    CHECK(!std::signbit(ordo::contract::dadd(-0.0, 0.0)));
 }
 
 TEST_CASE("exp_mass through dadd/dmul keeps the bits of the plain formula", "[sampler]") {
@@ -318,21 +318,21 @@ TEST_CASE("exp_mass through dadd/dmul keeps the bits of the plain formula", "[sa
     for (int i = 0; i < 200000; ++i) {
         const double x = i % 3 ? u(g) : -std::ldexp(std::generate_canonical<double, 53>(g), -(i % 60));
         INFO("x = " << x);
-        CHECK(std::bit_cast<std::uint64_t>(ordo::detail::exp_mass(x)) == std::bit_cast<std::uint64_t>(exp_mass_plain(x)));
+        CHECK(std::bit_cast<std::uint64_t>(ordo::contract::exp_mass(x)) == std::bit_cast<std::uint64_t>(exp_mass_plain(x)));
     }
     for (double x : {0.0, -0.0, -708.0, -708.4, -709.0, -745.0, -1023.9, -1024.0, -2000.0})
-        CHECK(std::bit_cast<std::uint64_t>(ordo::detail::exp_mass(x)) == std::bit_cast<std::uint64_t>(exp_mass_plain(x)));
+        CHECK(std::bit_cast<std::uint64_t>(ordo::contract::exp_mass(x)) == std::bit_cast<std::uint64_t>(exp_mass_plain(x)));
 }
 
 TEST_CASE("signed_key orders floats and round-trips", "[sampler]") {
     const float v[] = {-std::numeric_limits<float>::infinity(), -3e38f, -1.5f, -1e-40f, -0.0f, 0.0f, 1e-40f, 2.0f, 3e38f,
                        std::numeric_limits<float>::infinity()};
     for (std::size_t i = 0; i + 1 < std::size(v); ++i) {
-        CHECK(ordo::detail::signed_key(v[i]) <= ordo::detail::signed_key(v[i + 1]));
-        CHECK((ordo::detail::signed_key(v[i]) == ordo::detail::signed_key(v[i + 1])) == (v[i] == v[i + 1]));
+        CHECK(ordo::contract::signed_key(v[i]) <= ordo::contract::signed_key(v[i + 1]));
+        CHECK((ordo::contract::signed_key(v[i]) == ordo::contract::signed_key(v[i + 1])) == (v[i] == v[i + 1]));
     }
-    for (float x : v) CHECK(ordo::detail::signed_key_float(ordo::detail::signed_key(x)) == x);
-    CHECK(!std::signbit(ordo::detail::signed_key_float(ordo::detail::signed_key(-0.0f))));  // -0 comes back as +0
+    for (float x : v) CHECK(ordo::contract::signed_key_float(ordo::contract::signed_key(x)) == x);
+    CHECK(!std::signbit(ordo::contract::signed_key_float(ordo::contract::signed_key(-0.0f))));  // -0 comes back as +0
 }
 
 TEST_CASE("top_p's bucket masses do not depend on the order of the tokens", "[sampler]") {

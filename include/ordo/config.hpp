@@ -1,6 +1,7 @@
 // ordo/config.hpp - index type, host/device annotation and the one error type.
 #pragma once
 
+#include <charconv>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -36,6 +37,13 @@ constexpr std::string itos(long long v) {
     while (u) { s.insert(s.begin(), static_cast<char>('0' + u % 10)); u /= 10; }
     if (neg) s.insert(s.begin(), '-');
     return s;
+}
+
+// A double for a message, as printf's %g would write it but in every locale ('.' decimal point).
+inline std::string ftos(double v) {
+    char buf[32];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general, 6);
+    return std::string(buf, r.ptr);
 }
 
 // a*b, throwing if it leaves index_t.

@@ -371,7 +371,7 @@ TEST_CASE("device step sampler: errors", "[cuda-sampler]") {
 namespace {
 __global__ void exp_mass_kernel(const double* x, double* y, std::size_t n) {
     for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
-        y[i] = ordo::detail::exp_mass(x[i]);
+        y[i] = ordo::contract::exp_mass(x[i]);
 }
 __global__ void top_p_bucket_kernel(const float* x, ordo::cuda::detail::top_p_consts c, int* bucket, float* fm, std::size_t n) {
     for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
@@ -397,8 +397,8 @@ TEST_CASE("device sampler: exp_mass and the top-p bucket factors are bit-identic
     dy.download(y);
     int mismatches = 0;
     for (std::size_t i = 0; i < x.size(); ++i)
-        if (std::bit_cast<std::uint64_t>(y[i]) != std::bit_cast<std::uint64_t>(ordo::detail::exp_mass(x[i])) && ++mismatches <= 5)
-            FAIL_CHECK("exp_mass(" << x[i] << "): device " << y[i] << ", host " << ordo::detail::exp_mass(x[i]));
+        if (std::bit_cast<std::uint64_t>(y[i]) != std::bit_cast<std::uint64_t>(ordo::contract::exp_mass(x[i])) && ++mismatches <= 5)
+            FAIL_CHECK("exp_mass(" << x[i] << "): device " << y[i] << ", host " << ordo::contract::exp_mass(x[i]));
     CHECK(mismatches == 0);
 
     // the top-p bucket of a logit and its in-bucket factor, as the CPU's top_p_select computes them

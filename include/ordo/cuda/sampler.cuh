@@ -15,7 +15,7 @@
 //                integers (any order, atomics included), the 1024-bucket double sequence and the walk
 //                over the sorted boundary bucket by one thread, in the CPU's order.
 //   greedy       the lowest index of the largest key (a block reduction).
-//   multinomial  the contract draw: exp_mass in double (detail::dadd/dmul are __dadd_rn/__dmul_rn
+//   multinomial  the contract draw: exp_mass in double (contract::dadd/dmul are __dadd_rn/__dmul_rn
 //                here), then ONE thread sums the masses sequentially in vocab order, since a parallel
 //                scan would round differently; the masses live in shared memory when few are kept.
 // Bad logits (NaN, +inf, all -inf, an overflow under the temperature) set a status per row; the host
@@ -38,7 +38,10 @@
 #include <tuple>
 #include <vector>
 
-#include "../engine/sampler.hpp"
+#include "../engine/guidance.hpp"
+#include "../engine/random.hpp"
+#include "../engine/sampler_contract.hpp"
+#include "../engine/sampler_stages.hpp"
 #include "plan.cuh"
 #include "runtime.cuh"
 
@@ -71,7 +74,7 @@ struct chain_desc {
 };
 
 inline void describe(chain_desc& d, const temperature& t, index_t, bool first) {
-    const float divisor = std::max(t.value, ordo::detail::sampler_ops::min_temperature);
+    const float divisor = std::max(t.value, ordo::min_temperature);
     if (divisor == 1.0f) return;
     d.stage[d.count++] = {stage_kind::temperature, divisor, 0};
     d.fused_temperature = first;
@@ -91,7 +94,7 @@ inline void describe(chain_desc& d, const multinomial&, index_t, bool) { d.stage
 // The stages' parameters checked as on the CPU (same errors), then flattened.
 template <class... Stages>
 chain_desc describe_chain(const sampler_chain<Stages...>& chain, index_t vocab) {
-    std::apply([](const auto&... st) { (ordo::detail::sampler_ops::check(st), ...); }, chain.stages);
+    std::apply([](const auto&... st) { (ordo::check_stage(st), ...); }, chain.stages);
     chain_desc d;
     bool first = true;
     std::apply([&](const auto&... st) { ((describe(d, st, vocab, first), first = false), ...); }, chain.stages);
@@ -137,7 +140,7 @@ struct merge_scan {
     }
 };
 __device__ inline void note_kept(row_scan& s, float x, index_t i) {
-    const std::int32_t k = ordo::detail::signed_key(x);
+    const std::int32_t k = ordo::contract::signed_key(x);
     if (k > s.max_key || (k == s.max_key && i < s.argmax)) {
         s.max_key = k;
         s.argmax = i;
@@ -150,7 +153,7 @@ __device__ inline bool is_ninf(float x) { return __float_as_uint(x) == ninf_bits
 __device__ inline bool is_nan(float x) { return (__float_as_uint(x) & 0x7fffffffu) > 0x7f800000u; }
 __device__ inline bool is_pinf(float x) { return __float_as_uint(x) == 0x7f800000u; }
 // Unsigned order-preserving key (larger float, larger key; -0 and +0 alike).
-__device__ inline std::uint32_t ukey(float x) { return static_cast<std::uint32_t>(ordo::detail::signed_key(x)) ^ 0x80000000u; }
+__device__ inline std::uint32_t ukey(float x) { return static_cast<std::uint32_t>(ordo::contract::signed_key(x)) ^ 0x80000000u; }
 
 struct top_p_consts {
     float mx, per, c1, c2, c3, c4;
@@ -327,15 +330,15 @@ __device__ inline std::uint64_t boundary_key(float x, index_t i) {
 }
 
 __device__ inline void apply_top_p(float p, float* row, index_t V, row_scan& st, std::uint64_t* cand, row_shared& sh) {
-    using ordo::detail::dadd;
-    using ordo::detail::dmul;
+    using ordo::contract::dadd;
+    using ordo::contract::dmul;
     if (!(p < 1.0f) || st.kept == 1) return;
     constexpr int NB = top_p_buckets;
     auto& tp = sh.u.top_p;
     if (threadIdx.x == 0) {  // the CPU's per-row constants, op for op
         top_p_consts c;
-        c.mx = ordo::detail::signed_key_float(st.max_key);
-        const float lo = ordo::detail::signed_key_float(st.min_key);
+        c.mx = ordo::contract::signed_key_float(st.max_key);
+        const float lo = ordo::contract::signed_key_float(st.min_key);
         const double d = dadd(static_cast<double>(c.mx), -static_cast<double>(lo));
         const double span = d < 64.0 ? d : 64.0;
         double per_d = 0.0;
@@ -365,7 +368,7 @@ __device__ inline void apply_top_p(float p, float* row, index_t V, row_scan& st,
     }
     __syncthreads();
     if (threadIdx.x == 0) {  // the bucket masses, the total and the boundary: the CPU's double sequence
-        const double rho = ordo::detail::exp_mass(-c.wd), rho2 = dmul(rho, rho), rho4 = dmul(rho2, rho2);
+        const double rho = ordo::contract::exp_mass(-c.wd), rho2 = dmul(rho, rho), rho4 = dmul(rho2, rho2);
         double e0 = 1.0, e1 = rho, e2 = rho2, e3 = dmul(rho2, rho);
         double total = 0.0;
         for (int b = 0; b < NB; b += 4) {
@@ -492,11 +495,11 @@ __device__ inline void apply_top_p(float p, float* row, index_t V, row_scan& st,
 // in vocab order (the only order that gives the CPU's bits), the first prefix sum above u * total.
 __device__ inline index_t draw_multinomial(const float* row, index_t V, const row_scan& st, const draw_key& key, double* gmass,
                                            index_t* gidx, row_shared& sh) {
-    using ordo::detail::dadd;
-    using ordo::detail::dmul;
+    using ordo::contract::dadd;
+    using ordo::contract::dmul;
     const index_t n = st.kept;
     double* w = n <= sort_capacity ? sh.u.mass : gmass;
-    const double mx = static_cast<double>(ordo::detail::signed_key_float(st.max_key));
+    const double mx = static_cast<double>(ordo::contract::signed_key_float(st.max_key));
     index_t offset = 0;
     for (index_t base = 0; base < V; base += blockDim.x) {
         const index_t i = base + static_cast<index_t>(threadIdx.x);
@@ -506,7 +509,7 @@ __device__ inline index_t draw_multinomial(const float* row, index_t V, const ro
         row_shared::scan_t(sh.scan).ExclusiveSum(flag, pos, tile);
         if (flag) {
             gidx[offset + pos] = i;
-            w[offset + pos] = ordo::detail::exp_mass(dadd(static_cast<double>(x), -mx));
+            w[offset + pos] = ordo::contract::exp_mass(dadd(static_cast<double>(x), -mx));
         }
         offset += tile;
         __syncthreads();

@@ -19,25 +19,8 @@
 // Equal logits are ordered by index (lowest first) wherever an order among them matters (top-p's
 // sort, greedy), so every result is a function of the logits alone.
 //
-// The draw and its cross-device contract. A CUDA sampler given the same logits draws the same token
-// because both follow this exact arithmetic:
-//   u      = uniform_draw(seed, request, position)            (Philox4x32-10, 24 bits, random.hpp)
-//   m      = the largest kept logit
-//   w_i    = exp_mass(l_i - m) in double for each kept token  (0 for removed tokens; exp_mass below is
-//            a fixed sequence of IEEE double adds and multiplies, no libm, so both devices get the
-//            same bits as long as neither fuses a multiply-add: on the device detail::dadd/dmul are
-//            __dadd_rn/__dmul_rn; a host build with FMA enabled (-mfma, -march=native) needs
-//            -ffp-contract=off, which the ordo CMake target adds (option ORDO_EXACT_SAMPLER))
-//   S_i    = w_0 + w_1 + ... + w_i, summed sequentially in VOCAB INDEX order (not sorted order)
-//   token  = the first i with S_i > u * S_{V-1}; if rounding ever runs past the end, the last kept
-//            token (cannot happen: u <= 1 - 2^-24).
-// The draw depends only on (seed, request, position) and the logits: not on the batch, on which
-// order emitted the token, on what the workspace sampled before, nor on the device.
-// Top-p decides its boundary with masses accurate to ~1e-7 relative (HuggingFace's softmax is
-// float32), from a histogram over logit buckets (see apply(top_p)); a port must use the same buckets
-// and arithmetic (float bucket ids and factors, each bucket's factors summed exactly as integers,
-// then the same double sequence over the 1024 buckets and over the sorted boundary bucket) to agree
-// on a token whose cumulative mass lies within ~1e-7 of p * total. ordo/cuda/sampler.cuh does.
+// The draw follows the cross-device arithmetic contract of sampler_contract.hpp, so a CUDA sampler
+// given the same logits draws the same token.
 //
 // Cost (vocab V, n tokens kept): one validating pass over V (it finds the argmax too); top-k is
 // O(n): a sampled threshold, one candidate pass, a bucket select over the candidates (no sort of
@@ -63,125 +46,21 @@
 #include <vector>
 
 #include "../config.hpp"
+#include "guidance.hpp"
 #include "random.hpp"
+#include "sampler_contract.hpp"
+#include "sampler_stages.hpp"
 
 namespace ordo {
 
-// ---------------------------------------------------------------------------------------------
-// The vocabulary of stages.
-
-struct temperature { float value = 1.0f; };  // logits / max(value, 1e-5)
-struct top_k { index_t k = 0; };             // 0: off
-struct top_p { float p = 1.0f; };            // 1: off; must lie in (0, 1]
-struct greedy {};                            // final draw: argmax
-struct multinomial {};                       // final draw: one sample from the softmax
-
 namespace detail {
-template <class T> inline constexpr bool is_draw_stage = std::is_same_v<T, greedy> || std::is_same_v<T, multinomial>;
-template <class T> inline constexpr bool is_filter_stage =
-    std::is_same_v<T, temperature> || std::is_same_v<T, top_k> || std::is_same_v<T, top_p>;
-template <class T, class... Ts> inline constexpr std::size_t count_of = (std::size_t{0} + ... + std::size_t{std::is_same_v<T, Ts>});
-template <class... Ts> struct last_of { using type = void; };
-template <class T> struct last_of<T> { using type = T; };
-template <class T, class U, class... Ts> struct last_of<T, U, Ts...> : last_of<U, Ts...> {};
-}  // namespace detail
-
-// A chain of stages, checked at compile time: filters (each at most once) then exactly one draw.
-template <class... Stages>
-struct sampler_chain {
-    static_assert(sizeof...(Stages) > 0,
-                  "ordo::sampler_chain: empty chain; end it with a draw stage (ordo::greedy or ordo::multinomial)");
-    static_assert((... && (detail::is_draw_stage<Stages> || detail::is_filter_stage<Stages>)),
-                  "ordo::sampler_chain: unknown stage; stages are ordo::temperature, ordo::top_k, ordo::top_p, "
-                  "ordo::greedy, ordo::multinomial");
-    static_assert(detail::is_draw_stage<typename detail::last_of<Stages...>::type>,
-                  "ordo::sampler_chain: the last stage must be the draw (ordo::greedy or ordo::multinomial)");
-    static_assert((detail::count_of<greedy, Stages...> + detail::count_of<multinomial, Stages...>) == 1,
-                  "ordo::sampler_chain: the draw (ordo::greedy or ordo::multinomial) must be the last stage "
-                  "and appear once; filters go before it");
-    static_assert(detail::count_of<temperature, Stages...> <= 1, "ordo::sampler_chain: ordo::temperature appears more than once");
-    static_assert(detail::count_of<top_k, Stages...> <= 1, "ordo::sampler_chain: ordo::top_k appears more than once");
-    static_assert(detail::count_of<top_p, Stages...> <= 1, "ordo::sampler_chain: ordo::top_p appears more than once");
-
-    std::tuple<Stages...> stages;
-};
-
-template <class... Stages>
-constexpr sampler_chain<Stages...> make_sampler(Stages... stages) {
-    return sampler_chain<Stages...>{std::tuple<Stages...>{stages...}};
-}
-
-// What keys the random stream: the draw of (request, position) under `seed`.
-struct draw_key {
-    std::uint64_t seed = 0;
-    std::uint64_t request = 0;
-    index_t position = 0;
-};
-
-namespace detail {
-
-inline std::string ftos(double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", v);
-    return buf;
-}
-
-// The double operations of the cross-device contract: plain * and + on the host (whose build keeps
-// them unfused: -ffp-contract=off), the round-to-nearest intrinsics on the device, where nvcc would
-// otherwise contract a*b+c into an FMA and change the bits.
-ORDO_HD inline double dmul(double a, double b) {
-#ifdef __CUDA_ARCH__
-    return __dmul_rn(a, b);
-#else
-    return a * b;
-#endif
-}
-ORDO_HD inline double dadd(double a, double b) {
-#ifdef __CUDA_ARCH__
-    return __dadd_rn(a, b);
-#else
-    return a + b;
-#endif
-}
-
-// exp(x) for x <= 0 in double: the mass function of the cross-device contract. exp(x) = 2^k * e^r
-// with k = trunc(x/ln2 - 0.5), r = x - k*ln2 (Cody-Waite, |r| <= ~0.35), e^r by its Taylor series to
-// degree 13 in Estrin's form. Only IEEE adds and multiplies in a fixed order, each through dadd/dmul
-// (so never fused on either device), error <= ~2 ulp, results below 2^-1022 flushed to 0.
-// Branch-free, so loops over it vectorise.
-ORDO_HD inline double exp_mass(double x) {
-    constexpr double inv_ln2 = 0x1.71547652b82fep0;
-    constexpr double ln2_hi = 0x1.62e42fee00000p-1, ln2_lo = 0x1.a39ef35793c76p-33;
-    // |x| >= 1024 (or -inf) -> -1024, which flushes to 0 below; an integer test keeps the loop branch-free
-    const std::uint32_t hi = static_cast<std::uint32_t>(std::bit_cast<std::uint64_t>(x) >> 32) & 0x7fffffffu;
-    const std::uint64_t small = std::uint64_t{0} - static_cast<std::uint64_t>(hi < 0x40900000u);
-    const double xc = std::bit_cast<double>((std::bit_cast<std::uint64_t>(x) & small) | (std::bit_cast<std::uint64_t>(-1024.0) & ~small));
-    const std::int32_t k0 = static_cast<std::int32_t>(dadd(dmul(xc, inv_ln2), -0.5));
-    const std::int32_t ok = k0 >= -1022;  // below: the result would be subnormal, count it as 0
-    const std::int32_t k = ok ? k0 : -1022;
-    const double kd = static_cast<double>(k);
-    const double r = dadd(dadd(xc, -dmul(kd, ln2_hi)), -dmul(kd, ln2_lo));
-    const double r2 = dmul(r, r), r4 = dmul(r2, r2), r8 = dmul(r4, r4);
-    const double c01 = dadd(1.0, r), c23 = dadd(0.5, dmul(r, 1.0 / 6.0)), c45 = dadd(1.0 / 24.0, dmul(r, 1.0 / 120.0)),
-                 c67 = dadd(1.0 / 720.0, dmul(r, 1.0 / 5040.0)), c89 = dadd(1.0 / 40320.0, dmul(r, 1.0 / 362880.0)),
-                 cab = dadd(1.0 / 3628800.0, dmul(r, 1.0 / 39916800.0)), ccd = dadd(1.0 / 479001600.0, dmul(r, 1.0 / 6227020800.0));
-    const double c03 = dadd(c01, dmul(r2, c23)), c47 = dadd(c45, dmul(r2, c67)), c8b = dadd(c89, dmul(r2, cab));
-    const double p = dadd(dadd(c03, dmul(r4, c47)), dmul(r8, dadd(c8b, dmul(r4, ccd))));
-    const std::uint64_t scale = static_cast<std::uint64_t>(static_cast<std::int64_t>(k) + 1023) << 52;
-    const std::uint64_t mask = std::uint64_t{0} - static_cast<std::uint64_t>(ok);
-    return std::bit_cast<double>(std::bit_cast<std::uint64_t>(dmul(p, std::bit_cast<double>(scale))) & mask);
-}
-
-// Order-preserving map float -> int32 (larger float, larger key; -0 and +0 share a key; +inf and
-// +NaN above every finite value, -NaN below -inf).
-ORDO_HD inline std::int32_t signed_key(float f) {
-    const std::int32_t i = std::bit_cast<std::int32_t>(f + 0.0f);
-    return i ^ ((i >> 31) & 0x7fffffff);
-}
-ORDO_HD inline float signed_key_float(std::int32_t k) { return std::bit_cast<float>(k ^ ((k >> 31) & 0x7fffffff)); }
-
-inline constexpr std::uint32_t ninf_bits = 0xff800000u;
-
+// The contract's operations, unqualified in the host algorithms below.
+using contract::dadd;
+using contract::dmul;
+using contract::exp_mass;
+using contract::ninf_bits;
+using contract::signed_key;
+using contract::signed_key_float;
 struct sampler_ops;
 }  // namespace detail
 
@@ -252,22 +131,8 @@ struct sampler_ops {
     index_t argmax = 0;     // ... and its lowest index
     std::int32_t min_k = 0; // signed key of the smallest logit at load (valid when ninf == 0)
 
-    static constexpr float min_temperature = 1e-5f;  // LlamaGen: max(temperature, 1e-5)
     static constexpr float inf = std::numeric_limits<float>::infinity();
 
-    // -- parameter checks (before any work) ------------------------------------------------------
-    static void check(const temperature& t) {
-        if (std::isnan(t.value) || t.value == inf)
-            throw error("temperature: value " + ftos(t.value) + " is not a number or infinite (<= 0 is clamped to 1e-5)");
-    }
-    static void check(const top_k& t) {
-        if (t.k < 0) throw error("top_k: k = " + itos(t.k) + " is negative (0 turns the stage off)");
-    }
-    static void check(const top_p& t) {
-        if (!(t.p > 0.0f && t.p <= 1.0f)) throw error("top_p: p = " + ftos(t.p) + " is outside (0, 1] (1 turns the stage off)");
-    }
-    static void check(const greedy&) {}
-    static void check(const multinomial&) {}
 
     // -- helpers (plain loops over locals, so they vectorise) -------------------------------------
     static std::int32_t max_key(const float* v, index_t len) {
@@ -725,12 +590,12 @@ struct sampler_ops {
 // +inf under the temperature is reported after the division). Never allocates.
 template <class... Stages>
 index_t sample(const sampler_chain<Stages...>& chain, std::span<float> logits, sampler_workspace& ws, draw_key key) {
-    std::apply([](const auto&... st) { (detail::sampler_ops::check(st), ...); }, chain.stages);
+    std::apply([](const auto&... st) { (check_stage(st), ...); }, chain.stages);
     detail::sampler_ops ops{ws, logits};
     using first = std::tuple_element_t<0, std::tuple<Stages...>>;
     constexpr bool fused = std::is_same_v<first, temperature>;  // a leading temperature joins the first pass
     if constexpr (fused) {
-        const float d = std::max(std::get<0>(chain.stages).value, detail::sampler_ops::min_temperature);
+        const float d = std::max(std::get<0>(chain.stages).value, min_temperature);
         ops.load(d, d != 1.0f);
     } else {
         ops.load(1.0f, false);
@@ -743,51 +608,5 @@ index_t sample(const sampler_chain<Stages...>& chain, std::span<float> logits, s
     ops.finish();
     return token;
 }
-
-// ---------------------------------------------------------------------------------------------
-// Classifier-free guidance.
-
-// out = uncond + (cond - uncond) * scale, elementwise in float (LlamaGen's formula). out may alias
-// either input.
-inline void cfg_combine(std::span<const float> cond, std::span<const float> uncond, float scale, std::span<float> out) {
-    if (cond.size() != uncond.size() || cond.size() != out.size())
-        throw error("cfg_combine: cond has " + detail::itos(static_cast<long long>(cond.size())) + " logits, uncond " +
-                    detail::itos(static_cast<long long>(uncond.size())) + ", out " + detail::itos(static_cast<long long>(out.size())) +
-                    " (all must match)");
-    const std::size_t n = cond.size();
-    for (std::size_t i = 0; i < n; ++i) out[i] = uncond[i] + (cond[i] - uncond[i]) * scale;
-}
-
-// The guidance of a request, per step. Rules (LlamaGen's generate.py):
-//  * step 0 is the prefill (the first token); step s >= 1 is iteration i = s - 1 of the decode loop.
-//  * guidance is on only for a scale > 1 (at scale <= 1 the official code never runs the uncond
-//    branch): scale_at returns 1.0 for "cond logits only, no combine".
-//  * interval k > -1 (the official cfg_interval): the loop clears its cfg flag once i > k, so steps
-//    0 .. k+1 are guided and later steps take the cond logits only. -1: every step guided.
-//  * a non-empty schedule gives the scale per step (schedule[step], its last value repeated past its
-//    end) and overrides `scale`; the interval still applies, and a scheduled value <= 1 means cond only.
-// active(): whether any step is guided, i.e. the batch must carry the uncond half at all.
-// The schedule is a view: its storage must outlive the cfg.
-struct cfg {
-    float scale = 1.0f;
-    index_t interval = -1;
-    std::span<const float> schedule{};
-
-    constexpr bool active() const {
-        if (schedule.empty()) return scale > 1.0f;
-        const std::size_t reach = interval < 0 ? schedule.size() : std::min(schedule.size(), static_cast<std::size_t>(interval) + 2);
-        for (std::size_t s = 0; s < reach; ++s)
-            if (schedule[s] > 1.0f) return true;
-        return false;
-    }
-
-    float scale_at(index_t step) const {
-        if (step < 0) throw error("cfg: step " + detail::itos(step) + " is negative (0 is the prefill)");
-        if (interval > -1 && step - 1 > interval) return 1.0f;
-        float s = scale;
-        if (!schedule.empty()) s = schedule[std::min(static_cast<std::size_t>(step), schedule.size() - 1)];
-        return s > 1.0f ? s : 1.0f;
-    }
-};
 
 }  // namespace ordo
