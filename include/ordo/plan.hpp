@@ -373,9 +373,7 @@ public:
         plan_header& h = p_.header_;
         h.num_steps = static_cast<index_t>(p_.fed_offsets_.size()) - 1;
         h.num_slots = num_slots();
-        // One pass that fills rank_of/step_of/fed_step and accepts only valid plans; on anything
-        // else the full rule-by-rule check runs and throws the first broken rule.
-        if (!validate_fast()) validate_rules();
+        validate();
         h.train_slots = h.num_slots - h.num_stand_ins - (h.forcing == teacher_forcing::shifted ? 1 : 0);
         // give back reserve a plan left unused (far fewer steps than positions, fewer terms than heads)
         if (p_.fed_offsets_.capacity() - p_.fed_offsets_.size() > unused_limit) {
@@ -387,17 +385,14 @@ public:
     }
 
 private:
-    // True iff every plan rule holds (then rank_of_, step_of_ and fed_step_ are filled exactly as
-    // validate_rules() fills them). False says only that some rule is broken.
-    constexpr bool validate_fast() {
-        const plan_header& h = p_.header_;
+    // Every plan rule, stated once and checked in one pass; throws ordo::error naming the first
+    // rule broken. Fills rank_of_, step_of_ and fed_step_. Messages are built only on failure.
+    constexpr void validate() {
+        plan_header& h = p_.header_;
         const index_t n = n_, steps = h.num_steps;
-        if (steps < 1) return false;
-        // with no position emitted twice (checked below), n emissions cover every position
-        if (static_cast<index_t>(p_.order_.size()) != n) return false;
-        index_t lowest = 0;
-        for (index_t s : p_.slot_of_) lowest = std::min(lowest, s);
-        if (lowest < 0) return false;
+        if (steps < 1) [[unlikely]] fail_rule("policy produced no steps");
+        for (index_t q = 0; q < n; ++q)
+            if (p_.slot_of_[static_cast<std::size_t>(q)] < 0) [[unlikely]] fail_rule("policy gave position " + detail::itos(q) + " no slot");
 
         const index_t* const fed_off = p_.fed_offsets_.data();
         const index_t* const emit_off = p_.emit_offsets_.data();
@@ -409,132 +404,72 @@ private:
         index_t* const rank = p_.rank_of_.data();
         index_t* const step = p_.step_of_.data();
 
-        // Emissions in rank order (flat, with a step cursor): each position once, every step
-        // non-empty and feeding a row; contributions read rows of their step, weights in (0, 1]
-        // summing to 1.
-        index_t s = 0, next = emit_off[1], rows = fed_off[1] - fed_off[0];
-        if (next == 0 || rows < 1) return false;
-        for (index_t k = 0; k < n; ++k) {
-            if (k == next) {  // k opens the next step (k < n, so there is one)
-                ++s;
-                next = emit_off[s + 1];
-                rows = fed_off[s + 1] - fed_off[s];
-                if (next == k || rows < 1) return false;
+        // Each step feeds a row and emits a position; each position is emitted once, mixed from
+        // rows of its step with weights in (0, 1] summing to 1.
+        for (index_t s = 0; s < steps; ++s) {
+            const index_t rows = fed_off[s + 1] - fed_off[s];
+            if (rows < 1) [[unlikely]] fail_rule("step " + detail::itos(s) + " feeds no row");
+            if (emit_off[s + 1] == emit_off[s]) [[unlikely]] fail_rule("step " + detail::itos(s) + " emits no position");
+            for (index_t k = emit_off[s]; k < emit_off[s + 1]; ++k) {
+                const index_t q = order[k];
+                if (rank[q] != -1) [[unlikely]]
+                    fail_rule("policy emitted position " + detail::itos(q) + " twice (steps " + detail::itos(step[q]) + " and " + detail::itos(s) + ")");
+                rank[q] = k;
+                step[q] = s;
+                const index_t b = c_off[k], e = c_off[k + 1];
+                if (e - b == 1 && contribs[b].weight == 1.0f && contribs[b].row < rows) continue;  // the common single full-weight term
+                if (b == e) [[unlikely]] fail_rule("position " + detail::itos(q) + " is emitted from no row");
+                double sum = 0;
+                for (index_t c = b; c < e; ++c) {
+                    const contribution cc = contribs[c];
+                    if (cc.row >= rows) [[unlikely]]
+                        fail_rule("position " + detail::itos(q) + " reads row " + detail::itos(cc.row) + " but step " + detail::itos(s) + " feeds " + detail::itos(rows));
+                    if (!(cc.weight > 0.0f) || cc.weight > 1.0f) [[unlikely]]
+                        fail_rule("position " + detail::itos(q) + " has a contribution weight outside (0, 1]");
+                    sum += cc.weight;
+                }
+                if (sum < 1.0 - 1e-5 || sum > 1.0 + 1e-5) [[unlikely]] fail_rule("contribution weights of position " + detail::itos(q) + " do not sum to 1");
             }
-            const index_t q = order[k];
-            if (rank[q] != -1) return false;
-            rank[q] = k;
-            step[q] = s;
-            const index_t b = c_off[k], e = c_off[k + 1];
-            if (e - b == 1 && contribs[b].weight == 1.0f) {  // the common single full-weight term
-                if (contribs[b].row >= rows) return false;
-                continue;
-            }
-            if (b == e) return false;
-            double sum = 0;
-            for (index_t c = b; c < e; ++c) {
-                const contribution cc = contribs[c];
-                if (cc.row >= rows || !(cc.weight > 0.0f) || cc.weight > 1.0f) return false;
-                sum += cc.weight;
-            }
-            if (sum < 1.0 - 1e-5 || sum > 1.0 + 1e-5) return false;
         }
-        if (s != steps - 1) return false;  // trailing steps emit nothing
+        // no position emitted twice (checked above), so n emissions cover every position
+        if (static_cast<index_t>(p_.order_.size()) != n) [[unlikely]]
+            for (index_t q = 0; q < n; ++q)
+                if (rank[q] < 0) fail_rule("policy never emitted position " + detail::itos(q));
 
-        // Fed slots in row order (every step feeds >= 1 row, checked above): each at most once;
-        // prefix only in step 0, tokens only after their emission.
+        // Each slot is fed at most once; prefix rows in step 0, tokens (and stand-ins' tokens)
+        // only after their emission.
         p_.fed_step_.assign(static_cast<std::size_t>(h.num_slots), steps);
         const index_t* const fed = p_.fed_.data();
         const slot_entry* const slots = p_.slots_.data();
         index_t* const fs = p_.fed_step_.data();
-        const index_t num_fed = static_cast<index_t>(p_.fed_.size());
-        s = 0;
-        next = fed_off[1];
-        for (index_t r = 0; r < num_fed; ++r) {
-            if (r == next) next = fed_off[++s + 1];
-            const index_t slot = fed[r];
-            if (fs[slot] != steps) return false;
-            fs[slot] = s;
-            const slot_entry e = slots[slot];
-            if (!fed_in_time(e, s, step)) return false;
-        }
+        for (index_t s = 0; s < steps; ++s)
+            for (index_t r = fed_off[s]; r < fed_off[s + 1]; ++r) {
+                const index_t slot = fed[r];
+                if (fs[slot] != steps) [[unlikely]]
+                    fail_rule("slot " + detail::itos(slot) + " is fed twice (steps " + detail::itos(fs[slot]) + " and " + detail::itos(s) + ")");
+                fs[slot] = s;
+                const slot_entry e = slots[slot];
+                if (!fed_in_time(e, s, step)) [[unlikely]] fail_fed_early(e, slot, s);
+            }
         for (index_t i = 0; i < h.prefix; ++i)
-            if (fs[i] != 0) return false;
-        if (!stand_ins_last()) return false;
-        if (h.forcing == teacher_forcing::shifted) {
-            const index_t last = h.num_slots - h.num_stand_ins - 1;
-            if (p_.slots_[static_cast<std::size_t>(last)].kind != slot_kind::token || fs[last] != steps) return false;
-        }
-        return true;
-    }
+            if (fs[i] != 0) [[unlikely]] fail_rule("step 0 must feed every prefix row; row " + detail::itos(i) + " is missing");
 
-    // Every plan rule in turn; throws ordo::error naming the first one broken.
-    ORDO_DETAIL_COLD constexpr void validate_rules() {
-        plan_header& h = p_.header_;
-        const index_t n = h.grid.size();
-        if (h.num_steps < 1) throw error("policy produced no steps");
-        for (index_t q = 0; q < n; ++q)
-            if (p_.slot_of_[static_cast<std::size_t>(q)] < 0) throw error("policy gave position " + detail::itos(q) + " no slot");
-
-        // each position emitted exactly once; record rank and step
-        p_.rank_of_.assign(static_cast<std::size_t>(n), -1);
-        p_.step_of_.assign(static_cast<std::size_t>(n), -1);
-        for (index_t s = 0; s < h.num_steps; ++s)
-            for (index_t k = p_.emit_offsets_[s]; k < p_.emit_offsets_[s + 1]; ++k) {
-                index_t q = p_.order_[static_cast<std::size_t>(k)];
-                if (p_.rank_of_[static_cast<std::size_t>(q)] != -1)
-                    throw error("policy emitted position " + detail::itos(q) + " twice (steps " +
-                                detail::itos(p_.step_of_[static_cast<std::size_t>(q)]) + " and " + detail::itos(s) + ")");
-                p_.rank_of_[static_cast<std::size_t>(q)] = k;
-                p_.step_of_[static_cast<std::size_t>(q)] = s;
-            }
-        for (index_t q = 0; q < n; ++q)
-            if (p_.rank_of_[static_cast<std::size_t>(q)] < 0) throw error("policy never emitted position " + detail::itos(q));
-
-        // each slot fed at most once; prefix only in step 0, tokens only after their emission
-        p_.fed_step_.assign(static_cast<std::size_t>(h.num_slots), h.num_steps);
-        for (index_t s = 0; s < h.num_steps; ++s) {
-            index_t rows = p_.fed_offsets_[s + 1] - p_.fed_offsets_[s];
-            if (rows < 1) throw error("step " + detail::itos(s) + " feeds no row");
-            if (p_.emit_offsets_[s + 1] == p_.emit_offsets_[s]) throw error("step " + detail::itos(s) + " emits no position");
-            for (index_t r = p_.fed_offsets_[s]; r < p_.fed_offsets_[s + 1]; ++r) {
-                index_t slot = p_.fed_[static_cast<std::size_t>(r)];
-                index_t& fs = p_.fed_step_[static_cast<std::size_t>(slot)];
-                if (fs != h.num_steps) throw error("slot " + detail::itos(slot) + " is fed twice (steps " + detail::itos(fs) + " and " + detail::itos(s) + ")");
-                fs = s;
-                const slot_entry& e = p_.slots_[static_cast<std::size_t>(slot)];
-                if (e.kind == slot_kind::prefix && s != 0) throw error("prefix slot " + detail::itos(slot) + " fed in step " + detail::itos(s) + " (prefix rows belong to step 0)");
-                if (e.kind == slot_kind::token && p_.step_of_[static_cast<std::size_t>(e.index)] >= s)
-                    throw error("step " + detail::itos(s) + " feeds position " + detail::itos(e.index) + " before it is emitted (step " +
-                                detail::itos(p_.step_of_[static_cast<std::size_t>(e.index)]) + ")");
-                if (e.kind == slot_kind::stand_in && !fed_in_time(e, s, p_.step_of_.data()))
-                    throw error("step " + detail::itos(s) + " feeds stand-in slot " + detail::itos(slot) + " before the token it copies is emitted");
-            }
-            for (index_t k = p_.emit_offsets_[s]; k < p_.emit_offsets_[s + 1]; ++k) {
-                index_t b = p_.contrib_offsets_[static_cast<std::size_t>(k)], e = p_.contrib_offsets_[static_cast<std::size_t>(k) + 1];
-                index_t q = p_.order_[static_cast<std::size_t>(k)];
-                if (b == e) throw error("position " + detail::itos(q) + " is emitted from no row");
-                double sum = 0;
-                for (index_t c = b; c < e; ++c) {
-                    const contribution& cc = p_.contribs_[static_cast<std::size_t>(c)];
-                    if (cc.row >= rows) throw error("position " + detail::itos(q) + " reads row " + detail::itos(cc.row) + " but step " + detail::itos(s) + " feeds " + detail::itos(rows));
-                    if (!(cc.weight > 0.0f) || cc.weight > 1.0f) throw error("position " + detail::itos(q) + " has a contribution weight outside (0, 1]");
-                    sum += cc.weight;
-                }
-                if (sum < 1.0 - 1e-5 || sum > 1.0 + 1e-5) throw error("contribution weights of position " + detail::itos(q) + " do not sum to 1");
-            }
-        }
-        // prefix rows all belong to step 0
-        for (index_t i = 0; i < h.prefix; ++i)
-            if (p_.fed_step_[static_cast<std::size_t>(i)] != 0) throw error("step 0 must feed every prefix row; row " + detail::itos(i) + " is missing");
-
-        if (!stand_ins_last()) throw error("stand-in slots must come after every other slot");
+        if (!stand_ins_last()) [[unlikely]] fail_rule("stand-in slots must come after every other slot");
         // teacher forcing: shifted drops the last slot, which must be a token the decode never feeds
         if (h.forcing == teacher_forcing::shifted) {
             const index_t last = h.num_slots - h.num_stand_ins - 1;
-            if (p_.slots_[static_cast<std::size_t>(last)].kind != slot_kind::token || p_.fed_step_[static_cast<std::size_t>(last)] != h.num_steps)
-                throw error("shifted teacher forcing needs the last slot to hold a token that is never fed");
+            if (p_.slots_[static_cast<std::size_t>(last)].kind != slot_kind::token || fs[last] != steps) [[unlikely]]
+                fail_rule("shifted teacher forcing needs the last slot to hold a token that is never fed");
         }
+    }
+    template <int = 0>
+    [[noreturn]] ORDO_DETAIL_COLD constexpr void fail_fed_early(const slot_entry& e, index_t slot, index_t s) const {
+        if (e.kind == slot_kind::prefix)
+            fail_rule("prefix slot " + detail::itos(slot) + " fed in step " + detail::itos(s) + " (prefix rows belong to step 0)");
+        if (e.kind == slot_kind::token)
+            fail_rule("step " + detail::itos(s) + " feeds position " + detail::itos(e.index) + " before it is emitted (step " +
+                      detail::itos(p_.step_of_[static_cast<std::size_t>(e.index)]) + ")");
+        fail_rule("step " + detail::itos(s) + " feeds stand-in slot " + detail::itos(slot) + " before the token it copies is emitted");
     }
 
     // May slot entry e be fed in step s? (step_of: the step of every position)
@@ -571,6 +506,10 @@ private:
 
     // Cold throw helpers. Templates, because a non-template constexpr function that always throws
     // is ill-formed before C++23.
+    template <int = 0>
+    [[noreturn]] ORDO_DETAIL_COLD static constexpr void fail_rule(const std::string& what) {
+        throw error(what);
+    }
     template <int = 0>
     [[noreturn]] ORDO_DETAIL_COLD static constexpr void fail_pos(const char* what, index_t pos, index_t n) {
         throw error(std::string(what) + ": position " + detail::itos(pos) + " is outside the " + detail::itos(n) + "-token grid");
