@@ -102,7 +102,6 @@ struct head_name {
         return {text, n};
     }
     constexpr operator std::string_view() const { return view(); }
-    friend constexpr bool operator==(const head_name&, const head_name&) = default;
 };
 
 // One term of an emitted position's logits: weight * logits(row of this step, head).
@@ -136,7 +135,6 @@ struct plan_header {
     position_encoding encoding = position_encoding::rope;
     teacher_forcing forcing = teacher_forcing::shifted;
     std::array<head_name, max_heads> head_names{head_name("main"), {}, {}, {}};
-    friend constexpr bool operator==(const plan_header&, const plan_header&) = default;
 };
 
 // One step of a plan, for iteration: spans into the plan, no allocation.
