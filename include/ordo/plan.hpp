@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <concepts>
 #include <cstdint>
@@ -25,6 +26,7 @@
 
 #include "config.hpp"
 #include "grid.hpp"
+#include "memory_space.hpp"
 
 // Error paths are kept out of line so the builder's per-token calls stay small and inlinable.
 #if !defined(ORDO_DETAIL_COLD)
@@ -166,8 +168,13 @@ struct step_view {
     }
 };
 
-// Read-only view of a plan's arrays. Every algorithm (masks, JSON, step maps) takes this.
-struct plan_view {
+// Read-only view of a plan's arrays, in the memory space Space: plan_view (host) is what every
+// algorithm (masks, sessions, JSON, step maps, digest) takes; device_plan_view is what
+// cuda::device_plan::view() gives kernels. The two are distinct types and do not convert, so a
+// device view handed to a host algorithm is a compile error, not a host read of device memory.
+template <class Space = host_memory>
+struct basic_plan_view {
+    using memory_space = Space;
     plan_header header{};
     std::span<const slot_entry> slots;
     std::span<const index_t> fed_step;
@@ -210,7 +217,20 @@ struct plan_view {
         for (index_t s = 0; s < num_steps(); ++s) m = std::max(m, emit_offsets[s + 1] - emit_offsets[s]);
         return m;
     }
+
+    // Declared only to say why a view does not cross memory spaces (chosen by overload resolution,
+    // then refused when instantiated).
+    template <class Other>
+        requires(!std::same_as<Other, Space>)
+    constexpr operator basic_plan_view<Other>() const {
+        static_assert(detail::always_false<Other>,
+                      "ordo: a plan view does not convert between memory spaces: a device plan's view (device_plan_view) is device "
+                      "memory, which host algorithms (masks, sessions, JSON, digest) must not read; pass them the host plan");
+        return {};
+    }
 };
+using plan_view = basic_plan_view<host_memory>;
+using device_plan_view = basic_plan_view<device_memory>;
 
 // Rotary coordinates of a slot: the token's own grid cell, or zero rotation.
 struct rope_coord {
@@ -222,6 +242,123 @@ constexpr rope_coord rope_of(const plan_view& p, index_t slot) {
     if (e.kind == slot_kind::token) return {false, p.grid().at(e.index)};
     if (e.kind == slot_kind::stand_in) return {false, p.grid().at(p.stand_ins[static_cast<std::size_t>(e.index)].at)};
     return {};
+}
+
+namespace detail {
+// Every field of two plans, in one fixed order, as 64-bit words: f(a's words, b's words, word)
+// once per field group, where word(x) maps an element to its word (floats by bit pattern, so a
+// weight one ulp off differs). digest() and same_plan() both walk this one list, so they cannot
+// disagree on what a plan's content is.
+inline constexpr auto plan_word_of_index = [](index_t x) -> std::uint64_t { return static_cast<std::uint32_t>(x); };
+inline constexpr auto plan_word_of_slot = [](const slot_entry& e) -> std::uint64_t {
+    return static_cast<std::uint32_t>(e.index) | std::uint64_t{static_cast<std::uint8_t>(e.kind)} << 32;
+};
+inline constexpr auto plan_word_of_contribution = [](const contribution& c) -> std::uint64_t {
+    return std::uint64_t{c.row} | std::uint64_t{c.head} << 16 | std::uint64_t{c.reserved_} << 24 |
+           std::uint64_t{std::bit_cast<std::uint32_t>(c.weight)} << 32;
+};
+inline constexpr auto plan_word_of_stand_in = [](const stand_in_entry& e) -> std::uint64_t {
+    return static_cast<std::uint32_t>(e.copy_of) | std::uint64_t{static_cast<std::uint32_t>(e.at)} << 32;
+};
+inline constexpr auto plan_word = [](std::uint64_t w) { return w; };
+
+// (the structured bindings name every member: a field added to plan_header or plan_view without
+// being added here is a compile error)
+inline constexpr std::size_t plan_header_words = 18;
+constexpr std::array<std::uint64_t, plan_header_words> header_words(const plan_header& h) {
+    const auto& [grid, prefix, num_steps, num_slots, train_slots, num_transitions, num_stand_ins, num_heads, mask, encoding, forcing, head_names] = h;
+    std::array<std::uint64_t, plan_header_words> w{
+        static_cast<std::uint64_t>(grid.rank()),  plan_word_of_index(grid.frames()), plan_word_of_index(grid.rows()),
+        plan_word_of_index(grid.cols()),          plan_word_of_index(prefix),        plan_word_of_index(num_steps),
+        plan_word_of_index(num_slots),            plan_word_of_index(train_slots),   plan_word_of_index(num_transitions),
+        plan_word_of_index(num_stand_ins),        plan_word_of_index(num_heads),     static_cast<std::uint64_t>(mask),
+        static_cast<std::uint64_t>(encoding),     static_cast<std::uint64_t>(forcing)};
+    std::size_t i = plan_header_words - max_heads;
+    for (const head_name& n : head_names) {
+        std::uint64_t packed = 0;
+        for (std::size_t c = 0; c < sizeof n.text; ++c) packed |= std::uint64_t{static_cast<unsigned char>(n.text[c])} << (8 * c);
+        w[i++] = packed;
+    }
+    return w;
+}
+
+template <class F>
+constexpr void for_each_plan_field(const plan_view& a, const plan_view& b, F&& f) {
+    const auto& [ah, a_slots, a_fed_step, a_fed_offsets, a_fed, a_emit_offsets, a_order, a_contrib_offsets, a_contribs, a_rank_of, a_step_of,
+                 a_slot_of, a_stand_ins] = a;
+    const auto& [bh, b_slots, b_fed_step, b_fed_offsets, b_fed, b_emit_offsets, b_order, b_contrib_offsets, b_contribs, b_rank_of, b_step_of,
+                 b_slot_of, b_stand_ins] = b;
+    const auto ha = header_words(ah), hb = header_words(bh);
+    f(std::span<const std::uint64_t>(ha), std::span<const std::uint64_t>(hb), plan_word);
+    f(a_slots, b_slots, plan_word_of_slot);
+    f(a_fed_step, b_fed_step, plan_word_of_index);
+    f(a_fed_offsets, b_fed_offsets, plan_word_of_index);
+    f(a_fed, b_fed, plan_word_of_index);
+    f(a_emit_offsets, b_emit_offsets, plan_word_of_index);
+    f(a_order, b_order, plan_word_of_index);
+    f(a_contrib_offsets, b_contrib_offsets, plan_word_of_index);
+    f(a_contribs, b_contribs, plan_word_of_contribution);
+    f(a_rank_of, b_rank_of, plan_word_of_index);
+    f(a_step_of, b_step_of, plan_word_of_index);
+    f(a_slot_of, b_slot_of, plan_word_of_index);
+    f(a_stand_ins, b_stand_ins, plan_word_of_stand_in);
+}
+
+// xxHash64's round and final mix over a stream of 64-bit words, four independent lanes (the
+// hash runs at memory speed; no byte access, so it is constexpr).
+class digest_stream {
+public:
+    constexpr void add(std::uint64_t v) {
+        std::uint64_t& lane = lanes_[count_ & 3];
+        lane = round(lane, v);
+        ++count_;
+    }
+    constexpr std::uint64_t finish() const {
+        std::uint64_t h = std::rotl(lanes_[0], 1) + std::rotl(lanes_[1], 7) + std::rotl(lanes_[2], 12) + std::rotl(lanes_[3], 18);
+        for (std::uint64_t lane : lanes_) h = (h ^ round(0, lane)) * p1 + p4;
+        h += count_ * 8;
+        h ^= h >> 33;
+        h *= p2;
+        h ^= h >> 29;
+        h *= p3;
+        return h ^ (h >> 32);
+    }
+
+private:
+    static constexpr std::uint64_t p1 = 0x9E3779B185EBCA87ull, p2 = 0xC2B2AE3D27D4EB4Full, p3 = 0x165667B19E3779F9ull,
+                                   p4 = 0x85EBCA77C2B2AE63ull;
+    static constexpr std::uint64_t round(std::uint64_t acc, std::uint64_t v) { return std::rotl(acc + v * p2, 31) * p1; }
+    std::uint64_t lanes_[4] = {p1 + p2, p2, 0, 0 - p1};
+    std::uint64_t count_ = 0;
+};
+}  // namespace detail
+
+// A 64-bit identity of a plan's content: every header field (grid, prefix, counts, mask mode,
+// encoding, forcing, head names) and every element of every array (weights by bit pattern), each
+// array prefixed by its length. Plans built twice, or copied anywhere, have equal digests; plans
+// that differ anywhere have different ones (but for 64-bit hash collisions: not cryptographic).
+// What a backend derives from a plan (a device copy, captured graphs) is keyed on it.
+constexpr std::uint64_t digest(const plan_view& p) {
+    detail::digest_stream h;
+    detail::for_each_plan_field(p, p, [&](auto field, auto, auto word) {
+        h.add(field.size());
+        for (const auto& x : field) h.add(word(x));
+    });
+    return h.finish();
+}
+
+// True iff a and b hold the same plan: every header field and every array element equal (weights
+// bit for bit). Equal plans have equal digests.
+constexpr bool same_plan(const plan_view& a, const plan_view& b) {
+    bool same = true;
+    detail::for_each_plan_field(a, b, [&](auto x, auto y, auto word) {
+        if (!same || x.size() != y.size()) {
+            same = false;
+            return;
+        }
+        for (std::size_t i = 0; i < x.size() && same; ++i) same = word(x[i]) == word(y[i]);
+    });
+    return same;
 }
 
 // Owning plan (vectors). Built by make_plan (policy.hpp) through plan_builder.

@@ -1,10 +1,15 @@
 // The decode-step attention kernel against a host brute force: random K/V in the cache, random
 // queries, every fed row of every step of several plans (step- and slot-causal masks), contiguous
-// and paged caches, fp32 and bf16 caches, and a kv_end cut (the teacher-forcing layout).
+// and paged caches, fp32 and bf16 caches, a kv_end cut (the teacher-forcing layout), and the head
+// dims of the tests' tiny models (16) and of the official presets (64: B to XXL, 100: 3B). More kv
+// slots than 48 KB of shared memory hold, from several threads at once and on every device.
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <random>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include <ordo/cuda/attention.cuh>
 #include <ordo/ordo.hpp>
@@ -43,12 +48,15 @@ std::vector<float> host_attention(const ordo::plan_view& p, ordo::index_t qslot,
     return out;
 }
 
+// The head dims every attention test runs: the tiny test models', and the official presets'.
+constexpr ordo::index_t kHeadDims[] = {16, 64, 100};
+
 template <class T>
-void check_plan(const char* spec, const char* grid, bool paged, ordo::index_t kv_cut) {
-    INFO(spec << " on " << grid << (paged ? " (paged)" : " (contiguous)") << " kv cut " << kv_cut);
+void check_plan(const char* spec, const char* grid, bool paged, ordo::index_t kv_cut, ordo::index_t hd) {
+    INFO(spec << " on " << grid << (paged ? " (paged)" : " (contiguous)") << " kv cut " << kv_cut << ", head_dim " << hd);
     const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::parse_grid(grid));
     const oc::device_plan dp(p.view());
-    const ordo::index_t n_head = 4, kv_heads = 2, hd = 16, width = kv_heads * hd, slots = p.num_slots();
+    const ordo::index_t n_head = 4, kv_heads = 2, width = kv_heads * hd, slots = p.num_slots();
     const ordo::index_t kv_end = kv_cut > 0 ? std::min(kv_cut, slots) : slots;
     std::mt19937 rng(7);
     std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -103,16 +111,102 @@ void check_plan(const char* spec, const char* grid, bool paged, ordo::index_t kv
 
 }  // namespace
 
-TEST_CASE("cuda attention: every fed row of every step equals the host brute force", "[cuda-attention]") {
-    for (bool paged : {false, true}) {
-        check_plan<float>("raster", "6x6", paged, 0);
-        check_plan<float>("par:2x2", "8x8", paged, 0);
-        check_plan<float>("nar", "7x9", paged, 0);
-        check_plan<float>("par:2x2+nar", "8x8", paged, 0);
-        check_plan<float>("zipar:3", "6x8", paged, 0);  // slot-causal
-        check_plan<float>("par:4x4", "8x8", paged, 40);  // kv_end inside the layout
-        check_plan<__nv_bfloat16>("nar", "12x12", paged, 0);
+TEST_CASE("cuda attention: every fed row of every step equals the host brute force, head_dim 16, 64 and 100", "[cuda-attention]") {
+    for (const ordo::index_t hd : kHeadDims)
+        for (bool paged : {false, true}) {
+            check_plan<float>("raster", "6x6", paged, 0, hd);
+            check_plan<float>("par:2x2", "8x8", paged, 0, hd);
+            check_plan<float>("nar", "7x9", paged, 0, hd);
+            check_plan<float>("par:2x2+nar", "8x8", paged, 0, hd);
+            check_plan<float>("zipar:3", "6x8", paged, 0, hd);  // slot-causal
+            check_plan<float>("par:4x4", "8x8", paged, 40, hd);  // kv_end inside the layout
+            check_plan<__nv_bfloat16>("nar", "12x12", paged, 0, hd);
+        }
+}
+
+namespace {
+
+// The last step of raster on `side` x `side` (one query that sees every slot before it) with
+// head_dim hd on the current device and its own stream, `repeats` times; the worst |difference|
+// from the host brute force. kv slots: side^2 + 1, more than 48 KB of fp32 scores for side >= 110.
+float big_last_step(ordo::index_t side, ordo::index_t hd, int repeats) {
+    const ordo::plan p = ordo::make_plan(ordo::parse_policy("raster"), ordo::grid_shape::make(side, side));
+    const ordo::index_t n_head = 4, kv_heads = 2, width = kv_heads * hd, slots = p.num_slots();
+    cudaStream_t stream = nullptr;
+    oc::check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "test stream");
+    const oc::device_plan dp(p.view(), stream);
+    std::mt19937 rng(static_cast<unsigned>(hd));
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> k(static_cast<std::size_t>(slots) * static_cast<std::size_t>(width)), v(k.size());
+    for (float& x : k) x = nd(rng);
+    for (float& x : v) x = nd(rng);
+    // contiguous cache of one layer and sequence: K rows of every slot, then V rows
+    oc::device_kv_cache<float> cache(1, 1, slots, width);
+    oc::check(cudaMemcpy(cache.key(0, 0, 0).data(), k.data(), k.size() * sizeof(float), cudaMemcpyHostToDevice), "k");
+    oc::check(cudaMemcpy(cache.value(0, 0, 0).data(), v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice), "v");
+    const ordo::step_view last = p.step(p.num_steps() - 1);
+    const std::vector<oc::row_info> rows{{last.fed[0], ordo::rope_of(p.view(), last.fed[0])}};
+    const ordo::index_t qkv_w = (n_head + 2 * kv_heads) * hd;
+    std::vector<float> qkv(static_cast<std::size_t>(qkv_w));
+    for (float& x : qkv) x = nd(rng);
+    oc::device_buffer<float> d_qkv{std::span<const float>(qkv)};
+    oc::device_buffer<oc::row_info> d_rows{std::span<const oc::row_info>(rows)};
+    oc::device_buffer<float> d_out(static_cast<std::size_t>(n_head * hd));
+    for (int i = 0; i < repeats; ++i)
+        oc::decode_attention(d_qkv.data(), d_rows.data(), 1, 1, n_head, kv_heads, hd, dp, slots, cache.layout(), 0, d_out.data(), stream);
+    std::vector<float> out(d_out.size());
+    d_out.download(out, stream);
+    oc::check(cudaStreamDestroy(stream), "test stream");
+    const std::vector<float> want = host_attention(p.view(), rows[0].slot, slots, qkv.data(), n_head, kv_heads, hd, k, v);
+    float worst = 0;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        const float d = std::abs(want[i] - out[i]);
+        worst = std::isfinite(d) ? std::max(worst, d) : INFINITY;  // NaN fails
     }
+    return worst;
+}
+
+}  // namespace
+
+TEST_CASE("cuda attention: more kv slots than 48 KB of shared memory hold, from several threads at once", "[cuda-attention]") {
+    // each thread launches with its own shared memory size (head_dim) while the others launch theirs:
+    // no thread's launch may meet a limit another set for a smaller one
+    const ordo::index_t side = 112;  // 12545 slots: 50 KB of scores
+    std::vector<float> worst(6, -1.0f);
+    std::vector<std::string> errors(worst.size());
+    std::vector<std::thread> threads;
+    int device = 0;
+    oc::check(cudaGetDevice(&device), "cudaGetDevice");
+    for (std::size_t t = 0; t < worst.size(); ++t)
+        threads.emplace_back([&, t] {
+            try {
+                oc::check(cudaSetDevice(device), "cudaSetDevice");
+                worst[t] = big_last_step(side, kHeadDims[t % 3], 20);
+            } catch (const std::exception& e) {
+                errors[t] = e.what();
+            }
+        });
+    for (std::thread& th : threads) th.join();
+    for (std::size_t t = 0; t < worst.size(); ++t) {
+        INFO("thread " << t << ", head_dim " << kHeadDims[t % 3]);
+        CHECK(errors[t] == "");
+        CHECK((worst[t] >= 0.0f && worst[t] < 1e-4f));
+    }
+}
+
+TEST_CASE("cuda attention: the shared-memory opt-in holds on every device", "[cuda-attention]") {
+    const int devices = oc::device_count();
+    if (devices < 2) {
+        WARN("one CUDA device: the per-device opt-in is exercised on device 0 only");
+    }
+    int previous = 0;
+    oc::check(cudaGetDevice(&previous), "cudaGetDevice");
+    for (int d = 0; d < devices; ++d) {
+        INFO("device " << d);
+        oc::check(cudaSetDevice(d), "cudaSetDevice");
+        CHECK(big_last_step(112, 64, 1) < 1e-4f);
+    }
+    oc::check(cudaSetDevice(previous), "cudaSetDevice");
 }
 
 TEST_CASE("cuda attention: a kv range outside the plan is an error", "[cuda-attention]") {

@@ -1,6 +1,8 @@
 // The GPU GPT against the official code (the golden tiny LlamaGen, PAR and NAR models of
 // tests/data/e2e, as the Eigen backend's golden test) and against the Eigen backend for every
-// order, in fp32 and bf16, on contiguous and paged device caches.
+// order, in fp32 and bf16, on contiguous and paged device caches, with head_dim 16 (the tiny
+// models) and the official presets' 64 (B to XXL) and 100 (3B). A new plan or a new cache never
+// meets a device plan or a captured graph made for another.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -72,6 +74,20 @@ teacher_case read_teacher(const golden_case& c) {
     tf.read(tf.at("tokens_raster"), t64);
     tf.read(tf.at("label"), label);
     return {std::vector<ordo::index_t>(t64.begin(), t64.end()), static_cast<ordo::index_t>(label[0]), read_f32(tf, tf.find("logits_raster") ? "logits_raster" : "logits")};
+}
+
+// tiny() with head_dim hd (two heads), and a weight seed whose greedy decodes have a top-1/top-2
+// margin of at least 1e-2 in every order below (checked on the host with the Eigen backend), far
+// above the fp32 summation-order differences between cuBLAS and Eigen.
+struct head_dim_case {
+    ordo::index_t head_dim;
+    std::uint64_t seed;
+};
+constexpr head_dim_case kHeadDims[] = {{16, 11}, {64, 14}, {100, 12}};
+oe::gpt_config tiny_with_head_dim(ordo::index_t hd) {
+    oe::gpt_config c = tiny();
+    c.dim = c.n_head * hd;
+    return c;
 }
 
 // Greedy decode on the GPU through a session; logits [position][vocab] as the sampler saw them.
@@ -167,28 +183,30 @@ TEST_CASE("cuda gpt: bf16 weights stay within the bf16 tolerance of the official
     }
 }
 
-TEST_CASE("cuda gpt: every order decodes as the Eigen backend does (fp32, random weights)", "[cuda-gpt]") {
+TEST_CASE("cuda gpt: every order decodes as the Eigen backend does (fp32, random weights), head_dim 16, 64 and 100", "[cuda-gpt]") {
     struct order {
         const char* spec;
         const char* grid;
     };
     const order orders[] = {{"raster", "8x8"}, {"par:2x2", "8x8"}, {"par:4x4", "8x8"}, {"nar", "8x8"},   {"par:2x2+nar", "8x8"},
                             {"zipar:3", "8x8"}, {"raster", "12x12"}, {"nar", "6x10"}, {"par:2x2", "12x12"}};
-    for (const order& o : orders) {
-        INFO(o.spec << " on " << o.grid);
-        const ordo::plan p = ordo::make_plan(ordo::parse_policy(o.spec), ordo::parse_grid(o.grid));
-        const oe::gpt_config cfg = oe::fit_variant(tiny(), p.view());
-        const oe::gpt_weights hw = spread_weights(cfg, 11);
-        const ordo_test::decoded want = ordo_test::eigen_greedy_decode(hw, p.view(), 2, 3.0f);
-        const oc::device_gpt_weights<float> w(hw);
-        oc::gpt_model<float> model(w);
-        oc::device_kv_cache<float> cache(model.num_layers(), 2, ordo::kv_cache_len(p), model.cache_width());
-        const ordo_test::decoded got = gpu_greedy_decode(model, cache, p.view(), 2, 3.0f);
-        const float d = max_abs_diff(got.logits, want.logits);
-        std::printf("cuda gpt vs eigen, %s on %s: max |diff| of the final logits = %.3g\n", o.spec, o.grid, d);
-        CHECK(d < 1e-3f * std::max(1.0f, max_abs(want.logits)));
-        CHECK(got.tokens == want.tokens);
-    }
+    for (const head_dim_case& hc : kHeadDims)
+        for (const order& o : orders) {
+            INFO(o.spec << " on " << o.grid << ", head_dim " << hc.head_dim);
+            const ordo::plan p = ordo::make_plan(ordo::parse_policy(o.spec), ordo::parse_grid(o.grid));
+            const oe::gpt_config cfg = oe::fit_variant(tiny_with_head_dim(hc.head_dim), p.view());
+            REQUIRE(cfg.head_dim() == hc.head_dim);
+            const oe::gpt_weights hw = spread_weights(cfg, hc.seed);
+            const ordo_test::decoded want = ordo_test::eigen_greedy_decode(hw, p.view(), 2, 3.0f);
+            const oc::device_gpt_weights<float> w(hw);
+            oc::gpt_model<float> model(w);
+            oc::device_kv_cache<float> cache(model.num_layers(), 2, ordo::kv_cache_len(p), model.cache_width());
+            const ordo_test::decoded got = gpu_greedy_decode(model, cache, p.view(), 2, 3.0f);
+            const float d = max_abs_diff(got.logits, want.logits);
+            std::printf("cuda gpt vs eigen, %s on %s, head_dim %d: max |diff| of the final logits = %.3g\n", o.spec, o.grid, hc.head_dim, d);
+            CHECK(d < 1e-3f * std::max(1.0f, max_abs(want.logits)));
+            CHECK(got.tokens == want.tokens);
+        }
 }
 
 TEST_CASE("cuda gpt: generate() runs a batch of requests through the device model", "[cuda-gpt]") {
@@ -235,22 +253,24 @@ TEST_CASE("cuda gpt: plans, caches and inputs it cannot run are clear errors", "
 }
 
 TEST_CASE("cuda gpt: CUDA graphs replay each step exactly as the eager launches run it", "[cuda-gpt]") {
-    for (const char* spec : {"par:2x2+nar", "zipar:3", "raster"}) {
-        INFO(spec);
-        const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::grid_shape::make(8, 8));
-        const oe::gpt_weights hw = spread_weights(oe::fit_variant(tiny(), p.view()), 3);
-        const oc::device_gpt_weights<__nv_bfloat16> w(hw);
-        oc::gpt_model<__nv_bfloat16> eager(w), graphed(w);
-        graphed.use_graphs(true);
-        oc::device_kv_cache<__nv_bfloat16> c1(eager.num_layers(), 2, ordo::kv_cache_len(p), eager.cache_width());
-        oc::device_kv_cache<__nv_bfloat16> c2(graphed.num_layers(), 2, ordo::kv_cache_len(p), graphed.cache_width());
-        const ordo_test::decoded want = gpu_greedy_decode(eager, c1, p.view(), 1, 2.0f);
-        const ordo_test::decoded first = gpu_greedy_decode(graphed, c2, p.view(), 1, 2.0f);   // captures
-        const ordo_test::decoded second = gpu_greedy_decode(graphed, c2, p.view(), 1, 2.0f);  // replays
-        CHECK(max_abs_diff(first.logits, want.logits) == 0.0f);
-        CHECK(max_abs_diff(second.logits, want.logits) == 0.0f);
-        CHECK(first.tokens == want.tokens);
-        CHECK(second.tokens == want.tokens);
+    for (const head_dim_case& hc : kHeadDims) {
+        for (const char* spec : {"par:2x2+nar", "zipar:3", "raster"}) {
+            INFO(spec << ", head_dim " << hc.head_dim);
+            const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::grid_shape::make(8, 8));
+            const oe::gpt_weights hw = spread_weights(oe::fit_variant(tiny_with_head_dim(hc.head_dim), p.view()), 3);
+            const oc::device_gpt_weights<__nv_bfloat16> w(hw);
+            oc::gpt_model<__nv_bfloat16> eager(w), graphed(w);
+            graphed.use_graphs(true);
+            oc::device_kv_cache<__nv_bfloat16> c1(eager.num_layers(), 2, ordo::kv_cache_len(p), eager.cache_width());
+            oc::device_kv_cache<__nv_bfloat16> c2(graphed.num_layers(), 2, ordo::kv_cache_len(p), graphed.cache_width());
+            const ordo_test::decoded want = gpu_greedy_decode(eager, c1, p.view(), 1, 2.0f);
+            const ordo_test::decoded first = gpu_greedy_decode(graphed, c2, p.view(), 1, 2.0f);   // captures
+            const ordo_test::decoded second = gpu_greedy_decode(graphed, c2, p.view(), 1, 2.0f);  // replays
+            CHECK(max_abs_diff(first.logits, want.logits) == 0.0f);
+            CHECK(max_abs_diff(second.logits, want.logits) == 0.0f);
+            CHECK(first.tokens == want.tokens);
+            CHECK(second.tokens == want.tokens);
+        }
     }
 }
 
@@ -275,4 +295,116 @@ TEST_CASE("cuda gpt: sampling on the device gives generate()'s tokens (host samp
         const auto device_sampled = oc::generate(model, cache, p.view(), chain, reqs, go);
         CHECK(device_sampled == host_sampled);
     }
+}
+
+namespace gpt_test_policies {  // (named: nvcc warns of spec() unused in an unnamed namespace)
+
+// Two positions per step, each mixed from both heads and both rows of its step: step 0 feeds the
+// prefix and emits 0, 1; step k feeds tokens 2k-2, 2k-1 and emits 2k, 2k+1. The variants differ
+// from the default only in the head weights, the order the two rows are fed in, or which head
+// takes which weight: the layout, the mask and the step structure are the same.
+struct mixed_pairs {
+    static constexpr ordo::mask_mode mask = ordo::mask_mode::step_causal;
+    float weight = 0.5f;
+    bool swap_fed = false;
+    bool swap_heads = false;
+
+    void build(ordo::plan_builder& b) const {
+        const ordo::index_t n = b.grid().size(), h0 = swap_heads ? 1 : 0, h1 = 1 - h0;
+        b.set_heads({"R", "B"});
+        for (ordo::index_t q = 0; q < n; ++q) b.add_token_slot(q);
+        b.begin_step();
+        b.feed(0);
+        b.emit(0, {{0, h0, weight}, {0, h1, 1.0f - weight}});
+        b.emit(1, {{0, h1, weight}, {0, h0, 1.0f - weight}});
+        for (ordo::index_t q = 2; q < n; q += 2) {
+            b.begin_step();
+            b.feed(b.slot_of(swap_fed ? q - 1 : q - 2));
+            b.feed(b.slot_of(swap_fed ? q - 2 : q - 1));
+            b.emit(q, {{0, h0, weight}, {1, h1, 1.0f - weight}});
+            b.emit(q + 1, {{1, h0, weight}, {0, h1, 1.0f - weight}});
+        }
+    }
+    std::string spec() const { return "mixed_pairs"; }
+};
+
+}  // namespace gpt_test_policies
+using gpt_test_policies::mixed_pairs;
+
+TEST_CASE("cuda gpt: a plan that differs from the last only in fed row order, head weights or heads gets its own device plan", "[cuda-gpt]") {
+    const ordo::grid_shape g = ordo::grid_shape::make(8, 8);
+    const std::vector<mixed_pairs> variants = {{}, {0.3f, false, false}, {0.5f, true, false}, {0.3f, false, true}};
+    const oe::gpt_weights hw = spread_weights(oe::fit_variant(tiny(), ordo::make_plan(variants[0], g).view()), 17);
+    const oc::device_gpt_weights<float> w(hw);
+    const auto chain = ordo::make_sampler(ordo::top_k{20}, ordo::multinomial{});
+    const std::vector<ordo::request> reqs = {{1, 5, {}}, {3, 6, {}}};
+    ordo::generate_options go;
+    go.session.guidance.scale = 2.0f;
+    go.session.null_label = hw.config().null_label();
+    go.session.seed = 3;
+    for (bool graphs : {false, true}) {
+        oc::gpt_model<float> reused(w);  // sees every variant in turn, each plan built where the last one was freed
+        reused.use_graphs(graphs);
+        std::vector<std::vector<std::vector<ordo::index_t>>> tokens;
+        for (std::size_t i = 0; i < variants.size(); ++i) {
+            INFO("variant " << i << (graphs ? ", graphs" : ", eager"));
+            const ordo::plan p = ordo::make_plan(variants[i], g);
+            oc::device_kv_cache<float> cache(reused.num_layers(), 4, ordo::kv_cache_len(p), reused.cache_width());
+            const auto got = oc::generate(reused, cache, p.view(), chain, reqs, go);  // device sampling reads the device plan's weights
+            CHECK(reused.plan().holds(p));
+            CHECK(reused.plan().digest() == ordo::digest(p));
+            oc::gpt_model<float> fresh(w);
+            const auto want = oc::generate(fresh, cache, p.view(), chain, reqs, go);
+            CHECK(got == want);
+            tokens.push_back(want);
+        }
+        // the weights and heads change the tokens: a stale device plan would have shown
+        CHECK(tokens[1] != tokens[0]);
+        CHECK(tokens[3] != tokens[1]);
+    }
+}
+
+TEST_CASE("cuda gpt: a new cache at a reused address with other geometry does not replay graphs captured on the old one", "[cuda-gpt]") {
+    const ordo::plan p = ordo::make_plan(ordo::parse_policy("par:2x2"), ordo::grid_shape::make(8, 8));
+    const oe::gpt_weights hw = spread_weights(oe::fit_variant(tiny(), p.view()), 5);
+    const oc::device_gpt_weights<float> w(hw);
+    oc::gpt_model<float> graphed(w), eager(w);
+    graphed.use_graphs(true);
+    const ordo::index_t layers = graphed.num_layers(), width = graphed.cache_width(), seqs = 2, len = ordo::kv_cache_len(p);
+    oc::device_buffer<float> memory(ordo::contiguous_kv_cache<float>::required_size(layers, seqs, len + 8, width));
+    {
+        oc::device_kv_cache<float> old_cache(memory.span(), layers, seqs, len, width);
+        gpu_greedy_decode(graphed, old_cache, p.view(), 1, 2.0f);  // captures every step on the old strides
+    }
+    oc::device_kv_cache<float> cache(memory.span(), layers, seqs, len + 8, width);  // same address and kv range, other slot stride
+    const ordo_test::decoded got = gpu_greedy_decode(graphed, cache, p.view(), 1, 2.0f);
+    oc::device_kv_cache<float> reference(layers, seqs, len + 8, width);
+    const ordo_test::decoded want = gpu_greedy_decode(eager, reference, p.view(), 1, 2.0f);
+    CHECK(max_abs_diff(got.logits, want.logits) == 0.0f);
+    CHECK(got.tokens == want.tokens);
+    // every fed row sits where the new cache's layout puts it
+    std::vector<float> a(static_cast<std::size_t>(width)), b(a.size());
+    std::size_t misplaced = 0;
+    for (ordo::index_t l = 0; l < layers; ++l)
+        for (ordo::index_t s = 0; s < seqs; ++s)
+            for (ordo::index_t slot = 0; slot < len; ++slot) {
+                if (p.view().fed_step[static_cast<std::size_t>(slot)] == p.num_steps()) continue;  // never fed
+                for (int kv = 0; kv < 2; ++kv) {
+                    const auto mine = kv ? cache.value(l, s, slot) : cache.key(l, s, slot);
+                    const auto ref = kv ? reference.value(l, s, slot) : reference.key(l, s, slot);
+                    oc::check(cudaMemcpy(a.data(), mine.data(), mine.size_bytes(), cudaMemcpyDeviceToHost), "row");
+                    oc::check(cudaMemcpy(b.data(), ref.data(), ref.size_bytes(), cudaMemcpyDeviceToHost), "row");
+                    misplaced += a != b;
+                }
+            }
+    CHECK(misplaced == 0);
+}
+
+TEST_CASE("cuda gpt: a head_dim above the decode attention's 128 is a clear error", "[cuda-gpt]") {
+    oe::gpt_config c = tiny();
+    c.n_head = 1;
+    c.dim = 132;
+    const oe::gpt_weights hw = oe::random_weights(c, 1);
+    const oc::device_gpt_weights<float> w(hw);
+    CHECK_THROWS_WITH(oc::gpt_model<float>(w), Contains("head_dim 132"));
 }

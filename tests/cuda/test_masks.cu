@@ -265,7 +265,7 @@ TEST_CASE("device_plan holds every array of the host plan, its rotary coordinate
                 const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), g, prefix);
                 const ordo::plan_view h = p.view();
                 const ordo::cuda::device_plan dp(p);
-                const ordo::plan_view& d = dp.view();
+                const ordo::device_plan_view& d = dp.view();
                 CHECK(dp.header().num_slots == h.header.num_slots);
                 CHECK(d.header.num_steps == h.header.num_steps);
                 CHECK(d.header.prefix == h.header.prefix);

@@ -12,6 +12,8 @@
 #include <cuda_bf16.h>
 
 #include <cmath>
+#include <cstddef>
+#include <mutex>
 #include <span>
 
 #include "../mask.hpp"
@@ -80,6 +82,9 @@ __global__ void rope_and_store_kernel(float* qkv, const row_info* rows, index_t 
 
 inline constexpr int attention_threads = 128;
 inline constexpr int max_dims_per_lane = 4;  // head_dim <= 4 x 32 (LlamaGen: 64, 3B: 100)
+// Any head_dim from 1 to this runs (no power of two or multiple of 32 assumed: lanes past
+// head_dim idle); RoPE needs a multiple of 4, which gpt_config::validate checks.
+inline constexpr index_t max_head_dim = max_dims_per_lane * warp_size;
 
 // softmax(q k^T / sqrt(head_dim)) v for one (sequence, row) and one query head: block (s*rows + r, h).
 // Shared memory: the query (head_dim floats), one score per kv slot (kv_end floats), each warp's
@@ -197,37 +202,71 @@ inline std::size_t attention_shared_bytes(index_t head_dim, index_t kv_end) {
            static_cast<std::size_t>(num_kv_blocks(kv_end, kv_block));
 }
 
+namespace detail {
+// What one device allows decode_attention_kernel<Mode, T, Out>: the kernel's static shared memory
+// and the most dynamic shared memory a launch may ask for.
+struct attention_smem_limits {
+    std::size_t static_bytes = 0;
+    std::size_t max_dynamic = 0;
+};
+inline constexpr int max_devices = 64;
+
+// Queried, and the kernel's dynamic shared memory limit raised to the most the device allows
+// (cudaFuncSetAttribute acts on the calling thread's current device), once per device and kernel,
+// by whichever thread launches there first; every other caller waits for that and then reads.
+// Raised once to the device's maximum and never lowered, so no caller's launch can meet a limit
+// another caller set for a smaller launch.
+template <mask_mode Mode, class T, class Out>
+const attention_smem_limits& attention_limits(int device) {
+    static std::once_flag once[max_devices];
+    static attention_smem_limits limits[max_devices];
+    if (device < 0 || device >= max_devices)
+        throw error("decode attention: device " + ordo::detail::itos(device) + " is outside the " + ordo::detail::itos(max_devices) + " devices supported");
+    std::call_once(once[device], [device] {
+        const auto kernel = decode_attention_kernel<Mode, T, Out>;
+        cudaFuncAttributes a{};
+        check(cudaFuncGetAttributes(&a, kernel), "decode attention: cudaFuncGetAttributes");
+        int optin = 0;
+        check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "decode attention: shared memory limit");
+        const std::size_t max_dynamic = static_cast<std::size_t>(optin) > a.sharedSizeBytes ? static_cast<std::size_t>(optin) - a.sharedSizeBytes : 0;
+        check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(max_dynamic)), "decode attention: shared memory opt-in");
+        limits[device] = {a.sharedSizeBytes, max_dynamic};
+    });
+    return limits[device];
+}
+}  // namespace detail
+
+// The shared memory limits of decode_attention<T, Out> on the current device, for the plan's mask
+// mode (the first call per device sets the kernel's limit). decode_attention calls it; a caller
+// about to capture a CUDA graph calls it first, so the attribute calls happen outside the capture.
+template <class T, class Out>
+const detail::attention_smem_limits& decode_attention_limits(mask_mode mode) {
+    int device = 0;
+    check(cudaGetDevice(&device), "decode attention: cudaGetDevice");
+    if (mode == mask_mode::slot_causal) return detail::attention_limits<mask_mode::slot_causal, T, Out>(device);
+    return detail::attention_limits<mask_mode::step_causal, T, Out>(device);
+}
+
 // Launches the step's attention: rows[num_rows] (device) for every one of `sequences`.
 template <class T, class Out>
 void decode_attention(const float* qkv, const row_info* rows, index_t sequences, index_t num_rows, index_t n_head, index_t kv_heads,
                       index_t head_dim, const device_plan& plan, index_t kv_end, const kv_layout<T>& cache, index_t layer, Out* out,
                       cudaStream_t stream) {
-    if (head_dim < 1 || head_dim > max_dims_per_lane * warp_size)
-        throw error("decode attention: head_dim " + ordo::detail::itos(head_dim) + " outside 1.." + ordo::detail::itos(max_dims_per_lane * warp_size));
+    if (head_dim < 1 || head_dim > max_head_dim)
+        throw error("decode attention: head_dim " + ordo::detail::itos(head_dim) + " outside 1.." + ordo::detail::itos(max_head_dim));
     if (n_head < 1 || kv_heads < 1 || n_head % kv_heads)
         throw error("decode attention: " + ordo::detail::itos(n_head) + " query heads do not group over " + ordo::detail::itos(kv_heads) + " kv heads");
     if (kv_end < 1 || kv_end > plan.header().num_slots) throw error("decode attention: kv_end " + ordo::detail::itos(kv_end) + " outside 1.." + ordo::detail::itos(plan.header().num_slots));
     const std::size_t shared = attention_shared_bytes(head_dim, kv_end);
     const dim3 grid(static_cast<unsigned>(sequences * num_rows), static_cast<unsigned>(n_head));
+    // the kernel's own (static) shared memory counts against the same per-block limit
+    const detail::attention_smem_limits& limits = decode_attention_limits<T, Out>(plan.header().mask);
+    if (shared > limits.max_dynamic)
+        throw error("decode attention: " + ordo::detail::itos(kv_end) + " kv slots need " + ordo::detail::itos(static_cast<long long>(shared + limits.static_bytes)) +
+                    " bytes of shared memory, the device has " + ordo::detail::itos(static_cast<long long>(limits.max_dynamic + limits.static_bytes)) +
+                    " per block");
     auto launch = [&]<mask_mode Mode>() {
-        const auto kernel = decode_attention_kernel<Mode, T, Out>;
-        // the kernel's own (static) shared memory counts against the same per-block limit
-        static const std::size_t static_bytes = [&] {
-            cudaFuncAttributes a{};
-            check(cudaFuncGetAttributes(&a, kernel), "decode attention: cudaFuncGetAttributes");
-            return a.sharedSizeBytes;
-        }();
-        constexpr std::size_t default_limit = 48 * 1024;
-        if (shared + static_bytes > default_limit) {
-            int dev = 0, optin = 0;
-            check(cudaGetDevice(&dev), "decode attention: cudaGetDevice");
-            check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), "decode attention: shared memory limit");
-            if (shared + static_bytes > static_cast<std::size_t>(optin))
-                throw error("decode attention: " + ordo::detail::itos(kv_end) + " kv slots need " + ordo::detail::itos(static_cast<long long>(shared + static_bytes)) +
-                            " bytes of shared memory, the device has " + ordo::detail::itos(optin) + " per block");
-            check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)), "decode attention: shared memory opt-in");
-        }
-        kernel<<<grid, attention_threads, shared, stream>>>(qkv, rows, num_rows, n_head, kv_heads, head_dim, plan.ref(), kv_end, cache, layer, out);
+        decode_attention_kernel<Mode, T, Out><<<grid, attention_threads, shared, stream>>>(qkv, rows, num_rows, n_head, kv_heads, head_dim, plan.ref(), kv_end, cache, layer, out);
         check_launch("decode_attention_kernel");
     };
     if (plan.header().mask == mask_mode::slot_causal) launch.template operator()<mask_mode::slot_causal>();

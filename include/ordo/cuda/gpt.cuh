@@ -132,13 +132,34 @@ private:
     device_buffer<W> arena_;
 };
 
+// What a step's captured CUDA graph bakes in, all of it: the device plan and step buffers
+// (generation: bumped whenever either is replaced), the plan's content (digest), the step and its
+// batch shape, the kv range, and the whole cache layout (kv_layout_key). A graph is replayed only
+// for an equal key.
+struct step_graph_key {
+    std::uint64_t generation = 0;
+    std::uint64_t plan_digest = 0;
+    index_t step = -1, sequences = 0, rows = 0, heads = 0, kv_end = 0;
+    kv_layout_key cache{};
+    friend bool operator==(const step_graph_key&, const step_graph_key&) = default;
+};
+inline step_graph_key make_step_graph_key(std::uint64_t generation, std::uint64_t plan_digest, const step_batch& b, const kv_layout_key& cache,
+                                          index_t kv_end) {
+    return {generation, plan_digest, b.step, b.num_sequences, b.num_rows, b.num_heads, kv_end, cache};
+}
+
 template <class W>
 class gpt_model {
 public:
+    using memory_space = device_memory;  // runs on device kv caches (model_for checks this)
+
     // Borrows the weights; runs on `stream`, or on a stream of its own when none is given (CUDA
     // graphs cannot capture the legacy default stream).
     explicit gpt_model(const device_gpt_weights<W>& w, cudaStream_t stream = nullptr) : w_(&w), c_(w.config()), stream_(stream) {
         c_.validate();
+        if (c_.head_dim() > max_head_dim)
+            throw error("cuda gpt: head_dim " + ordo::detail::itos(c_.head_dim()) + " is above the decode attention's " + ordo::detail::itos(max_head_dim) +
+                        " (the presets use 64 and 100)");
         if (!stream_) {
             check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
             own_stream_ = true;
@@ -190,7 +211,7 @@ public:
 
     // One step, logits left on the device: logits()[seq][row][head][vocab] (for ordo::cuda's sampler).
     template <class C>
-        requires kv_cache<C> && requires(const C& c) { c.layout(); }
+        requires kv_cache_extents<C> && in_device_memory<C> && requires(const C& c) { c.layout(); }
     void run(const step_batch& b, C& cache) {
         check_batch(b, cache);
         // the previous step's upload reads the pinned buffers when the stream gets to it: wait for
@@ -202,13 +223,17 @@ public:
         stage_inputs(b);
         const auto layout = cache.layout();
         const index_t kv_end = std::min({b.plan.num_slots(), b.kv_limit, cache.capacity()});  // slots past the cache were never fed
-        if (graphs_on_ && b.kv_limit == max_index) replay_or_capture(b, layout, kv_end);
-        else enqueue(b, layout, kv_end);
+        if (graphs_on_ && b.kv_limit == max_index) {
+            decode_attention_limits<typename C::value_type, act_t>(plan_->header().mask);  // its first call sets an attribute: not while capturing
+            replay_or_capture(b, layout, kv_end);
+        } else {
+            enqueue(b, layout, kv_end);
+        }
     }
 
     // The model_for forward: run() and the logits copied to the host.
     template <class C>
-        requires kv_cache<C> && requires(const C& c) { c.layout(); }
+        requires kv_cache_extents<C> && in_device_memory<C> && requires(const C& c) { c.layout(); }
     void forward(const step_batch& b, C& cache, std::span<float> logits) {
         if (logits.size() != b.logits_size()) throw error("cuda gpt forward: logits span has the wrong size for the batch");
         run(b, cache);
@@ -266,20 +291,14 @@ private:
         own_stream_ = false;
     }
 
-    struct graph_key {
-        std::uint64_t generation = 0;  // of the device plan and the step buffers
-        index_t step = -1, sequences = 0, rows = 0, heads = 0, kv_end = 0;
-        const void *cache = nullptr, *pages = nullptr;
-        friend bool operator==(const graph_key&, const graph_key&) = default;
-    };
     struct step_graph {
-        graph_key key{};
+        step_graph_key key{};
         cudaGraphExec_t exec = nullptr;
     };
 
     template <class T>
     void replay_or_capture(const step_batch& b, const kv_layout<T>& layout, index_t kv_end) {
-        const graph_key key{generation_, b.step, b.num_sequences, b.num_rows, b.num_heads, kv_end, layout.base, layout.indices};
+        const step_graph_key key = make_step_graph_key(generation_, plan_->digest(), b, key_of(layout), kv_end);
         if (static_cast<std::size_t>(b.step) >= graphs_.size()) graphs_.resize(static_cast<std::size_t>(b.plan.num_steps()));  // once per plan
         step_graph& g = graphs_[static_cast<std::size_t>(b.step)];
         if (!(g.exec && g.key == key)) {
@@ -323,19 +342,14 @@ private:
                 throw error("cuda gpt forward: kv cache too small: row slot " + ordo::detail::itos(slot) + " is past its " + ordo::detail::itos(cache.capacity()) + " slots");
     }
 
-    // The plan's device copy: uploaded when a plan is first seen (prepare), reused while the plan
-    // a batch carries has the same layout and mask (a host comparison, no allocation).
+    // The plan's device copy: uploaded when a plan is first seen (prepare), reused only while the
+    // plan a batch carries is the same plan: every header field and array equal to the uploaded
+    // one (device_plan::holds: the full content is compared, so its digest, which keys the step
+    // graphs, is equal too; a host comparison per step, no allocation). Any other plan - other fed
+    // row order, head weights or heads included - is uploaded anew.
     void use_plan(const plan_view& p) {
-        const bool same = plan_ && plan_->header().num_slots == p.num_slots() && plan_->header().num_steps == p.num_steps() &&
-                          plan_->header().mask == p.header.mask && plan_->header().prefix == p.header.prefix &&
-                          std::equal(p.fed_step.begin(), p.fed_step.end(), plan_fed_step_.begin(), plan_fed_step_.end()) &&
-                          std::equal(p.slots.begin(), p.slots.end(), plan_slots_.begin(), plan_slots_.end()) &&
-                          std::equal(p.stand_ins.begin(), p.stand_ins.end(), plan_stand_ins_.begin(), plan_stand_ins_.end());
-        if (same) return;
+        if (plan_ && plan_->holds(p)) return;
         plan_ = std::make_unique<device_plan>(p, stream_);
-        plan_fed_step_.assign(p.fed_step.begin(), p.fed_step.end());
-        plan_slots_.assign(p.slots.begin(), p.slots.end());
-        plan_stand_ins_.assign(p.stand_ins.begin(), p.stand_ins.end());
         ++generation_;
     }
 
@@ -412,9 +426,6 @@ private:
     cudaEvent_t staged_ = nullptr;  // the last step upload has been read
     device_buffer<float> freqs_;
     std::unique_ptr<device_plan> plan_;
-    std::vector<index_t> plan_fed_step_;  // what plan_ was made from
-    std::vector<slot_entry> plan_slots_;
-    std::vector<stand_in_entry> plan_stand_ins_;
     std::uint64_t generation_ = 0;
     std::size_t rows_ = 0, logit_rows_ = 0, row_cap_ = 0;
     device_buffer<float> x_, qkv_, ffn_, logits_;

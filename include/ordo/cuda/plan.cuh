@@ -1,13 +1,16 @@
 // ordo/cuda/plan.cuh - a plan on the device: uploaded once (host, at plan time), read by every
 // kernel of every step (FlashInfer's plan/run split). device_plan owns one device allocation with
 // the plan's arrays, the rotary coordinates of every slot and the kv-block summary of the
-// structured mask; plan_ref is the trivially copyable handle a kernel takes by value.
+// structured mask; plan_ref is the trivially copyable handle a kernel takes by value. It keeps the
+// host image it uploaded and the plan's digest, so a user can tell whether it holds a given plan.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <span>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../mask.hpp"
@@ -57,31 +60,52 @@ public:
                           o_blocks = put(std::span<const kv_block_steps>(blocks));
         memory_ = device_buffer<std::byte>(image.size());
         memory_.upload(image, stream);
-        check(cudaStreamSynchronize(stream), "device_plan upload");  // the staging image dies here
+        check(cudaStreamSynchronize(stream), "device_plan upload");  // the staging image is kept as the host copy
+        image_ = std::move(image);
+        // the same arrays at the same offsets, over the device allocation and over the host image
+        auto views = [&]<class Space>(const std::byte* base, Space) {
+            auto at = [&]<class T>(std::size_t off, std::span<const T> like) { return std::span<const T>(reinterpret_cast<const T*>(base + off), like.size()); };
+            return basic_plan_view<Space>{p.header,
+                                          at(o_slots, p.slots),
+                                          at(o_fed_step, p.fed_step),
+                                          at(o_fed_offsets, p.fed_offsets),
+                                          at(o_fed, p.fed),
+                                          at(o_emit_offsets, p.emit_offsets),
+                                          at(o_order, p.order),
+                                          at(o_contrib_offsets, p.contrib_offsets),
+                                          at(o_contribs, p.contribs),
+                                          at(o_rank_of, p.rank_of),
+                                          at(o_step_of, p.step_of),
+                                          at(o_slot_of, p.slot_of),
+                                          at(o_stand_ins, p.stand_ins)};
+        };
+        view_ = views(memory_.data(), device_memory{});
+        source_ = views(image_.data(), host_memory{});
+        digest_ = ordo::digest(source_);
         const std::byte* base = memory_.data();
-        auto at = [&]<class T>(std::size_t off, std::span<const T> like) { return std::span<const T>(reinterpret_cast<const T*>(base + off), like.size()); };
-        view_ = plan_view{p.header,
-                          at(o_slots, p.slots),
-                          at(o_fed_step, p.fed_step),
-                          at(o_fed_offsets, p.fed_offsets),
-                          at(o_fed, p.fed),
-                          at(o_emit_offsets, p.emit_offsets),
-                          at(o_order, p.order),
-                          at(o_contrib_offsets, p.contrib_offsets),
-                          at(o_contribs, p.contribs),
-                          at(o_rank_of, p.rank_of),
-                          at(o_step_of, p.step_of),
-                          at(o_slot_of, p.slot_of),
-                          at(o_stand_ins, p.stand_ins)};
         ref_ = plan_ref{view_.fed_step.data(), reinterpret_cast<const rope_coord*>(base + o_rope),
                         reinterpret_cast<const kv_block_steps*>(base + o_blocks), p.num_slots(), p.header.prefix, p.header.mask};
     }
+    // (the views point into memory_ and image_, whose buffers do not move with the object)
+    device_plan(device_plan&&) = default;
+    device_plan& operator=(device_plan&&) = default;
+    device_plan(const device_plan&) = delete;
+    device_plan& operator=(const device_plan&) = delete;
 
     const plan_header& header() const { return header_; }
     // The plan with every span over device memory: for kernels (with --expt-relaxed-constexpr,
-    // plan_view's constexpr members run on the device), never dereferenced on the host.
-    const plan_view& view() const { return view_; }
+    // the view's constexpr members run on the device). A device_plan_view: host algorithms do not
+    // take it (they take source()).
+    const device_plan_view& view() const { return view_; }
     const plan_ref& ref() const { return ref_; }
+    // The host copy of the plan this was made from, and its digest.
+    const plan_view& source() const { return source_; }
+    std::uint64_t digest() const { return digest_; }
+    // Whether this holds plan p: its content equal to source(), field by field (and so its digest
+    // equal to digest()). Content, not addresses: a plan rebuilt where a freed one was is compared
+    // like any other; content, not the 64-bit digest alone: no hash collision can pass. Host work
+    // at memory speed, no allocation.
+    bool holds(const plan_view& p) const { return same_plan(p, source_); }
     template <mask_mode Mode>
     mask_predicate<Mode> predicate() const {
         if (header_.mask != Mode) throw error("device_plan: the plan's mask mode differs from the requested one");
@@ -92,7 +116,10 @@ public:
 private:
     plan_header header_{};
     device_buffer<std::byte> memory_;
-    plan_view view_{};
+    std::vector<std::byte> image_;  // the host copy: what memory_ holds
+    device_plan_view view_{};
+    plan_view source_{};
+    std::uint64_t digest_ = 0;
     plan_ref ref_{};
 };
 

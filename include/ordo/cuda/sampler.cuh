@@ -822,7 +822,7 @@ void sample_step(const sampler_chain<Stages...>& chain, const device_plan& plan,
     if (logits.empty() || logits.size() % per_row != 0)
         throw error("cuda::sample_step: " + itos(static_cast<long long>(logits.size())) + " logits are not a whole number of rows of " +
                     itos(num_sequences) + " sequences x " + itos(h.num_heads) + " heads x vocab " + itos(V));
-    const plan_view& pv = plan.view();
+    const device_plan_view& pv = plan.view();
     const detail::step_args args{logits.data(),          logits.size(),       num_sequences,   nreq,
                                  h.num_heads,            V,                   step,            tokens.max_emitted(),
                                  cfg_scale,              seed,                request_ids.data(), pv.fed_offsets.data(),

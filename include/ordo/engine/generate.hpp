@@ -15,12 +15,27 @@ namespace ordo {
 // A model runs one forward pass for a step batch: it writes each fed row's K/V into the cache at
 // (layer, sequence, slot), attends under the plan's mask, and writes
 // logits[seq][row][head][vocab] for every head it has (the plan reads heads 0..num_heads-1).
+// Model and cache live in the same memory space: a model declares `using memory_space =
+// ordo::device_memory;` when it computes on the device (host when it declares none).
 template <class M, class C>
-concept model_for = kv_cache<C> && requires(M& m, const M& cm, const step_batch& b, C& cache, std::span<float> logits) {
-    { cm.vocab_size() } -> std::convertible_to<index_t>;
-    { cm.num_heads() } -> std::convertible_to<index_t>;
-    { m.forward(b, cache, logits) };
-};
+concept model_for = kv_cache_extents<C> && same_memory_space<M, C> &&
+                    requires(M& m, const M& cm, const step_batch& b, C& cache, std::span<float> logits) {
+                        { cm.vocab_size() } -> std::convertible_to<index_t>;
+                        { cm.num_heads() } -> std::convertible_to<index_t>;
+                        { m.forward(b, cache, logits) };
+                    };
+
+namespace detail {
+// The entry points' compile-time checks, as messages (a constraint would only say "no match").
+template <class M, class C>
+constexpr void check_model_and_cache_types() {
+    static_assert(same_memory_space<M, C>,
+                  "ordo: the model and the kv cache live in different memory spaces: a host model needs a host kv cache "
+                  "(contiguous_kv_cache, paged_kv_cache), a device model (ordo::cuda::gpt_model) a device one (ordo::cuda::device_kv_cache)");
+    static_assert(!same_memory_space<M, C> || model_for<M, C>,
+                  "ordo: the model is not a model_for this kv cache (it needs vocab_size(), num_heads() and forward(step_batch, cache, logits))");
+}
+}  // namespace detail
 
 struct generate_options {
     session_options session{};
@@ -33,6 +48,9 @@ struct generate_options {
 // sizes its step buffers, so that forward() allocates nothing.
 template <class M, class C>
 void check_fit(const plan_view& p, M& model, const C& cache, index_t sequences) {
+    static_assert(same_memory_space<M, C>,
+                  "ordo::check_fit: the model and the kv cache live in different memory spaces (a host model needs a host kv cache, a "
+                  "device model a device one)");
     if constexpr (requires { model.prepare(p, sequences); }) model.prepare(p, sequences);
     if (model.num_heads() < p.header.num_heads)
         throw error("the model has " + detail::itos(model.num_heads()) + " output head(s) but the plan reads " +
@@ -44,10 +62,11 @@ void check_fit(const plan_view& p, M& model, const C& cache, index_t sequences) 
 }
 
 // Runs `plan` for every request and returns each one's token grid in raster order.
+// (the model and cache are checked by static_asserts, which say what is wrong)
 template <class M, class C, class Sampler>
-    requires model_for<M, C>
 std::vector<std::vector<index_t>> generate(M& model, C& cache, const plan_view& plan, Sampler sampler, std::span<const request> requests,
                                            const generate_options& options = {}) {
+    detail::check_model_and_cache_types<M, C>();
     session<Sampler> s(plan, requests, sampler, model.vocab_size(), options.session);
     check_fit(plan, model, cache, s.num_sequences());
     std::vector<float> logits;
@@ -67,9 +86,10 @@ std::vector<std::vector<index_t>> generate(M& model, C& cache, const plan_view& 
 
 // The same for a policy: builds the plan of `grid` first.
 template <class M, class C, class P, class Sampler>
-    requires model_for<M, C> && decode_policy<P>
+    requires decode_policy<P>
 std::vector<std::vector<index_t>> generate(M& model, C& cache, const P& policy, grid_shape grid, Sampler sampler,
                                            std::span<const request> requests, const generate_options& options = {}) {
+    detail::check_model_and_cache_types<M, C>();
     const plan p = make_plan(policy, grid);
     return generate(model, cache, p.view(), sampler, requests, options);
 }

@@ -11,18 +11,25 @@
 #include <vector>
 
 #include "../config.hpp"
+#include "../memory_space.hpp"
 
 namespace ordo {
 
 // A cache holds, per layer, sequence and slot, one key row and one value row of `width()` values
-// (kv heads x head dim).
+// (kv heads x head dim). Its extents, wherever the rows live (check_fit sizes a run with them):
 template <class C>
-concept kv_cache = requires(C& c, const C& cc, index_t layer, index_t seq, index_t slot) {
+concept kv_cache_extents = requires(const C& cc) {
     typename C::value_type;
     { cc.num_layers() } -> std::convertible_to<index_t>;
     { cc.num_sequences() } -> std::convertible_to<index_t>;
     { cc.capacity() } -> std::convertible_to<index_t>;  // slots per sequence
     { cc.width() } -> std::convertible_to<index_t>;
+};
+
+// A cache in host memory: its rows are spans the host reads and writes (what a host model takes).
+// A device cache (memory_space = device_memory, ordo/cuda/kv_cache.cuh) is not one.
+template <class C>
+concept kv_cache = kv_cache_extents<C> && in_host_memory<C> && requires(C& c, index_t layer, index_t seq, index_t slot) {
     { c.key(layer, seq, slot) } -> std::same_as<std::span<typename C::value_type>>;
     { c.value(layer, seq, slot) } -> std::same_as<std::span<typename C::value_type>>;
 };
@@ -40,6 +47,7 @@ template <class T>
 class contiguous_kv_cache {
 public:
     using value_type = T;
+    using memory_space = host_memory;
     static std::size_t required_size(index_t layers, index_t seqs, index_t slots, index_t width) {
         if (layers < 1 || seqs < 1 || slots < 1 || width < 1) throw error("kv cache: every extent must be >= 1");
         return 2ull * static_cast<std::size_t>(layers) * static_cast<std::size_t>(seqs) * static_cast<std::size_t>(slots) * static_cast<std::size_t>(width);
@@ -77,6 +85,7 @@ template <class T>
 class paged_kv_cache {
 public:
     using value_type = T;
+    using memory_space = host_memory;
     paged_kv_cache(std::span<T> pages, index_t layers, index_t page_size, index_t width, std::span<const index_t> indptr,
                    std::span<const index_t> indices)
         : pages_(pages), indptr_(indptr), indices_(indices), layers_(layers), page_size_(page_size), width_(width) {

@@ -20,8 +20,8 @@ namespace ordo {
 constexpr index_t teacher_cache_len(const plan_view& p) { return std::max(kv_cache_len(p), p.header.train_slots); }
 
 template <class M, class C>
-    requires model_for<M, C>
 std::vector<float> teacher_forcing_logits(M& model, C& cache, const plan_view& p, std::span<const index_t> tokens, index_t label) {
+    detail::check_model_and_cache_types<M, C>();
     const index_t n = p.num_positions(), rows = p.header.train_slots, vocab = model.vocab_size(), heads = p.header.num_heads;
     if (static_cast<index_t>(tokens.size()) != n)
         throw error("teacher forcing: " + detail::itos(static_cast<long long>(tokens.size())) + " tokens given, the grid " + p.grid().str() + " has " + detail::itos(n));
