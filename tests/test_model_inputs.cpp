@@ -51,8 +51,6 @@ TEST_CASE("a config that does not match the checkpoint is refused before the wei
     CHECK(big.n_layer == 1024);
     REQUIRE_THROWS_WITH(oe::load_weights(raster, big),
                         Contains("tensor 'cls_embedding.embedding_table.weight' has shape [11, 64]") && Contains("needs [11, 16384]"));
-    // the same arena asked for without a checkpoint is named, not a bare std::bad_alloc
-    REQUIRE_THROWS_WITH(oe::random_weights(big, 1), Contains("gpt weights: cannot allocate") && Contains("TiB"));
     // one layer too many: named by the first missing tensor
     j = nlohmann::json::parse(ordo::io::read_text_file(e2e("raster_G8_cfg2.0_label3.weights.json"), 1 << 20));
     j["model_args"]["n_layer"] = 3;

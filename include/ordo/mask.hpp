@@ -201,8 +201,9 @@ inline block_mask make_block_mask(const plan_view& p, std::span<const index_t> q
                 bool any = false, all = s.live_count == s.size;
                 for (index_t i = qlo; i < qhi && (!any || all); ++i) {
                     const index_t q = q_slots[static_cast<std::size_t>(i)];
-                    for (index_t kv = s.lo; kv <= s.hi; ++kv) {
-                        const bool v = kv < live && (q < p.header.prefix ? kv <= q : fs[kv] <= fs[q] && (!slot_causal || kv <= q));
+                    // slots past the layout are never visible (`all` already counts them): scan the live ones
+                    for (index_t kv = s.lo; kv <= std::min(s.hi, live - 1); ++kv) {
+                        const bool v = q < p.header.prefix ? kv <= q : fs[kv] <= fs[q] && (!slot_causal || kv <= q);
                         any = any || v;
                         all = all && v;
                     }
