@@ -40,7 +40,7 @@ inline std::vector<long long> parse_extents(std::string_view s, std::string_view
 }
 }  // namespace detail
 
-// "24x24" (H x W) or "4x16x16" (T x H x W).
+// "24x24" (H x W) or "4x16x16" (T x H x W): at most max_grid_positions positions (config.hpp).
 inline grid_shape parse_grid(std::string_view s) {
     auto e = detail::parse_extents(s, "grid spec");
     if (e.size() == 2) return grid_shape::make(e[0], e[1]);
@@ -49,6 +49,7 @@ inline grid_shape parse_grid(std::string_view s) {
 }
 
 // "raster" | "nar" | "zipar:W" | "par:HxW" | "par:TxHxW" | "par:...+raster" | "par:...+nar".
+// Counts are 1..INT32_MAX; par's regions at most max_grid_positions in all (config.hpp).
 inline any_policy parse_policy(std::string_view s) {
     const std::string whole(s);
     if (s == "raster") return raster{};
