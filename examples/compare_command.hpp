@@ -1,7 +1,7 @@
 // `ordo compare`: what each decode order costs in quality (the exact KL of design.md §5 on a
 // Gaussian token field) against what it saves in steps, for every built-in policy and hybrid.
 //   ordo compare [--grids 16x16,24x24] [--kernel exp|sqexp] [--ell 2] [--nugget 1e-4]
-//                [--policies raster,par:2x2,nar,...] [--out ordo-compare] [--time-preset B]
+//                [--policies raster,par:2x2,nar,...] [--out ordo-compare] [--time-preset B] [--max-memory 2GiB]
 // Prints a table per grid and length scale and writes compare.md, compare.json and pictures under
 // --out: step maps, per-step KL, KL against steps, and sample fields from the same noise.
 #pragma once
@@ -30,6 +30,7 @@ struct compare_args {
     std::vector<double> ells{2.0};
     std::string kernel = "exp", out = "ordo-compare", time_preset;
     double nugget = 1e-4;
+    std::uint64_t max_memory = ordo::eigen::oracle_default_max_bytes;  // bytes the oracle may use per grid
 };
 
 inline void add_compare(CLI::App& app, compare_args& a, CLI::App*& cmd) {
@@ -40,6 +41,8 @@ inline void add_compare(CLI::App& app, compare_args& a, CLI::App*& cmd) {
     cmd->add_option("--nugget", a.nugget, "independent noise added to the diagonal")->capture_default_str();
     cmd->add_option("--policies", a.policies, "policy specs (default: every built-in policy and hybrid that fits the grid)")->delimiter(',');
     cmd->add_option("--out", a.out, "folder for compare.md and compare.json")->capture_default_str();
+    cmd->add_option("--max-memory", a.max_memory, "memory the exact KL may use per grid (three N x N doubles), e.g. 8GiB; default 2GiB")
+        ->transform(CLI::AsSizeValue(false));
     cmd->add_option("--time-preset", a.time_preset, "also time one image per policy on this GPT preset with random weights (CPU backend), e.g. B");
 }
 
@@ -88,6 +91,8 @@ inline std::string ell_part(double ell) {
 
 inline int run_compare(const compare_args& a) {
     if (a.grids.empty() || a.ells.empty()) throw ordo::error("compare: give at least one grid and one length scale");
+    // refuse a grid the oracle cannot hold before any work
+    for (const std::string& gs : a.grids) ordo::eigen::check_oracle_memory(ordo::parse_grid(gs), a.max_memory);
     std::filesystem::create_directories(a.out);
     nlohmann::json all = nlohmann::json::array();
     std::ostringstream md;
@@ -115,7 +120,7 @@ inline int run_compare(const compare_args& a) {
         for (double ell : a.ells) {
             const ordo::eigen::field_kernel k = ordo::eigen::field_kernel::isotropic(
                 a.kernel == "exp" ? ordo::eigen::kernel_shape::exponential : ordo::eigen::kernel_shape::squared_exponential, ell, a.nugget);
-            const Eigen::MatrixXd sigma = ordo::eigen::field_covariance(g, k);
+            const Eigen::MatrixXd sigma = ordo::eigen::field_covariance(g, k, a.max_memory);
             std::vector<compare_row> rows;
             for (std::size_t i = 0; i < specs.size(); ++i)
                 rows.push_back({ordo::spec_of(ordo::parse_policy(specs[i])), plans[i].num_steps(), ordo::eigen::exact_kl(plans[i].view(), sigma), false, seconds[i]});

@@ -7,8 +7,6 @@
 // The example doubles as a test (ctest: example.cuda_generate): it exits 77 (skipped) without a
 // CUDA device, 1 if the two paths disagree or a token is out of range.
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <string>
 
 #include <ordo/cuda/generate.cuh>
@@ -25,9 +23,7 @@ int main(int argc, char** argv) try {
         std::puts("example_cuda_generate: no CUDA device present, skipping (exit 77)");
         return 77;
     }
-    std::ifstream f(argv[2]);
-    const std::string text{std::istreambuf_iterator<char>(f), {}};
-    const ordo::eigen::gpt_config cfg = ordo::eigen::model_args_from_json(text, argv[2]);
+    const ordo::eigen::gpt_config cfg = ordo::eigen::model_args_from_file(argv[2]);
     // host weights are read, uploaded (rounded to bf16) and freed
     const ordo::cuda::device_gpt_weights<__nv_bfloat16> weights(ordo::eigen::load_weights(ordo::io::safetensors::open(argv[1]), cfg));
     ordo::cuda::gpt_model<__nv_bfloat16> model(weights);

@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <iterator>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -55,12 +54,6 @@ inline void add_generate(CLI::App& app, generate_args& a, CLI::App*& cmd) {
     cmd->add_flag("--quiet", a.quiet, "no progress bar");
 }
 
-inline std::string slurp(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw ordo::error("cannot read " + path);
-    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
 inline double peak_rss_bytes() {
     rusage u{};
     getrusage(RUSAGE_SELF, &u);
@@ -82,7 +75,7 @@ inline int run_generate(const generate_args& a) {
 
     // the model: config, then weights straight into their arena
     ordo::eigen::gpt_config cfg = a.config.empty() ? ordo::eigen::make_preset(a.preset)
-                                                   : ordo::eigen::model_args_from_json(slurp(a.config), a.config);
+                                                   : ordo::eigen::model_args_from_file(a.config);
     const ordo::any_policy policy = ordo::parse_policy(a.policy);
     const ordo::grid_shape grid = ordo::parse_grid(a.grid);
     const ordo::plan plan = ordo::make_plan(policy, grid);

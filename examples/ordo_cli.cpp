@@ -7,6 +7,7 @@
 //     (generate and compare need Eigen; see generate_command.hpp and compare_command.hpp)
 #include <cstdio>
 #include <iostream>
+#include <new>
 #include <string>
 #include <unistd.h>
 
@@ -101,6 +102,9 @@ int main(int argc, char** argv) {
         if (*generate) return cli::run_generate(gen_args);
         if (*compare) return cli::run_compare(cmp_args);
 #endif
+    } catch (const std::bad_alloc&) {  // bad input is refused before large allocations; this is a real shortage
+        std::fprintf(stderr, "ordo: out of memory (the machine cannot hold what was asked for)\n");
+        return 2;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "%s\n", e.what());
         return 2;

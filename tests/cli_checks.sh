@@ -18,7 +18,11 @@ ok "$ordo" overview --grid 24x24
 bad "unknown policy 'spiral'" "$ordo" plan --policy spiral --grid 8x8
 bad "not divisible into 2x2 regions" "$ordo" plan --policy par:2x2 --grid 15x16
 bad "extents must be >= 1" "$ordo" show --policy raster --grid 0x4
-bad "overflows" "$ordo" show --policy raster --grid 100000x100000
+bad "more than 4194304 positions" "$ordo" show --policy raster --grid 100000x100000
+# sizes past the documented caps (docs/concepts.md, Limits): refused at once, before any allocation
+bad "grid 30000x30000 has more than 4194304 positions" "$ordo" show --policy raster --grid 30000x30000
+bad "prefix 2000000000 is longer than the 65536 rows" "$ordo" plan --policy raster --grid 4x4 --prefix 2000000000
+bad "more regions than the 4194304 positions" "$ordo" plan --policy par:65536x65536 --grid 8x8
 bad "prefix must be >= 1" "$ordo" plan --policy raster --grid 4x4 --prefix 0
 bad "format" "$ordo" plan --policy raster --grid 4x4 --format yaml
 bad "grid spec" "$ordo" plan --policy raster --grid 4by4
@@ -54,6 +58,15 @@ if "$ordo" generate --help >/dev/null 2>&1; then
   head -c 1000 "$d/raster_G8_cfg2.0_label3.weights.safetensors" > "$tmp/cut.safetensors"
   bad "truncated" "$ordo" generate --weights "$tmp/cut.safetensors" --config "$d/raster_G8_cfg2.0_label3.weights.json" --out "$tmp/x.json"
   bad "cannot read" "$ordo" generate --weights "$tmp/none.safetensors" --config "$tmp/none.json" --out "$tmp/x.json"
+  # text inputs are read with a cap (an endless one too) and bounded nesting
+  bad "config /dev/zero is larger than 1.0 MiB" timeout 60 "$ordo" generate --random-weights --config /dev/zero --out "$tmp/x.json"
+  python3 -c "n=60000; open('$tmp/deep.json','w').write('{\"model_args\":'*n + '{}' + '}'*n)"
+  bad "nesting deeper than 64 levels" "$ordo" generate --random-weights --config "$tmp/deep.json" --out "$tmp/x.json"
+  # a config that does not fit the checkpoint is refused before its 13 TB arena is allocated
+  python3 -c "import json; j=json.load(open('$d/raster_G8_cfg2.0_label3.weights.json')); j['model_args'].update(dim=16384, n_layer=1024); json.dump(j, open('$tmp/wide.json','w'))"
+  bad "tensor 'cls_embedding.embedding_table.weight' has shape [11, 64]" "$ordo" generate --weights "$d/raster_G8_cfg2.0_label3.weights.safetensors" --config "$tmp/wide.json" --out "$tmp/x.json"
+  python3 -c "import json; j=json.load(open('$d/raster_G8_cfg2.0_label3.weights.json')); j['model_args'].update(n_layer=100000); json.dump(j, open('$tmp/deep_layers.json','w'))"
+  bad "n_layer + medusa_attention_num 100000 is over the limit of 1024" "$ordo" generate --random-weights --config "$tmp/deep_layers.json" --out "$tmp/x.json"
   # compare: the table, compare.md and compare.json (one object per policy with policy, steps, kl_nats)
   ok "$ordo" compare --grids 8x8,2x4x4 --ell 1,2 --out "$tmp/cmp"
   if ! python3 -c "import json,sys; d=json.load(open('$tmp/cmp/compare.json')); sys.exit(not (len(d) > 8 and all({'policy','steps','kl_nats'} <= set(o) for o in d) and any(o['policy']=='raster' and o['kl_nats']==0 for o in d)))"; then
@@ -63,6 +76,11 @@ if "$ordo" generate --help >/dev/null 2>&1; then
   bad "kernel" "$ordo" compare --kernel cubic --out "$tmp/x"
   bad "length scale" "$ordo" compare --grids 8x8 --ell 0 --out "$tmp/x"
   bad "not divisible into 4x4 regions" "$ordo" compare --grids 6x6 --policies par:4x4 --out "$tmp/x"
+  # the oracle's covariance: refused, naming the memory it would need, before any work
+  bad "grid 256x256 (65536 positions) needs 96.0 GiB" "$ordo" compare --grids 8x8,256x256 --out "$tmp/big"
+  [ -e "$tmp/big" ] && { echo "FAIL: compare wrote output before refusing a grid"; fails=$((fails+1)); }
+  bad "over the limit of 64.0 KiB" "$ordo" compare --grids 8x8 --max-memory 64KiB --out "$tmp/x"
+  ok "$ordo" compare --grids 8x8 --max-memory 96KiB --policies raster,nar --out "$tmp/cmp3"
 fi
 echo "$((fails == 0 ? 1 : 0)) passed, $fails failed"
 [ $fails -eq 0 ]

@@ -19,7 +19,7 @@ class grid_shape {
 public:
     constexpr grid_shape() = default;
 
-    // Validating factories: extents >= 1 and the product fits index_t.
+    // Validating factories: extents >= 1 and at most max_grid_positions (config.hpp) positions.
     static constexpr grid_shape make(long long h, long long w) { return grid_shape(2, 1, h, w); }
     static constexpr grid_shape make(long long t, long long h, long long w) { return grid_shape(3, t, h, w); }
 
@@ -44,10 +44,11 @@ private:
         if (t < 1 || h < 1 || w < 1)
             throw error("grid extents must be >= 1, got " + (rank == 3 ? detail::itos(t) + "x" : std::string()) +
                         detail::itos(h) + "x" + detail::itos(w));
-        if (t > max_index || h > max_index || w > max_index) throw error("grid extent overflows the 32-bit index type");
-        // positions plus a generous slot margin (prefix, transition tokens) must stay indexable
-        index_t n = detail::checked_mul(detail::checked_mul(t, h, "grid size"), w, "grid size");
-        detail::checked_mul(n, 2, "grid size (with room for its slots)");
+        // the product of extents each <= max_grid_positions never leaves long long on the way
+        const long long cap = max_grid_positions;
+        if (t > cap || h > cap || w > cap || t * h > cap || t * h * w > cap)
+            throw error("grid " + (rank == 3 ? detail::itos(t) + "x" : std::string()) + detail::itos(h) + "x" + detail::itos(w) +
+                        " has more than " + detail::itos(cap) + " positions (ordo::max_grid_positions, which bounds a plan's memory)");
         rank_ = rank; t_ = static_cast<index_t>(t); h_ = static_cast<index_t>(h); w_ = static_cast<index_t>(w);
     }
     int rank_ = 2;
@@ -60,6 +61,7 @@ struct grid {
     static_assert(sizeof...(E) == 2 || sizeof...(E) == 3, "ordo::grid takes <H, W> or <T, H, W>");
     static_assert(((E >= 1) && ...), "ordo::grid extents must be >= 1");
     static_assert((1LL * ... * E) <= max_index / 2, "ordo::grid size overflows the 32-bit index type");
+    static_assert((1LL * ... * E) <= max_grid_positions, "ordo::grid has more positions than ordo::max_grid_positions");
     static constexpr int rank = sizeof...(E);
     static constexpr index_t size = (1 * ... * E);
     constexpr operator grid_shape() const {

@@ -157,20 +157,26 @@ struct block_mask {
 inline block_mask make_block_mask(const plan_view& p, std::span<const index_t> q_slots, index_t kv_len, index_t block_q, index_t block_kv) {
     detail::check_rows(p, q_slots, kv_len, "make_block_mask");
     if (block_q < 1 || block_kv < 1) throw error("make_block_mask: block sizes must be >= 1");
+    if (q_slots.size() > static_cast<std::size_t>(max_index)) throw error("make_block_mask: more query rows than the 32-bit index type holds");
     block_mask bm;
     bm.block_q = block_q;
     bm.block_kv = block_kv;
     bm.q_len = static_cast<index_t>(q_slots.size());
     bm.kv_len = kv_len;
-    const index_t nq = bm.q_len == 0 ? 0 : (bm.q_len - 1) / block_q + 1, nkv = bm.num_kv_blocks();
+    const index_t nq = bm.q_len == 0 ? 0 : (bm.q_len - 1) / block_q + 1;
     const index_t* fs = p.fed_step.data();
     const index_t live = std::min(kv_len, p.num_slots());
     const bool slot_causal = p.header.mask == mask_mode::slot_causal;
-    // per kv block: min/max fed step and slot range over live slots (dead tail never visible)
+    // a block's end, cut at `limit`, without leaving index_t near INT32_MAX
+    auto end_of = [](index_t lo, index_t block, index_t limit) { return static_cast<index_t>(std::min<long long>(limit, 1LL * lo + block)); };
+    // per kv block: min/max fed step and slot range over live slots. Blocks past the layout hold
+    // no visible slot (absent from every list), so only the live ones are summarised: a huge
+    // kv_len (a cache's capacity) costs nothing.
+    const index_t nkv = live <= 0 ? 0 : (live - 1) / block_kv + 1;
     struct kv_summary { index_t lo_fs, hi_fs, lo, hi, live_count, size; };
     std::vector<kv_summary> kvs(static_cast<std::size_t>(nkv));
     for (index_t b = 0; b < nkv; ++b) {
-        kv_summary s{max_index, -1, b * block_kv, std::min(kv_len, (b + 1) * block_kv) - 1, 0, 0};
+        kv_summary s{max_index, -1, b * block_kv, end_of(b * block_kv, block_kv, kv_len) - 1, 0, 0};
         s.size = s.hi - s.lo + 1;
         for (index_t kv = s.lo; kv <= s.hi && kv < live; ++kv) {
             s.lo_fs = std::min(s.lo_fs, fs[kv]);
@@ -182,7 +188,7 @@ inline block_mask make_block_mask(const plan_view& p, std::span<const index_t> q
     bm.full_offsets.push_back(0);
     bm.partial_offsets.push_back(0);
     for (index_t qb = 0; qb < nq; ++qb) {
-        const index_t qlo = qb * block_q, qhi = std::min(bm.q_len, qlo + block_q);
+        const index_t qlo = qb * block_q, qhi = end_of(qlo, block_q, bm.q_len);
         index_t qmin_fs = max_index, qmax_fs = -1, qmin = max_index, qmax = -1;
         for (index_t i = qlo; i < qhi; ++i) {
             const index_t q = q_slots[static_cast<std::size_t>(i)];
@@ -202,8 +208,9 @@ inline block_mask make_block_mask(const plan_view& p, std::span<const index_t> q
                 bool any = false, all = s.live_count == s.size;
                 for (index_t i = qlo; i < qhi && (!any || all); ++i) {
                     const index_t q = q_slots[static_cast<std::size_t>(i)];
-                    for (index_t kv = s.lo; kv <= s.hi; ++kv) {
-                        const bool v = kv < live && (q < p.header.prefix ? kv <= q : fs[kv] <= fs[q] && (!slot_causal || kv <= q));
+                    // slots past the layout are never visible (`all` already counts them): scan the live ones
+                    for (index_t kv = s.lo; kv <= std::min(s.hi, live - 1); ++kv) {
+                        const bool v = q < p.header.prefix ? kv <= q : fs[kv] <= fs[q] && (!slot_causal || kv <= q);
                         any = any || v;
                         all = all && v;
                     }
@@ -231,7 +238,7 @@ struct kv_block_steps {
 };
 enum class block_class : std::uint8_t { none, partial, full };
 
-ORDO_HD constexpr index_t num_kv_blocks(index_t slots, index_t block) { return slots <= 0 ? 0 : (slots - 1) / block + 1; }
+ORDO_HD constexpr index_t num_kv_blocks(index_t slots, index_t block) { return slots <= 0 ? 0 : (slots - 1) / block + 1; }  // no overflow near INT32_MAX
 
 // out[b] for b < num_kv_blocks(num_slots, block).
 inline void summarize_kv_blocks(const plan_view& p, index_t block, std::span<kv_block_steps> out) {
@@ -241,7 +248,8 @@ inline void summarize_kv_blocks(const plan_view& p, index_t block, std::span<kv_
         throw error("summarize_kv_blocks: output holds " + detail::itos(static_cast<long long>(out.size())) + " blocks, needs " + detail::itos(nb));
     for (index_t b = 0; b < nb; ++b) {
         kv_block_steps s;
-        for (index_t kv = b * block; kv < std::min(n, (b + 1) * block); ++kv) {
+        const index_t end = static_cast<index_t>(std::min<long long>(n, (b + 1LL) * block));
+        for (index_t kv = b * block; kv < end; ++kv) {
             s.lo_step = std::min(s.lo_step, p.fed_step[static_cast<std::size_t>(kv)]);
             s.hi_step = std::max(s.hi_step, p.fed_step[static_cast<std::size_t>(kv)]);
             ++s.live;
@@ -254,18 +262,20 @@ inline void summarize_kv_blocks(const plan_view& p, index_t block, std::span<kv_
 template <mask_mode Mode>
 ORDO_HD constexpr block_class classify_kv_block(const mask_predicate<Mode>& m, const kv_block_steps& s, index_t q, index_t b, index_t block,
                                                 index_t kv_end) {
-    const index_t lo = b * block, hi = lo + block - 1;  // the block's slot range
+    // The block's slots are [lo, lo + block). b < num_kv_blocks(num_slots, block), so lo fits index_t;
+    // its last slot may not (block near INT32_MAX), hence comparisons as distances from lo.
+    const index_t lo = b * block;
     if (s.live == 0 || lo >= kv_end) return block_class::none;
-    const bool whole = s.live == block && hi < kv_end;
+    const bool whole = s.live == block && block - 1 < kv_end - lo;  // last slot < kv_end
     if (q < m.prefix) {  // the prefix is causal among itself
         if (lo > q) return block_class::none;
-        return whole && hi <= q ? block_class::full : block_class::partial;
+        return whole && block - 1 <= q - lo ? block_class::full : block_class::partial;
     }
     const index_t fq = m.fed_step[q];
     if (s.lo_step > fq) return block_class::none;
     if constexpr (Mode == mask_mode::slot_causal) {
         if (lo > q) return block_class::none;
-        return whole && s.hi_step <= fq && hi <= q ? block_class::full : block_class::partial;
+        return whole && s.hi_step <= fq && block - 1 <= q - lo ? block_class::full : block_class::partial;
     } else {
         return whole && s.hi_step <= fq ? block_class::full : block_class::partial;
     }

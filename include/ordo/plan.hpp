@@ -401,7 +401,8 @@ class plan_builder {
 public:
     constexpr plan_builder(grid_shape g, index_t prefix, mask_mode mask = mask_mode::step_causal) {
         if (prefix < 1) throw error("prefix must be >= 1 (the first token is predicted from the last prefix row), got " + detail::itos(prefix));
-        detail::checked_add(g.size(), prefix, "grid size + prefix");
+        if (prefix > max_prefix)
+            throw error("prefix " + detail::itos(prefix) + " is longer than the " + detail::itos(max_prefix) + " rows a plan may have (ordo::max_prefix)");
         const index_t n = g.size();
         n_ = n;
         p_.header_.grid = g;
@@ -452,6 +453,7 @@ public:
         return s;
     }
     constexpr index_t add_transition_slot() {
+        check_slot_room("add_transition_slot");
         index_t s = num_slots();
         p_.slots_.push_back({++p_.header_.num_transitions, slot_kind::transition});
         return s;
@@ -463,6 +465,7 @@ public:
         if (copy_of < 0 || copy_of >= num_slots() ||
             (p_.slots_[static_cast<std::size_t>(copy_of)].kind != slot_kind::prefix && p_.slots_[static_cast<std::size_t>(copy_of)].kind != slot_kind::token))
             throw error("a stand-in copies a prefix or token slot; slot " + detail::itos(copy_of) + " is neither");
+        check_slot_room("add_stand_in_slot");
         const index_t s = num_slots();
         p_.slots_.push_back({p_.header_.num_stand_ins++, slot_kind::stand_in});
         p_.stand_ins_.push_back({copy_of, at});
@@ -629,6 +632,10 @@ private:
         return true;
     }
 
+    constexpr void check_slot_room(const char* what) const {
+        if (num_slots() >= max_plan_slots)
+            throw error(std::string(what) + ": the plan already has " + detail::itos(max_plan_slots) + " slots (ordo::max_plan_slots)");
+    }
     ORDO_DETAIL_HOT constexpr void check_pos(index_t pos, const char* what) const {
         if (pos < 0 || pos >= n_) [[unlikely]] fail_pos(what, pos, n_);
     }

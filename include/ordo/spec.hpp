@@ -2,6 +2,7 @@
 // The compile-time policy types stay the way to use ordo in code; this maps strings onto them.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -39,7 +40,7 @@ inline std::vector<long long> parse_extents(std::string_view s, std::string_view
 }
 }  // namespace detail
 
-// "24x24" (H x W) or "4x16x16" (T x H x W).
+// "24x24" (H x W) or "4x16x16" (T x H x W): at most max_grid_positions positions (config.hpp).
 inline grid_shape parse_grid(std::string_view s) {
     auto e = detail::parse_extents(s, "grid spec");
     if (e.size() == 2) return grid_shape::make(e[0], e[1]);
@@ -48,6 +49,7 @@ inline grid_shape parse_grid(std::string_view s) {
 }
 
 // "raster" | "nar" | "zipar:W" | "par:HxW" | "par:TxHxW" | "par:...+raster" | "par:...+nar".
+// Counts are 1..INT32_MAX; par's regions at most max_grid_positions in all (config.hpp).
 inline any_policy parse_policy(std::string_view s) {
     const std::string whole(s);
     if (s == "raster") return raster{};
@@ -63,6 +65,12 @@ inline any_policy parse_policy(std::string_view s) {
         }
         auto e = detail::parse_extents(body, "region spec");
         if (e.size() != 2 && e.size() != 3) throw error("bad policy '" + whole + "': regions are HxW or TxHxW");
+        // each region holds a position at least, so no grid has more regions than positions
+        long long regions = 1;
+        for (long long x : e)
+            if ((regions *= std::min<long long>(x, max_grid_positions + 1LL)) > max_grid_positions)
+                throw error("bad policy '" + whole + "': more regions than the " + detail::itos(max_grid_positions) +
+                            " positions a grid may have (ordo::max_grid_positions)");
         const index_t rt = e.size() == 3 ? static_cast<index_t>(e[0]) : 1;
         const index_t rh = static_cast<index_t>(e[e.size() - 2]), rw = static_cast<index_t>(e[e.size() - 1]);
         if (inner == "raster") return region_parallel<raster>{rt, rh, rw};

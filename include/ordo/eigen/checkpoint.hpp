@@ -30,9 +30,9 @@ inline std::string hint_for(const std::string& key, const gpt_config& c) {
 
 // Loads the weights of config `c` from `f`; throws naming the first key missing, unexpected,
 // mis-shaped, of a dtype other than F32/F16/BF16/F64, or truncated.
+// Every check runs on the file's header before the weight arena is allocated.
 inline gpt_weights load_weights(const io::safetensors& f, const gpt_config& c) {
-    gpt_weights w(c);
-    const std::vector<tensor_spec>& want = w.tensors();
+    const std::vector<tensor_spec> want = checkpoint_tensors(c);
     for (const io::tensor_info& t : f.tensors()) {
         const bool known = std::any_of(want.begin(), want.end(), [&](const tensor_spec& s) { return s.key == t.name; });
         if (!known)
@@ -46,6 +46,7 @@ inline gpt_weights load_weights(const io::safetensors& f, const gpt_config& c) {
             throw error("checkpoint " + f.source() + ": tensor '" + want[i].key + "' has shape " + t->shape_str() + ", a GPT with " + c.str() +
                         " needs " + io::shape_str(want[i].shape));
     }
+    gpt_weights w(c);
     for (std::size_t i = 0; i < want.size(); ++i) f.read(*f.find(want[i].key), w.storage(i));
     return w;
 }
@@ -83,7 +84,7 @@ inline void save_weights(gpt_weights& w, const std::string& path) {
     std::uint64_t offset = 0;
     for (const tensor_spec& t : w.tensors()) {
         const std::uint64_t bytes = numel(t) * sizeof(float);
-        header += ",\"" + t.key + "\":{\"dtype\":\"F32\",\"shape\":" + io::shape_str(t.shape) + ",\"data_offsets\":[" +
+        header += ",\"" + ordo::detail::json_escape(t.key) + "\":{\"dtype\":\"F32\",\"shape\":" + io::shape_str(t.shape) + ",\"data_offsets\":[" +
                   ordo::detail::itos(static_cast<long long>(offset)) + "," + ordo::detail::itos(static_cast<long long>(offset + bytes)) + "]}";
         offset += bytes;
     }

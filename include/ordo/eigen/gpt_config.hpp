@@ -2,6 +2,7 @@
 // presets, and the tensors a checkpoint of that shape holds (official state-dict key names).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -10,6 +11,20 @@
 #include "../config.hpp"
 
 namespace ordo::eigen {
+
+// Upper bounds gpt_config::validate() enforces (docs/cpu-backend.md, "Limits"). Generous for
+// every published size (3B: 24 layers, dim 3200, 32 heads, vocab 16384, 1000 classes), tight
+// enough that a typo in a config cannot overflow the size arithmetic or ask for terabytes.
+struct gpt_limits {
+    static constexpr index_t layers = 1024;        // n_layer + medusa_attention_num
+    static constexpr index_t dim = 1 << 16;
+    static constexpr index_t heads = 1024;         // n_head (n_kv_head divides it)
+    static constexpr index_t vocab = 1 << 22;
+    static constexpr index_t classes = 1 << 22;
+    static constexpr index_t multiple_of = 1 << 16;
+    static constexpr float ffn_dim_multiplier = 64.0f;
+    // transition tokens: at most max_grid_positions (PAR has one per region but the first)
+};
 
 // The official ModelArgs fields that shape the weights (dropouts and init ranges do not).
 struct gpt_config {
@@ -53,19 +68,34 @@ struct gpt_config {
         if (n_kv_head < 0) throw error("gpt config: n_kv_head must be >= 0 (0: same as n_head)");
         if (transition_tokens < 0) throw error("gpt config: spe_token_num must be >= 0");
         if (extra_blocks < 0) throw error("gpt config: medusa_attention_num must be >= 0");
+        auto at_most = [](long long v, long long limit, const char* name) {
+            if (v > limit)
+                throw error(std::string("gpt config: ") + name + " " + ordo::detail::itos(v) + " is over the limit of " + ordo::detail::itos(limit) +
+                            " (ordo::eigen::gpt_limits)");
+        };
+        at_most(1LL * n_layer + extra_blocks, gpt_limits::layers, "n_layer + medusa_attention_num");
+        at_most(dim, gpt_limits::dim, "dim");
+        at_most(n_head, gpt_limits::heads, "n_head");
+        at_most(vocab_size, gpt_limits::vocab, "vocab_size");
+        at_most(num_classes, gpt_limits::classes, "num_classes");
+        at_most(multiple_of, gpt_limits::multiple_of, "multiple_of");
+        at_most(transition_tokens, max_grid_positions, "spe_token_num");
+        if (!(ffn_dim_multiplier >= 0.0f) || ffn_dim_multiplier > gpt_limits::ffn_dim_multiplier)
+            throw error("gpt config: ffn_dim_multiplier must be in [0, " + ordo::detail::itos(static_cast<long long>(gpt_limits::ffn_dim_multiplier)) + "]");
         if (dim % n_head) throw error("gpt config: dim " + ordo::detail::itos(dim) + " is not divisible by n_head " + ordo::detail::itos(n_head));
         if (n_head % kv_heads()) throw error("gpt config: n_head " + ordo::detail::itos(n_head) + " is not divisible by n_kv_head " + ordo::detail::itos(kv_heads()));
         if (head_dim() % 4)
             throw error("gpt config: head_dim " + ordo::detail::itos(head_dim()) + " must be a multiple of 4 (2D RoPE rotates head_dim/4 pairs per axis)");
-        if (!(norm_eps > 0.0f)) throw error("gpt config: norm_eps must be > 0");
-        if (!(rope_base > 1.0f)) throw error("gpt config: rope_base must be > 1");
-        if (ffn_dim_multiplier < 0.0f) throw error("gpt config: ffn_dim_multiplier must be >= 0");
+        if (!(norm_eps > 0.0f) || !std::isfinite(norm_eps)) throw error("gpt config: norm_eps must be finite and > 0");
+        if (!(rope_base > 1.0f) || !std::isfinite(rope_base)) throw error("gpt config: rope_base must be finite and > 1");
         if (cls_token_num != 1)
             throw error("gpt config: cls_token_num " + ordo::detail::itos(cls_token_num) + " is a text-conditional model; this backend runs class-conditional (c2i) models, cls_token_num 1");
         // every weight must be addressable by a 32-bit row index and a 64-bit element count
         ordo::detail::checked_mul(qkv_rows(), dim, "gpt config: wqkv size");
         ordo::detail::checked_mul(vocab_size, dim, "gpt config: output size");
         ordo::detail::checked_mul(ffn_hidden(), dim, "gpt config: feed-forward size");
+        ordo::detail::checked_mul(label_rows(), dim, "gpt config: class embedding size");
+        ordo::detail::checked_mul(transition_tokens, dim, "gpt config: transition embedding size");
     }
 
     std::string str() const {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <new>
 #include <span>
 #include <vector>
 
@@ -136,7 +137,11 @@ public:
     explicit gpt_weights(const gpt_config& c) : config_(c), keys_(checkpoint_tensors(c)) {
         std::size_t total = 0;
         offsets_ = tensor_offsets(keys_, total);
-        arena_.resize(total);
+        try {
+            arena_.resize(total);
+        } catch (const std::bad_alloc&) {
+            throw error("gpt weights: cannot allocate " + ordo::detail::bytes_str(total * sizeof(float)) + " for a GPT with " + c.str());
+        }
         bind(config_, arena_.data(), offsets_);
     }
     gpt_weights(const gpt_weights&) = delete;  // a second copy of the weights is never wanted

@@ -5,21 +5,30 @@
 // type is an error naming it.
 #pragma once
 
-#include <cstdlib>
+#include <charconv>
+#include <cmath>
+#include <limits>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 #include "../io/safetensors.hpp"
+#include "../io/text_file.hpp"
 #include "gpt_config.hpp"
 
 namespace ordo::eigen {
+
+// The most text a ModelArgs config may hold (the official ones are under 1 kB).
+inline constexpr std::size_t max_model_args_bytes = std::size_t{1} << 20;
 
 namespace detail {
 class model_args_reader {
 public:
     model_args_reader(std::string_view text, const std::string& source) : text_(text), src_(source), in_(text, source) {}
 
-    gpt_config read() {
+    // depth: how many "model_args" objects enclose this one (each is a level of recursion)
+    gpt_config read(int depth = 0) {
+        if (depth > io::detail::json_max_depth) in_.syntax("nesting deeper than " + ordo::detail::itos(io::detail::json_max_depth) + " levels");
         gpt_config c;
         c.multiple_of = 256;  // the ModelArgs defaults that differ from a preset's
         bool found = false;
@@ -32,7 +41,7 @@ public:
                 in_.expect(':', "':' after a key");
                 if (key == "model_args") {
                     if (in_.peek() != '{') fail("model_args", "an object");
-                    c = read();  // the nested object is the config
+                    c = read(depth + 1);  // the nested object is the config
                     found = true;
                 } else if (!found) {
                     field(key, c);
@@ -59,8 +68,8 @@ private:
         else if (key == "cls_token_num") c.cls_token_num = integer(key);
         else if (key == "multiple_of") c.multiple_of = integer(key);
         else if (key == "ffn_dim_multiplier") c.ffn_dim_multiplier = null_or_real(key, 0.0);
-        else if (key == "norm_eps") c.norm_eps = static_cast<float>(real(key));
-        else if (key == "rope_base") c.rope_base = static_cast<float>(real(key));
+        else if (key == "norm_eps") c.norm_eps = real_float(key);
+        else if (key == "rope_base") c.rope_base = real_float(key);
         else if (key == "spe_token_num") c.transition_tokens = null_or_integer(key, 0);
         else if (key == "medusa_attention_num") c.extra_blocks = null_or_integer(key, 0);
         else if (key == "model_type") {
@@ -79,7 +88,19 @@ private:
         const char c = in_.peek();
         if (c != '-' && (c < '0' || c > '9')) fail(key, "a number");
         const auto n = in_.number();
-        return std::strtod(std::string(text_.substr(n.at, in_.pos() - n.at)).c_str(), nullptr);
+        // from_chars: '.' is the decimal point whatever the process locale (strtod would follow it)
+        const char* first = text_.data() + n.at;
+        const char* last = text_.data() + in_.pos();
+        double v = 0;
+        const auto r = std::from_chars(first, last, v);
+        if (r.ec == std::errc::result_out_of_range) fail(key, "a number in the range of a double");
+        if (r.ec != std::errc() || r.ptr != last) fail(key, "a number");
+        return v;
+    }
+    float real_float(const std::string& key) {
+        const double v = real(key);
+        if (!(std::fabs(v) <= std::numeric_limits<float>::max())) fail(key, "a number in the range of a float");
+        return static_cast<float>(v);
     }
     index_t integer(const std::string& key) {
         const char c = in_.peek();
@@ -94,7 +115,7 @@ private:
     }
     float null_or_real(const std::string& key, double none) {
         if (in_.peek() == 'n') { in_.skip_value(); return static_cast<float>(none); }
-        return static_cast<float>(real(key));
+        return real_float(key);
     }
 
     std::string_view text_;
@@ -105,6 +126,9 @@ private:
 
 // `source` names the text in error messages (a file name).
 inline gpt_config model_args_from_json(std::string_view text, const std::string& source = "model args") {
+    if (text.size() > max_model_args_bytes)
+        throw error(source + ": " + ordo::detail::bytes_str(text.size()) + " of model args, over the " + ordo::detail::bytes_str(max_model_args_bytes) +
+                    " limit (ordo::eigen::max_model_args_bytes)");
     detail::model_args_reader r(text, source);
     gpt_config c = r.read();
     r.finish();
@@ -112,4 +136,8 @@ inline gpt_config model_args_from_json(std::string_view text, const std::string&
     return c;
 }
 
+// A config file (see model_args_from_json), read with the max_model_args_bytes cap.
+inline gpt_config model_args_from_file(const std::string& path) {
+    return model_args_from_json(io::read_text_file(path, max_model_args_bytes, "config"), path);
+}
 }  // namespace ordo::eigen

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
@@ -65,9 +66,30 @@ struct field_kernel {
     }
 };
 
-// Σ over the grid's positions, raster order.
-inline Eigen::MatrixXd field_covariance(const grid_shape& g, const field_kernel& k) {
+// The oracle's memory for an n-position grid at its peak: three n x n matrices of doubles (Σ, Σ in
+// emission order and its Cholesky factor). Saturates instead of overflowing.
+constexpr std::uint64_t oracle_bytes(index_t n) {
+    if (n > (index_t{1} << 28)) return UINT64_MAX;
+    return 3ull * sizeof(double) * static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(n);
+}
+// What field_covariance (and so exact_kl on a kernel, field_model, ordo compare) may use unless
+// told otherwise: 2 GiB, about 9,400 positions (a 96x96 grid). ordo compare --max-memory raises it.
+inline constexpr std::uint64_t oracle_default_max_bytes = 2ull << 30;
+
+// Throws, naming the memory the oracle would need on grid g, when that is over max_bytes.
+inline void check_oracle_memory(const grid_shape& g, std::uint64_t max_bytes = oracle_default_max_bytes) {
+    const std::uint64_t need = oracle_bytes(g.size());
+    if (need > max_bytes)
+        throw error("oracle: the exact KL on grid " + g.str() + " (" + ordo::detail::itos(g.size()) + " positions) needs " + ordo::detail::bytes_str(need) +
+                    " (three " + ordo::detail::itos(g.size()) + " x " + ordo::detail::itos(g.size()) + " matrices of doubles), over the limit of " +
+                    ordo::detail::bytes_str(max_bytes) + " (ordo compare --max-memory)");
+}
+
+// Σ over the grid's positions, raster order. Refuses (check_oracle_memory) a grid whose oracle
+// would need more than max_bytes.
+inline Eigen::MatrixXd field_covariance(const grid_shape& g, const field_kernel& k, std::uint64_t max_bytes = oracle_default_max_bytes) {
     k.validate();
+    check_oracle_memory(g, max_bytes);
     const index_t n = g.size();
     Eigen::MatrixXd s(n, n);
     for (index_t i = 0; i < n; ++i)

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <concepts>
 #include <cstdint>
+#include <new>
 #include <span>
 #include <vector>
 
@@ -48,12 +49,19 @@ class contiguous_kv_cache {
 public:
     using value_type = T;
     using memory_space = host_memory;
+    // Elements of layers x 2 x seqs x slots x width; throws if that many T overflow a byte count.
     static std::size_t required_size(index_t layers, index_t seqs, index_t slots, index_t width) {
         if (layers < 1 || seqs < 1 || slots < 1 || width < 1) throw error("kv cache: every extent must be >= 1");
-        return 2ull * static_cast<std::size_t>(layers) * static_cast<std::size_t>(seqs) * static_cast<std::size_t>(slots) * static_cast<std::size_t>(width);
+        const char* what = "kv cache size (layers x 2 x sequences x slots x width)";
+        std::size_t n = detail::checked_size_mul(2u * static_cast<std::size_t>(layers), static_cast<std::size_t>(seqs), what);
+        n = detail::checked_size_mul(n, static_cast<std::size_t>(slots), what);
+        n = detail::checked_size_mul(n, static_cast<std::size_t>(width), what);
+        detail::checked_size_mul(n, sizeof(T), what);
+        return n;
     }
     contiguous_kv_cache(index_t layers, index_t seqs, index_t slots, index_t width)
-        : owned_(required_size(layers, seqs, slots, width)), data_(owned_), layers_(layers), seqs_(seqs), slots_(slots), width_(width) {}
+        : owned_(allocate(required_size(layers, seqs, slots, width), layers, seqs, slots, width)), data_(owned_), layers_(layers), seqs_(seqs),
+          slots_(slots), width_(width) {}
     contiguous_kv_cache(std::span<T> memory, index_t layers, index_t seqs, index_t slots, index_t width)
         : data_(memory), layers_(layers), seqs_(seqs), slots_(slots), width_(width) {
         if (memory.size() < required_size(layers, seqs, slots, width)) throw error("kv cache: the memory given is smaller than layers x 2 x sequences x slots x width");
@@ -67,6 +75,14 @@ public:
     std::span<T> value(index_t layer, index_t seq, index_t slot) { return row(layer, 1, seq, slot); }
 
 private:
+    static std::vector<T> allocate(std::size_t n, index_t layers, index_t seqs, index_t slots, index_t width) {
+        try {
+            return std::vector<T>(n);
+        } catch (const std::bad_alloc&) {
+            throw error("kv cache: cannot allocate " + detail::bytes_str(n * sizeof(T)) + " for " + detail::itos(layers) + " layers x 2 x " +
+                        detail::itos(seqs) + " sequences x " + detail::itos(slots) + " slots x width " + detail::itos(width));
+        }
+    }
     std::span<T> row(index_t layer, int kv, index_t seq, index_t slot) {
         detail::check_cache_index(layer, seq, slot, layers_, seqs_, slots_);
         const std::size_t i = (((static_cast<std::size_t>(layer) * 2 + static_cast<std::size_t>(kv)) * static_cast<std::size_t>(seqs_) + static_cast<std::size_t>(seq)) *
@@ -91,14 +107,18 @@ public:
         : pages_(pages), indptr_(indptr), indices_(indices), layers_(layers), page_size_(page_size), width_(width) {
         if (layers < 1 || page_size < 1 || width < 1) throw error("paged kv cache: layers, page size and width must be >= 1");
         if (indptr.size() < 2) throw error("paged kv cache: the page table needs at least one sequence (indptr of size >= 2)");
-        const std::size_t page_elems = page_elements();
-        const index_t num_pages = static_cast<index_t>(pages.size() / page_elems);
+        if (indptr.size() - 1 > static_cast<std::size_t>(max_index) || indices.size() > static_cast<std::size_t>(max_index))
+            throw error("paged kv cache: the page table has more entries than the 32-bit index type holds");
+        const std::size_t page_elems = page_elems_ = page_elements();
+        // pages past the index type's range cannot be named by the table
+        const index_t num_pages = static_cast<index_t>(std::min<std::size_t>(pages.size() / page_elems, static_cast<std::size_t>(max_index)));
         if (indptr[0] != 0) throw error("paged kv cache: indptr must start at 0");
         cap_ = max_index;
         for (std::size_t s = 0; s + 1 < indptr.size(); ++s) {
             if (indptr[s + 1] < indptr[s] || indptr[s + 1] > static_cast<index_t>(indices.size()))
                 throw error("paged kv cache: indptr is not a valid CSR offset array at sequence " + detail::itos(static_cast<long long>(s)));
-            cap_ = std::min<index_t>(cap_, (indptr[s + 1] - indptr[s]) * page_size);
+            // slots a sequence holds: pages x page size, capped at what a slot index can address
+            cap_ = static_cast<index_t>(std::min<long long>(cap_, 1LL * (indptr[s + 1] - indptr[s]) * page_size));
         }
         for (index_t p : indices)
             if (p < 0 || p >= num_pages) throw error("paged kv cache: page index " + detail::itos(p) + " is outside the " + detail::itos(num_pages) + " pages given");
@@ -113,11 +133,17 @@ public:
     std::span<T> value(index_t layer, index_t seq, index_t slot) { return row(layer, 1, seq, slot); }
 
 private:
-    std::size_t page_elements() const { return static_cast<std::size_t>(layers_) * 2 * static_cast<std::size_t>(page_size_) * static_cast<std::size_t>(width_); }
+    std::size_t page_elements() const {
+        const char* what = "paged kv cache: page size (layers x 2 x page size x width)";
+        const std::size_t n = detail::checked_size_mul(detail::checked_size_mul(2u * static_cast<std::size_t>(layers_), static_cast<std::size_t>(page_size_), what),
+                                                       static_cast<std::size_t>(width_), what);
+        detail::checked_size_mul(n, sizeof(T), what);
+        return n;
+    }
     std::span<T> row(index_t layer, int kv, index_t seq, index_t slot) {
         detail::check_cache_index(layer, seq, slot, layers_, num_sequences(), cap_);
         const index_t page = indices_[static_cast<std::size_t>(indptr_[static_cast<std::size_t>(seq)] + slot / page_size_)];
-        const std::size_t i = static_cast<std::size_t>(page) * page_elements() +
+        const std::size_t i = static_cast<std::size_t>(page) * page_elems_ +
                               ((static_cast<std::size_t>(layer) * 2 + static_cast<std::size_t>(kv)) * static_cast<std::size_t>(page_size_) +
                                static_cast<std::size_t>(slot % page_size_)) * static_cast<std::size_t>(width_);
         return pages_.subspan(i, static_cast<std::size_t>(width_));
@@ -125,6 +151,7 @@ private:
     std::span<T> pages_;
     std::span<const index_t> indptr_, indices_;
     index_t layers_, page_size_, width_, cap_ = 0;
+    std::size_t page_elems_ = 0;  // elements of one page
 };
 
 }  // namespace ordo

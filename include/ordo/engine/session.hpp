@@ -79,6 +79,9 @@ public:
         if (vocab < 1) throw error("session: vocab must be >= 1");
         halves_ = options.guidance.active() ? 2 : 1;
         const index_t rows = plan.max_rows_per_step();
+        // inputs are indexed (sequence, row) in index_t: check the product before allocating it
+        detail::checked_mul(detail::checked_mul(halves_, static_cast<long long>(std::min<std::size_t>(requests.size(), max_index)), "session: sequences"),
+                            rows, "session: sequences x rows per step");
         tokens_.assign(requests.size() * static_cast<std::size_t>(plan.num_positions()), -1);
         slots_.resize(static_cast<std::size_t>(rows));
         rope_.resize(static_cast<std::size_t>(rows));
@@ -157,12 +160,13 @@ public:
         if (!pending_) throw error(done() ? "session: commit_tokens() after the last step (the session is finished)" : "session: commit_tokens() without next()");
         const step_view st = plan_.step(step_);
         const index_t nreq = num_requests(), k = st.num_emitted();
-        if (stride < k || tokens.size() < static_cast<std::size_t>((nreq - 1) * stride + k))
+        // 64-bit: a stride near INT32_MAX must not wrap the size it asks for
+        if (stride < k || tokens.size() < static_cast<std::size_t>(1LL * (nreq - 1) * stride + k))
             throw error("session: commit_tokens() got " + detail::itos(static_cast<long long>(tokens.size())) + " tokens with stride " + detail::itos(stride) +
                         "; step " + detail::itos(step_) + " emits " + detail::itos(k) + " positions for each of " + detail::itos(nreq) + " requests");
         for (index_t i = 0; i < nreq; ++i)
             for (index_t e = 0; e < k; ++e) {
-                const index_t t = tokens[static_cast<std::size_t>(i * stride + e)];
+                const index_t t = tokens[static_cast<std::size_t>(1LL * i * stride + e)];
                 if (t < 0 || t >= vocab_)
                     throw error("session: commit_tokens(): token " + detail::itos(t) + " for request " + detail::itos(i) + ", position " +
                                 detail::itos(st.emitted[e]) + " is outside the vocabulary of " + detail::itos(vocab_));
@@ -171,7 +175,7 @@ public:
         for (index_t i = 0; i < nreq; ++i)
             for (index_t e = 0; e < k; ++e)
                 tokens_[static_cast<std::size_t>(i) * static_cast<std::size_t>(n) + static_cast<std::size_t>(st.emitted[e])] =
-                    tokens[static_cast<std::size_t>(i * stride + e)];
+                    tokens[static_cast<std::size_t>(1LL * i * stride + e)];
         pending_ = false;
         ++step_;
     }
@@ -216,10 +220,11 @@ private:
     [[noreturn]] void report_bad_logits(std::span<const float> logits) const {
         for (std::size_t i = 0; i < logits.size(); ++i) {
             if (std::isfinite(logits[i])) continue;
-            const std::size_t per_seq = static_cast<std::size_t>(batch_.num_rows * batch_.num_heads * vocab_);
+            const std::size_t per_row = static_cast<std::size_t>(batch_.num_heads) * static_cast<std::size_t>(vocab_);
+            const std::size_t per_seq = static_cast<std::size_t>(batch_.num_rows) * per_row;
             const std::size_t rem = i % per_seq;
             throw error("session: logits of sequence " + detail::itos(static_cast<long long>(i / per_seq)) + ", row " +
-                        detail::itos(static_cast<long long>(rem / static_cast<std::size_t>(batch_.num_heads * vocab_))) + ", head " +
+                        detail::itos(static_cast<long long>(rem / per_row)) + ", head " +
                         detail::itos(static_cast<long long>(rem / static_cast<std::size_t>(vocab_) % static_cast<std::size_t>(batch_.num_heads))) +
                         ", token " + detail::itos(static_cast<long long>(rem % static_cast<std::size_t>(vocab_))) + " are " +
                         (std::isnan(logits[i]) ? "NaN" : "infinite") + " at step " + detail::itos(step_));

@@ -37,7 +37,9 @@ struct region_parallel {
     constexpr region_parallel(index_t rt, index_t rh, index_t rw, Inner in = {})
         : regions_t(rt), regions_h(rh), regions_w(rw), inner(in) {}
 
-    constexpr index_t num_regions() const { return regions_t * regions_h * regions_w; }
+    constexpr index_t num_regions() const {
+        return detail::checked_mul(detail::checked_mul(regions_t, regions_h, "region count"), regions_w, "region count");
+    }
 
     // The sub-grid one region covers; throws when the regions don't divide the grid.
     constexpr grid_shape region_grid(grid_shape g) const {
@@ -49,7 +51,8 @@ struct region_parallel {
     }
 
     constexpr index_t num_steps(grid_shape g) const {
-        return num_regions() + ordo::num_steps(inner, region_grid(g)) - 1;
+        const grid_shape rg = region_grid(g);  // first: it rejects region counts the grid cannot hold
+        return num_regions() + ordo::num_steps(inner, rg) - 1;
     }
 
     ORDO_DETAIL_FLATTEN constexpr void build(plan_builder& b) const {
