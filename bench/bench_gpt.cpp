@@ -83,13 +83,13 @@ void BM_fma_peak(benchmark::State& state) {
 }
 
 // The config a policy needs on the B preset: PAR's transition tokens, NAR's extra block.
-ordo::eigen::gpt_config config_for(const ordo::plan& p) {
-    return ordo::eigen::fit_variant(ordo::eigen::make_preset("B"), p.view());
+ordo::models::llamagen::gpt_config config_for(const ordo::plan& p) {
+    return ordo::models::llamagen::fit_variant(ordo::models::llamagen::make_preset("B"), p.view());
 }
 
 // Roofline time of one image: per step, max(bytes / BW, FLOPs / peak). Bytes: every weight matrix
 // the step multiplies (embedding tables are only indexed) plus the K/V rows it attends to.
-double roofline_seconds(const ordo::plan& p, const ordo::eigen::gpt_config& c, int sequences) {
+double roofline_seconds(const ordo::plan& p, const ordo::models::llamagen::gpt_config& c, int sequences) {
     const double d = c.dim, layer_params = static_cast<double>(c.qkv_rows()) * d + d * d + 3.0 * c.ffn_hidden() * d;
     const int heads = p.header().num_heads;
     const double params = layer_params * (heads > 1 ? c.num_layers() : c.n_layer) + static_cast<double>(heads) * c.vocab_size * d;
@@ -112,8 +112,8 @@ double roofline_seconds(const ordo::plan& p, const ordo::eigen::gpt_config& c, i
 
 void BM_generate(benchmark::State& state, std::string spec, std::string grid) {
     const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::parse_grid(grid));
-    const ordo::eigen::gpt_config c = config_for(p);
-    const ordo::eigen::gpt_weights w = ordo::eigen::random_weights(c, 1);
+    const ordo::models::llamagen::gpt_config c = config_for(p);
+    const ordo::models::llamagen::gpt_weights w = ordo::models::llamagen::random_weights(c, 1);
     ordo::eigen::gpt_model model(w);
     const ordo::request req{207 % c.num_classes, 0, {}};
     ordo::session_options o;

@@ -17,7 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <ordo/eigen/gpt.hpp>
-#include <ordo/eigen/oracle.hpp>
+#include <ordo/oracle/oracle.hpp>
 #include <ordo/ordo.hpp>
 #include <random>
 
@@ -30,7 +30,7 @@ struct compare_args {
     std::vector<double> ells{2.0};
     std::string kernel = "exp", out = "ordo-compare", time_preset;
     double nugget = 1e-4;
-    std::uint64_t max_memory = ordo::eigen::oracle_default_max_bytes;  // bytes the oracle may use per grid
+    std::uint64_t max_memory = ordo::oracle::oracle_default_max_bytes;  // bytes the oracle may use per grid
 };
 
 inline void add_compare(CLI::App& app, compare_args& a, CLI::App*& cmd) {
@@ -56,15 +56,15 @@ inline std::vector<std::string> compare_policies(const ordo::grid_shape& g) {
 struct compare_row {
     std::string policy;
     ordo::index_t steps = 0;
-    ordo::eigen::plan_kl kl;
+    ordo::oracle::plan_kl kl;
     bool pareto = false;
     double seconds = -1;  // measured time per image, when timed
 };
 
 // Seconds for one image of `p` on `preset` (random weights, batch 1, CFG 4).
 inline double time_image(const ordo::plan& p, const std::string& preset) {
-    const ordo::eigen::gpt_config c = ordo::eigen::fit_variant(ordo::eigen::make_preset(preset), p.view());
-    const ordo::eigen::gpt_weights w = ordo::eigen::random_weights(c, 1);
+    const ordo::models::llamagen::gpt_config c = ordo::models::llamagen::fit_variant(ordo::models::llamagen::make_preset(preset), p.view());
+    const ordo::models::llamagen::gpt_weights w = ordo::models::llamagen::random_weights(c, 1);
     ordo::eigen::gpt_model m(w);
     const std::vector<ordo::request> req{{1, 0, {}}};
     ordo::generate_options o;
@@ -92,7 +92,7 @@ inline std::string ell_part(double ell) {
 inline int run_compare(const compare_args& a) {
     if (a.grids.empty() || a.ells.empty()) throw ordo::error("compare: give at least one grid and one length scale");
     // refuse a grid the oracle cannot hold before any work
-    for (const std::string& gs : a.grids) ordo::eigen::check_oracle_memory(ordo::parse_grid(gs), a.max_memory);
+    for (const std::string& gs : a.grids) ordo::oracle::check_oracle_memory(ordo::parse_grid(gs), a.max_memory);
     std::filesystem::create_directories(a.out);
     nlohmann::json all = nlohmann::json::array();
     std::ostringstream md;
@@ -118,12 +118,12 @@ inline int run_compare(const compare_args& a) {
             return -1.0;
         }();
         for (double ell : a.ells) {
-            const ordo::eigen::field_kernel k = ordo::eigen::field_kernel::isotropic(
-                a.kernel == "exp" ? ordo::eigen::kernel_shape::exponential : ordo::eigen::kernel_shape::squared_exponential, ell, a.nugget);
-            const Eigen::MatrixXd sigma = ordo::eigen::field_covariance(g, k, a.max_memory);
+            const ordo::oracle::field_kernel k = ordo::oracle::field_kernel::isotropic(
+                a.kernel == "exp" ? ordo::oracle::kernel_shape::exponential : ordo::oracle::kernel_shape::squared_exponential, ell, a.nugget);
+            const Eigen::MatrixXd sigma = ordo::oracle::field_covariance(g, k, a.max_memory);
             std::vector<compare_row> rows;
             for (std::size_t i = 0; i < specs.size(); ++i)
-                rows.push_back({ordo::spec_of(ordo::parse_policy(specs[i])), plans[i].num_steps(), ordo::eigen::exact_kl(plans[i].view(), sigma), false, seconds[i]});
+                rows.push_back({ordo::spec_of(ordo::parse_policy(specs[i])), plans[i].num_steps(), ordo::oracle::exact_kl(plans[i].view(), sigma), false, seconds[i]});
             for (compare_row& r : rows) {
                 r.pareto = true;
                 for (const compare_row& o : rows)
@@ -146,7 +146,7 @@ inline int run_compare(const compare_args& a) {
                 scatter.push_back({rows[i].policy, {static_cast<double>(rows[i].steps)}, {rows[i].kl.per_token(g.size())}});
                 const auto v = plans[i].view();
                 fields.emplace_back(rows[i].policy == "raster" ? "true (raster)" : rows[i].policy,
-                                    ordo::eigen::generated_sample(v.order, v.emit_offsets, sigma, z));
+                                    ordo::oracle::generated_sample(v.order, v.emit_offsets, sigma, z));
             }
             pictures::plot(per_step, "KL per step, " + what, "step (log; 1 is the first)", "KL of the step (nats)", true, false, false,
                            a.out + "/kl_per_step_" + tag + ".png");

@@ -233,7 +233,7 @@ def infer_model_args(shapes, opt):
 
 
 def expected_shapes(a):
-    """The tensors ordo's loader wants for these model args (include/ordo/eigen/gpt_config.hpp)."""
+    """The tensors ordo's loader wants for these model args (include/ordo/models/llamagen/gpt_config.hpp)."""
     d, hd, kv = a["dim"], a["dim"] // a["n_head"], a["n_kv_head"] or a["n_head"]
     ffn = -(-(2 * 4 * d // 3) // a["multiple_of"]) * a["multiple_of"]
     want = {LABEL_TABLE: (a["num_classes"] + 1, d), "tok_embeddings.weight": (a["vocab_size"], d),

@@ -10,8 +10,8 @@
 #include <string>
 
 #include <ordo/cuda/generate.cuh>
-#include <ordo/eigen/checkpoint.hpp>
-#include <ordo/eigen/model_args.hpp>
+#include <ordo/models/llamagen/checkpoint.hpp>
+#include <ordo/models/llamagen/model_args.hpp>
 #include <ordo/ordo.hpp>
 
 int main(int argc, char** argv) try {
@@ -23,9 +23,9 @@ int main(int argc, char** argv) try {
         std::puts("example_cuda_generate: no CUDA device present, skipping (exit 77)");
         return 77;
     }
-    const ordo::eigen::gpt_config cfg = ordo::eigen::model_args_from_file(argv[2]);
+    const ordo::models::llamagen::gpt_config cfg = ordo::models::llamagen::model_args_from_file(argv[2]);
     // host weights are read, uploaded (rounded to bf16) and freed
-    const ordo::cuda::device_gpt_weights<__nv_bfloat16> weights(ordo::eigen::load_weights(ordo::io::safetensors::open(argv[1]), cfg));
+    const ordo::cuda::device_gpt_weights<__nv_bfloat16> weights(ordo::models::llamagen::load_weights(ordo::io::safetensors::open(argv[1]), cfg));
     ordo::cuda::gpt_model<__nv_bfloat16> model(weights);
     model.use_graphs(true);
 

@@ -15,9 +15,9 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <ordo/eigen/checkpoint.hpp>
+#include <ordo/models/llamagen/checkpoint.hpp>
 #include <ordo/eigen/gpt.hpp>
-#include <ordo/eigen/model_args.hpp>
+#include <ordo/models/llamagen/model_args.hpp>
 #include <ordo/ordo.hpp>
 
 namespace cli {
@@ -74,22 +74,22 @@ inline int run_generate(const generate_args& a) {
     const auto t0 = clock::now();
 
     // the model: config, then weights straight into their arena
-    ordo::eigen::gpt_config cfg = a.config.empty() ? ordo::eigen::make_preset(a.preset)
-                                                   : ordo::eigen::model_args_from_file(a.config);
+    ordo::models::llamagen::gpt_config cfg = a.config.empty() ? ordo::models::llamagen::make_preset(a.preset)
+                                                   : ordo::models::llamagen::model_args_from_file(a.config);
     const ordo::any_policy policy = ordo::parse_policy(a.policy);
     const ordo::grid_shape grid = ordo::parse_grid(a.grid);
     const ordo::plan plan = ordo::make_plan(policy, grid);
-    ordo::eigen::gpt_weights weights;
+    ordo::models::llamagen::gpt_weights weights;
     if (a.random_weights) {
         // a preset has no checkpoint to read its variant off: give it what the policy needs
-        if (a.config.empty()) cfg = ordo::eigen::fit_variant(cfg, plan.view());
-        weights = ordo::eigen::random_weights(cfg, a.weights_seed);
+        if (a.config.empty()) cfg = ordo::models::llamagen::fit_variant(cfg, plan.view());
+        weights = ordo::models::llamagen::random_weights(cfg, a.weights_seed);
     } else {
         const ordo::io::safetensors file = ordo::io::safetensors::open(a.weights);
-        if (a.config.empty()) cfg = ordo::eigen::infer_variant(cfg, file);
-        weights = ordo::eigen::load_weights(file, cfg);
+        if (a.config.empty()) cfg = ordo::models::llamagen::infer_variant(cfg, file);
+        weights = ordo::models::llamagen::load_weights(file, cfg);
     }
-    if (!a.save_weights.empty()) ordo::eigen::save_weights(weights, a.save_weights);
+    if (!a.save_weights.empty()) ordo::models::llamagen::save_weights(weights, a.save_weights);
     const auto t1 = clock::now();
 
     // the run

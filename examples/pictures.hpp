@@ -13,7 +13,7 @@
 #include <stb/stb_easy_font.h>
 #include <stb/stb_image_write.h>
 
-#include <ordo/eigen/oracle.hpp>
+#include <ordo/oracle/oracle.hpp>
 #include <ordo/ordo.hpp>
 
 namespace pictures {

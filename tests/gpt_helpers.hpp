@@ -6,15 +6,15 @@
 #include <string>
 #include <vector>
 
-#include <ordo/eigen/gpt_weights.hpp>
+#include <ordo/models/llamagen/gpt_weights.hpp>
 #include <ordo/io/safetensors.hpp>
 
 #include "tolerance.hpp"
 
 namespace gpt_helpers {
 
-inline ordo::eigen::gpt_config tiny(ordo::index_t transitions = 0, ordo::index_t extra = 0) {
-    ordo::eigen::gpt_config c;
+inline ordo::models::llamagen::gpt_config tiny(ordo::index_t transitions = 0, ordo::index_t extra = 0) {
+    ordo::models::llamagen::gpt_config c;
     c.dim = 32;
     c.n_layer = 2;
     c.n_head = 2;
@@ -27,8 +27,8 @@ inline ordo::eigen::gpt_config tiny(ordo::index_t transitions = 0, ordo::index_t
 }
 
 // Random weights scaled up so that logits are spread out (distinct greedy choices).
-inline ordo::eigen::gpt_weights spread_weights(const ordo::eigen::gpt_config& c, std::uint64_t seed) {
-    ordo::eigen::gpt_weights w = ordo::eigen::random_weights(c, seed);
+inline ordo::models::llamagen::gpt_weights spread_weights(const ordo::models::llamagen::gpt_config& c, std::uint64_t seed) {
+    ordo::models::llamagen::gpt_weights w = ordo::models::llamagen::random_weights(c, seed);
     for (std::size_t i = 0; i < w.tensors().size(); ++i)
         if (w.tensors()[i].shape.size() == 2)
             for (float& x : w.storage(i)) x *= 40.0f;

@@ -13,10 +13,10 @@ int main() {
     const ordo::grid_shape g = ordo::grid_shape::make(8, 8);
     for (const std::string& spec : ordo::builtin_policies(g)) {
         const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), g);
-        ordo::eigen::gpt_config c;
+        ordo::models::llamagen::gpt_config c;
         c.dim = 32; c.n_layer = 2; c.n_head = 2; c.vocab_size = 64; c.num_classes = 4; c.multiple_of = 16;
-        c = ordo::eigen::fit_variant(c, p.view());
-        const ordo::eigen::gpt_weights w = ordo::eigen::random_weights(c, 1);
+        c = ordo::models::llamagen::fit_variant(c, p.view());
+        const ordo::models::llamagen::gpt_weights w = ordo::models::llamagen::random_weights(c, 1);
         ordo::eigen::gpt_model m(w);
         const std::vector<ordo::request> reqs{{1, 0, {}}, {2, 1, {}}};
         ordo::session_options o;

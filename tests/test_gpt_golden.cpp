@@ -7,9 +7,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include <ordo/eigen/checkpoint.hpp>
+#include <ordo/models/llamagen/checkpoint.hpp>
 #include <ordo/eigen/gpt.hpp>
-#include <ordo/eigen/model_args.hpp>
+#include <ordo/models/llamagen/model_args.hpp>
 #include <ordo/engine/teacher.hpp>
 #include <ordo/ordo.hpp>
 
@@ -51,7 +51,7 @@ const golden_case kCases[] = {
 
 TEST_CASE("the config of every golden model reads from its weights.json", "[gpt][golden]") {
     for (const golden_case& c : kCases) {
-        const ordo::eigen::gpt_config cfg = ordo::eigen::model_args_from_json(slurp(e2e(c.name + ".weights.json")));
+        const ordo::models::llamagen::gpt_config cfg = ordo::models::llamagen::model_args_from_json(slurp(e2e(c.name + ".weights.json")));
         const json w = read_json(e2e(c.name + ".weights.json"));
         CHECK(cfg.dim == 64);
         CHECK(cfg.ffn_hidden() == w["ffn_hidden_dim"].get<int>());
@@ -59,7 +59,7 @@ TEST_CASE("the config of every golden model reads from its weights.json", "[gpt]
         CHECK(cfg.label_rows() == w["label_table_rows"].get<int>());
         CHECK(cfg.null_label() == w["null_class_index"].get<int>());
         // the config names exactly the tensors of the checkpoint, with their shapes
-        const auto specs = ordo::eigen::checkpoint_tensors(cfg);
+        const auto specs = ordo::models::llamagen::checkpoint_tensors(cfg);
         CHECK(specs.size() == w["tensors"].size());
         for (const auto& s : specs) CHECK(w["tensors"][s.key].get<std::vector<std::int64_t>>() == s.shape);
     }
@@ -69,8 +69,8 @@ TEST_CASE("teacher-forced logits equal the official training forward", "[gpt][go
     for (const golden_case& c : kCases) {
         INFO(c.name);
         const ordo::io::safetensors wf = ordo::io::safetensors::open(e2e(c.name + ".weights.safetensors"));
-        const ordo::eigen::gpt_weights weights =
-            ordo::eigen::load_weights(wf, ordo::eigen::model_args_from_json(slurp(e2e(c.name + ".weights.json"))));
+        const ordo::models::llamagen::gpt_weights weights =
+            ordo::models::llamagen::load_weights(wf, ordo::models::llamagen::model_args_from_json(slurp(e2e(c.name + ".weights.json"))));
         ordo::eigen::gpt_model model(weights);
         const ordo::plan p = ordo::make_plan(ordo::parse_policy(c.policy), ordo::grid_shape::make(8, 8));
         ordo::contiguous_kv_cache<float> cache(model.num_layers(), 1, ordo::teacher_cache_len(p), model.cache_width());
@@ -93,8 +93,8 @@ TEST_CASE("every decode step's logits and the greedy token grid equal the offici
         INFO(c.name);
         const json run = read_json(e2e(c.name + ".json"));
         const ordo::io::safetensors wf = ordo::io::safetensors::open(e2e(c.name + ".weights.safetensors"));
-        const ordo::eigen::gpt_config cfg = ordo::eigen::model_args_from_json(slurp(e2e(c.name + ".weights.json")));
-        const ordo::eigen::gpt_weights weights = ordo::eigen::load_weights(wf, cfg);
+        const ordo::models::llamagen::gpt_config cfg = ordo::models::llamagen::model_args_from_json(slurp(e2e(c.name + ".weights.json")));
+        const ordo::models::llamagen::gpt_weights weights = ordo::models::llamagen::load_weights(wf, cfg);
         ordo::eigen::gpt_model model(weights);
         const ordo::plan p = ordo::make_plan(ordo::parse_policy(c.policy), ordo::grid_shape::make(8, 8));
         REQUIRE(p.num_steps() == run["num_forward_calls"].get<int>());

@@ -6,10 +6,9 @@
 #include <numeric>
 
 #include <Eigen/Dense>
-#include <ordo/eigen/oracle.hpp>
+#include <ordo/oracle/oracle.hpp>
 #include <ordo/ordo.hpp>
 
-namespace oe = ordo::eigen;
 
 namespace {
 
@@ -51,12 +50,12 @@ TEST_CASE("exact KL equals an independent brute-force computation on small grids
     const std::vector<ordo::grid_shape> grids{ordo::grid_shape::make(4, 4), ordo::grid_shape::make(6, 6), ordo::grid_shape::make(3, 4, 4)};
     for (const auto& g : grids)
         for (const std::string& spec : ordo::builtin_policies(g))
-            for (const auto shape : {oe::kernel_shape::exponential, oe::kernel_shape::squared_exponential})
+            for (const auto shape : {ordo::oracle::kernel_shape::exponential, ordo::oracle::kernel_shape::squared_exponential})
                 for (double ell : {0.7, 2.0}) {
                     const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), g);
-                    const oe::field_kernel k = oe::field_kernel::isotropic(shape, ell, 1e-2);
-                    const Eigen::MatrixXd sigma = oe::field_covariance(g, k);
-                    const double exact = oe::exact_kl(p.view(), sigma).total;
+                    const ordo::oracle::field_kernel k = ordo::oracle::field_kernel::isotropic(shape, ell, 1e-2);
+                    const Eigen::MatrixXd sigma = ordo::oracle::field_covariance(g, k);
+                    const double exact = ordo::oracle::exact_kl(p.view(), sigma).total;
                     const double brute = brute_force_kl(vec(p.view().order), vec(p.view().emit_offsets), sigma);
                     INFO(g.str() << " " << spec << " " << k.str() << ": exact " << exact << ", brute force " << brute);
                     CHECK(std::abs(exact - brute) <= 1e-8 * std::max(1.0, std::abs(brute)));
@@ -65,7 +64,7 @@ TEST_CASE("exact KL equals an independent brute-force computation on small grids
 
 TEST_CASE("generated samples have the generated covariance; raster samples the true field", "[oracle]") {
     const ordo::grid_shape g = ordo::grid_shape::make(6, 6);
-    const Eigen::MatrixXd sigma = oe::field_covariance(g, oe::field_kernel::isotropic(oe::kernel_shape::exponential, 2.0, 1e-2));
+    const Eigen::MatrixXd sigma = ordo::oracle::field_covariance(g, ordo::oracle::field_kernel::isotropic(ordo::oracle::kernel_shape::exponential, 2.0, 1e-2));
     for (const std::string& spec : ordo::builtin_policies(g)) {
         const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), g);
         const std::vector<ordo::index_t> order = vec(p.view().order), offsets = vec(p.view().emit_offsets);
@@ -73,7 +72,7 @@ TEST_CASE("generated samples have the generated covariance; raster samples the t
         brute_force_kl(order, offsets, sigma, &want);  // emission order
         // the sampling map is linear in z: its columns give x = M z, so Cov = M Mᵀ
         Eigen::MatrixXd m(36, 36);
-        for (int i = 0; i < 36; ++i) m.col(i) = oe::generated_sample(order, offsets, sigma, Eigen::VectorXd::Unit(36, i));
+        for (int i = 0; i < 36; ++i) m.col(i) = ordo::oracle::generated_sample(order, offsets, sigma, Eigen::VectorXd::Unit(36, i));
         Eigen::MatrixXd got = m * m.transpose(), got_emission(36, 36);
         for (int i = 0; i < 36; ++i)
             for (int j = 0; j < 36; ++j) got_emission(i, j) = got(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(j)]);
@@ -87,24 +86,24 @@ TEST_CASE("generated samples have the generated covariance; raster samples the t
 TEST_CASE("known cases: raster costs nothing; one step over independent tokens costs nothing", "[oracle]") {
     const ordo::grid_shape g = ordo::grid_shape::make(8, 8);
     const ordo::plan raster = ordo::make_plan(ordo::raster{}, g);
-    for (const auto shape : {oe::kernel_shape::exponential, oe::kernel_shape::squared_exponential})
+    for (const auto shape : {ordo::oracle::kernel_shape::exponential, ordo::oracle::kernel_shape::squared_exponential})
         for (double ell : {0.5, 1.0, 4.0, 16.0}) {
-            const auto kl = oe::exact_kl(raster.view(), oe::field_kernel::isotropic(shape, ell));
+            const auto kl = ordo::oracle::exact_kl(raster.view(), ordo::oracle::field_kernel::isotropic(shape, ell));
             CHECK(kl.total == 0.0);
             CHECK(kl.per_step.size() == 64);
         }
     // all 64 positions in one step, tokens independent (ℓ so short the kernel vanishes off the diagonal)
     std::vector<ordo::index_t> order(64), one_step{0, 64};
     std::iota(order.begin(), order.end(), 0);
-    const auto kl = oe::exact_kl(order, one_step, oe::field_covariance(g, oe::field_kernel::isotropic(oe::kernel_shape::squared_exponential, 0.01)));
+    const auto kl = ordo::oracle::exact_kl(order, one_step, ordo::oracle::field_covariance(g, ordo::oracle::field_kernel::isotropic(ordo::oracle::kernel_shape::squared_exponential, 0.01)));
     CHECK(std::abs(kl.total) < 1e-12);
     // correlated tokens in one step cost something
-    CHECK(oe::exact_kl(order, one_step, oe::field_covariance(g, oe::field_kernel::isotropic(oe::kernel_shape::exponential, 2.0))).total > 1.0);
+    CHECK(ordo::oracle::exact_kl(order, one_step, ordo::oracle::field_covariance(g, ordo::oracle::field_kernel::isotropic(ordo::oracle::kernel_shape::exponential, 2.0))).total > 1.0);
 }
 
 TEST_CASE("splitting steps finer never raises the KL", "[oracle]") {
     const ordo::grid_shape g = ordo::grid_shape::make(8, 8);
-    const Eigen::MatrixXd sigma = oe::field_covariance(g, oe::field_kernel::isotropic(oe::kernel_shape::exponential, 2.0));
+    const Eigen::MatrixXd sigma = ordo::oracle::field_covariance(g, ordo::oracle::field_kernel::isotropic(ordo::oracle::kernel_shape::exponential, 2.0));
     for (const std::string& spec : ordo::builtin_policies(g)) {
         const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), g);
         const std::vector<ordo::index_t> order = vec(p.view().order), offsets = vec(p.view().emit_offsets);
@@ -115,12 +114,12 @@ TEST_CASE("splitting steps finer never raises the KL", "[oracle]") {
             if (mid > offsets[k]) finer.push_back(mid);
             finer.push_back(offsets[k + 1]);
         }
-        const double kl = oe::exact_kl(order, offsets, sigma).total;
+        const double kl = ordo::oracle::exact_kl(order, offsets, sigma).total;
         INFO(spec);
-        CHECK(oe::exact_kl(order, finer, sigma).total <= kl + 1e-9);
-        CHECK(oe::exact_kl(order, std::vector<ordo::index_t>{0, 64}, sigma).total >= kl - 1e-9);
+        CHECK(ordo::oracle::exact_kl(order, finer, sigma).total <= kl + 1e-9);
+        CHECK(ordo::oracle::exact_kl(order, std::vector<ordo::index_t>{0, 64}, sigma).total >= kl - 1e-9);
         // per step it is a sum of non-negative terms
-        for (double s : oe::exact_kl(order, offsets, sigma).per_step) CHECK(s >= -1e-12);
+        for (double s : ordo::oracle::exact_kl(order, offsets, sigma).per_step) CHECK(s >= -1e-12);
     }
 }
 
@@ -130,7 +129,7 @@ TEST_CASE("the oracle is fast enough for real grids", "[oracle]") {
                                   std::pair{ordo::grid_shape::make(32, 32), "nar"}}) {
         const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), g);
         const auto t0 = std::chrono::steady_clock::now();
-        const auto kl = oe::exact_kl(p.view(), oe::field_kernel::isotropic(oe::kernel_shape::exponential, 2.0));
+        const auto kl = ordo::oracle::exact_kl(p.view(), ordo::oracle::field_kernel::isotropic(ordo::oracle::kernel_shape::exponential, 2.0));
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         WARN(g.str() << " " << spec << ": KL " << kl.total << " nats in " << s << " s");
         CHECK(kl.total > 0);
@@ -140,26 +139,26 @@ TEST_CASE("the oracle is fast enough for real grids", "[oracle]") {
 TEST_CASE("oracle inputs are checked", "[oracle][errors]") {
     using Catch::Contains;
     const ordo::grid_shape g = ordo::grid_shape::make(2, 2);
-    const Eigen::MatrixXd sigma = oe::field_covariance(g, oe::field_kernel{});
-    REQUIRE_THROWS_WITH(oe::exact_kl(std::vector<ordo::index_t>{0, 1, 1, 3}, std::vector<ordo::index_t>{0, 4}, sigma), Contains("not a permutation"));
-    REQUIRE_THROWS_WITH(oe::exact_kl(std::vector<ordo::index_t>{0, 1, 2, 3}, std::vector<ordo::index_t>{0, 3}, sigma), Contains("step offsets"));
-    REQUIRE_THROWS_WITH(oe::exact_kl(std::vector<ordo::index_t>{0, 1, 2}, std::vector<ordo::index_t>{0, 3}, sigma), Contains("covariance is 4x4"));
-    oe::field_kernel bad;
+    const Eigen::MatrixXd sigma = ordo::oracle::field_covariance(g, ordo::oracle::field_kernel{});
+    REQUIRE_THROWS_WITH(ordo::oracle::exact_kl(std::vector<ordo::index_t>{0, 1, 1, 3}, std::vector<ordo::index_t>{0, 4}, sigma), Contains("not a permutation"));
+    REQUIRE_THROWS_WITH(ordo::oracle::exact_kl(std::vector<ordo::index_t>{0, 1, 2, 3}, std::vector<ordo::index_t>{0, 3}, sigma), Contains("step offsets"));
+    REQUIRE_THROWS_WITH(ordo::oracle::exact_kl(std::vector<ordo::index_t>{0, 1, 2}, std::vector<ordo::index_t>{0, 3}, sigma), Contains("covariance is 4x4"));
+    ordo::oracle::field_kernel bad;
     bad.ell_h = 0;
-    REQUIRE_THROWS_WITH(oe::field_covariance(g, bad), Contains("length scale"));
+    REQUIRE_THROWS_WITH(ordo::oracle::field_covariance(g, bad), Contains("length scale"));
     bad = {};
     bad.nugget = -1;
-    REQUIRE_THROWS_WITH(oe::field_covariance(g, bad), Contains("nugget"));
+    REQUIRE_THROWS_WITH(ordo::oracle::field_covariance(g, bad), Contains("nugget"));
     // a singular field: squared-exponential with a long range and no nugget
-    const Eigen::MatrixXd flat = oe::field_covariance(ordo::grid_shape::make(8, 8), oe::field_kernel::isotropic(oe::kernel_shape::squared_exponential, 50.0, 0.0));
-    REQUIRE_THROWS_WITH(oe::exact_kl(ordo::make_plan(ordo::raster{}, ordo::grid_shape::make(8, 8)).view(), flat), Contains("not positive definite"));
+    const Eigen::MatrixXd flat = ordo::oracle::field_covariance(ordo::grid_shape::make(8, 8), ordo::oracle::field_kernel::isotropic(ordo::oracle::kernel_shape::squared_exponential, 50.0, 0.0));
+    REQUIRE_THROWS_WITH(ordo::oracle::exact_kl(ordo::make_plan(ordo::raster{}, ordo::grid_shape::make(8, 8)).view(), flat), Contains("not positive definite"));
 }
 
-#include <ordo/eigen/field_model.hpp>
+#include <ordo/oracle/field_model.hpp>
 
 namespace {
 // Mean of x_a·x_b over the given pairs and over every generated field (tokens dequantised).
-double mean_product(const oe::field_model& m, const std::vector<std::vector<ordo::index_t>>& fields,
+double mean_product(const ordo::oracle::field_model& m, const std::vector<std::vector<ordo::index_t>>& fields,
                     const std::vector<std::pair<ordo::index_t, ordo::index_t>>& pairs) {
     double sum = 0;
     for (const auto& f : fields)
@@ -170,8 +169,8 @@ double mean_product(const oe::field_model& m, const std::vector<std::vector<ordo
 
 TEST_CASE("the field as a token model: raster samples have the kernel's covariance, a parallel order's do not", "[oracle][field]") {
     const ordo::grid_shape g = ordo::grid_shape::make(5, 5);
-    const oe::field_kernel k = oe::field_kernel::isotropic(oe::kernel_shape::exponential, 2.0, 1e-2);
-    oe::field_model model(g, k, 64);
+    const ordo::oracle::field_kernel k = ordo::oracle::field_kernel::isotropic(ordo::oracle::kernel_shape::exponential, 2.0, 1e-2);
+    ordo::oracle::field_model model(g, k, 64);
     // pairs of anti-diagonal neighbours: NAR emits them in the same step
     std::vector<std::pair<ordo::index_t, ordo::index_t>> pairs;
     for (ordo::index_t r = 0; r + 1 < 5; ++r)
@@ -192,7 +191,7 @@ TEST_CASE("the field as a token model: raster samples have the kernel's covarian
         // the exact covariance the order generates, from the oracle's sampling map
         const auto v = p.view();
         Eigen::MatrixXd map(25, 25);
-        for (int i = 0; i < 25; ++i) map.col(i) = oe::generated_sample(v.order, v.emit_offsets, model.covariance(), Eigen::VectorXd::Unit(25, i));
+        for (int i = 0; i < 25; ++i) map.col(i) = ordo::oracle::generated_sample(v.order, v.emit_offsets, model.covariance(), Eigen::VectorXd::Unit(25, i));
         const double truth = average(model.covariance()), generated = average(map * map.transpose()), mc = mean_product(model, fields, pairs);
         INFO(spec << ": Monte-Carlo " << mc << ", generated " << generated << ", true " << truth);
         CHECK(std::abs(mc - generated) < 0.08);  // 400 fields x 16 pairs: standard error ~0.03

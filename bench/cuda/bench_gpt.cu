@@ -30,7 +30,6 @@
 namespace {
 
 namespace oc = ordo::cuda;
-namespace oe = ordo::eigen;
 using bf16 = __nv_bfloat16;
 
 double g_peak = 0;  // bytes/s, set by every benchmark (the summary runs after CUDA may be torn down)
@@ -83,7 +82,7 @@ std::unique_ptr<step_batches> make_batches(const ordo::plan& p, int requests, or
 
 // Bytes of weights a step streams: every matrix but the embedding tables (rows are gathered),
 // the B head's block only when the plan reads it.
-double streamed_bytes(const oe::gpt_config& c, bool b_head) {
+double streamed_bytes(const ordo::models::llamagen::gpt_config& c, bool b_head) {
     const double d = c.dim, h = c.ffn_hidden(), per_layer = c.qkv_rows() * d + d * d + 3 * h * d + 2 * d;
     const double layers = b_head ? c.num_layers() : c.n_layer;
     return sizeof(bf16) * (layers * per_layer + (b_head ? 2.0 : 1.0) * (c.vocab_size * d + d));
@@ -125,14 +124,14 @@ void BM_copy_bandwidth(benchmark::State& state) {
 // Seeded random weights of `preset` in the variant plan p needs, on the device in bf16 (the host
 // copy is freed once uploaded).
 std::unique_ptr<oc::device_gpt_weights<bf16>> device_weights(const std::string& preset, const ordo::plan& p) {
-    const oe::gpt_weights host = oe::random_weights(oe::fit_variant(oe::make_preset(preset), p.view()), 1);
+    const ordo::models::llamagen::gpt_weights host = ordo::models::llamagen::random_weights(ordo::models::llamagen::fit_variant(ordo::models::llamagen::make_preset(preset), p.view()), 1);
     return std::make_unique<oc::device_gpt_weights<bf16>>(host);
 }
 
 void BM_decode(benchmark::State& state, std::string preset, std::string policy, std::string grid, int batch) {
     const ordo::plan p = ordo::make_plan(ordo::parse_policy(policy), ordo::parse_grid(grid));
     const auto w = device_weights(preset, p);
-    const oe::gpt_config& cfg = w->config();
+    const ordo::models::llamagen::gpt_config& cfg = w->config();
     oc::gpt_model<bf16> model(*w);
     model.use_graphs(true);  // the warm-up image captures one graph per step; timed images replay them
     const auto sb = make_batches(p, batch, cfg.null_label());
@@ -180,7 +179,7 @@ void BM_decode(benchmark::State& state, std::string preset, std::string policy, 
 void BM_generate(benchmark::State& state, std::string preset, std::string policy, std::string grid, int batch) {
     const ordo::plan p = ordo::make_plan(ordo::parse_policy(policy), ordo::parse_grid(grid));
     const auto w = device_weights(preset, p);
-    const oe::gpt_config& cfg = w->config();
+    const ordo::models::llamagen::gpt_config& cfg = w->config();
     oc::gpt_model<bf16> model(*w);
     model.use_graphs(true);
     oc::device_kv_cache<bf16> cache(model.num_layers(), 2 * batch, ordo::kv_cache_len(p), model.cache_width());

@@ -24,7 +24,7 @@ golden_run read_golden_run(const std::string& json_path) {
     return r;
 }
 
-decoded eigen_greedy_decode(const ordo::eigen::gpt_weights& w, const ordo::plan_view& p, int label, float scale) {
+decoded eigen_greedy_decode(const ordo::models::llamagen::gpt_weights& w, const ordo::plan_view& p, int label, float scale) {
     ordo::eigen::gpt_model model(w);
     ordo::contiguous_kv_cache<float> cache(model.num_layers(), scale > 1.0f ? 2 : 1, ordo::kv_cache_len(p), model.cache_width());
     return greedy_decode(model, cache, p, label, scale, w.config().null_label());

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include <ordo/eigen/gpt_weights.hpp>
+#include <ordo/models/llamagen/gpt_weights.hpp>
 #include <ordo/plan.hpp>
 
 #include "greedy_decode.hpp"
@@ -21,6 +21,6 @@ struct golden_run {
 golden_run read_golden_run(const std::string& json_path);
 
 // What the Eigen backend decodes with greedy sampling (CFG `scale`, null label from the config).
-decoded eigen_greedy_decode(const ordo::eigen::gpt_weights& w, const ordo::plan_view& p, int label, float scale);
+decoded eigen_greedy_decode(const ordo::models::llamagen::gpt_weights& w, const ordo::plan_view& p, int label, float scale);
 
 }  // namespace ordo_test

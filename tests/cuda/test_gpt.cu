@@ -9,8 +9,8 @@
 #include <cstdio>
 
 #include <ordo/cuda/gpt.cuh>
-#include <ordo/eigen/checkpoint.hpp>
-#include <ordo/eigen/model_args.hpp>
+#include <ordo/models/llamagen/checkpoint.hpp>
+#include <ordo/models/llamagen/model_args.hpp>
 #include <ordo/engine/teacher.hpp>
 #include <ordo/ordo.hpp>
 
@@ -18,7 +18,6 @@
 #include "reference.hpp"
 
 namespace oc = ordo::cuda;
-namespace oe = ordo::eigen;
 using Catch::Contains;
 
 namespace {
@@ -57,9 +56,9 @@ using gpt_helpers::read_f32;
 using gpt_helpers::spread_weights;
 using gpt_helpers::tiny;
 
-oe::gpt_weights load_case(const golden_case& c) {
+ordo::models::llamagen::gpt_weights load_case(const golden_case& c) {
     const ordo::io::safetensors wf = ordo::io::safetensors::open(e2e(std::string(c.name) + ".weights.safetensors"));
-    return oe::load_weights(wf, oe::model_args_from_json(slurp(e2e(std::string(c.name) + ".weights.json"))));
+    return ordo::models::llamagen::load_weights(wf, ordo::models::llamagen::model_args_from_json(slurp(e2e(std::string(c.name) + ".weights.json"))));
 }
 
 // The golden teacher-forcing case: the token grid, the label and the official logits.
@@ -84,8 +83,8 @@ struct head_dim_case {
     std::uint64_t seed;
 };
 constexpr head_dim_case kHeadDims[] = {{16, 11}, {64, 14}, {100, 12}};
-oe::gpt_config tiny_with_head_dim(ordo::index_t hd) {
-    oe::gpt_config c = tiny();
+ordo::models::llamagen::gpt_config tiny_with_head_dim(ordo::index_t hd) {
+    ordo::models::llamagen::gpt_config c = tiny();
     c.dim = c.n_head * hd;
     return c;
 }
@@ -101,7 +100,7 @@ ordo_test::decoded gpu_greedy_decode(oc::gpt_model<W>& model, Cache& cache, cons
 TEST_CASE("cuda gpt: teacher-forced logits equal the official training forward (fp32)", "[cuda-gpt]") {
     for (const golden_case& c : kCases) {
         INFO(c.name);
-        const oe::gpt_weights hw = load_case(c);
+        const ordo::models::llamagen::gpt_weights hw = load_case(c);
         const oc::device_gpt_weights<float> w(hw);
         oc::gpt_model<float> model(w);
         const ordo::plan p = ordo::make_plan(ordo::parse_policy(c.policy), ordo::grid_shape::make(8, 8));
@@ -119,7 +118,7 @@ TEST_CASE("cuda gpt: every decode step's logits and the greedy grid equal the of
     for (const golden_case& c : kCases) {
         INFO(c.name);
         const ordo_test::golden_run run = ordo_test::read_golden_run(e2e(std::string(c.name) + ".json"));
-        const oe::gpt_weights hw = load_case(c);
+        const ordo::models::llamagen::gpt_weights hw = load_case(c);
         const oc::device_gpt_weights<float> w(hw);
         oc::gpt_model<float> model(w);
         const ordo::plan p = ordo::make_plan(ordo::parse_policy(c.policy), ordo::grid_shape::make(8, 8));
@@ -168,7 +167,7 @@ TEST_CASE("cuda gpt: bf16 weights stay within the bf16 tolerance of the official
     for (const golden_case& c : kCases) {
         INFO(c.name);
         const ordo_test::golden_run run = ordo_test::read_golden_run(e2e(std::string(c.name) + ".json"));
-        const oe::gpt_weights hw = load_case(c);
+        const ordo::models::llamagen::gpt_weights hw = load_case(c);
         const oc::device_gpt_weights<__nv_bfloat16> w(hw);
         oc::gpt_model<__nv_bfloat16> model(w);
         const ordo::plan p = ordo::make_plan(ordo::parse_policy(c.policy), ordo::grid_shape::make(8, 8));
@@ -194,9 +193,9 @@ TEST_CASE("cuda gpt: every order decodes as the Eigen backend does (fp32, random
         for (const order& o : orders) {
             INFO(o.spec << " on " << o.grid << ", head_dim " << hc.head_dim);
             const ordo::plan p = ordo::make_plan(ordo::parse_policy(o.spec), ordo::parse_grid(o.grid));
-            const oe::gpt_config cfg = oe::fit_variant(tiny_with_head_dim(hc.head_dim), p.view());
+            const ordo::models::llamagen::gpt_config cfg = ordo::models::llamagen::fit_variant(tiny_with_head_dim(hc.head_dim), p.view());
             REQUIRE(cfg.head_dim() == hc.head_dim);
-            const oe::gpt_weights hw = spread_weights(cfg, hc.seed);
+            const ordo::models::llamagen::gpt_weights hw = spread_weights(cfg, hc.seed);
             const ordo_test::decoded want = ordo_test::eigen_greedy_decode(hw, p.view(), 2, 3.0f);
             const oc::device_gpt_weights<float> w(hw);
             oc::gpt_model<float> model(w);
@@ -211,7 +210,7 @@ TEST_CASE("cuda gpt: every order decodes as the Eigen backend does (fp32, random
 
 TEST_CASE("cuda gpt: generate() runs a batch of requests through the device model", "[cuda-gpt]") {
     const ordo::plan p = ordo::make_plan(ordo::parse_policy("par:2x2"), ordo::grid_shape::make(8, 8));
-    const oe::gpt_weights hw = spread_weights(oe::fit_variant(tiny(), p.view()), 5);
+    const ordo::models::llamagen::gpt_weights hw = spread_weights(ordo::models::llamagen::fit_variant(tiny(), p.view()), 5);
     const oc::device_gpt_weights<float> w(hw);
     oc::gpt_model<float> model(w);
     const std::vector<ordo::request> reqs = {{1, 7, {}}, {3, 8, {}}, {1, 7, {}}};
@@ -234,7 +233,7 @@ TEST_CASE("cuda gpt: generate() runs a batch of requests through the device mode
 
 TEST_CASE("cuda gpt: plans, caches and inputs it cannot run are clear errors", "[cuda-gpt]") {
     const ordo::plan nar = ordo::make_plan(ordo::parse_policy("nar"), ordo::grid_shape::make(4, 4));
-    const oe::gpt_weights hw = oe::random_weights(tiny(), 1);  // no B head, no transition tokens
+    const ordo::models::llamagen::gpt_weights hw = ordo::models::llamagen::random_weights(tiny(), 1);  // no B head, no transition tokens
     const oc::device_gpt_weights<float> w(hw);
     oc::gpt_model<float> model(w);
     oc::device_kv_cache<float> cache(model.num_layers(), 1, ordo::kv_cache_len(nar), model.cache_width());
@@ -257,7 +256,7 @@ TEST_CASE("cuda gpt: CUDA graphs replay each step exactly as the eager launches 
         for (const char* spec : {"par:2x2+nar", "zipar:3", "raster"}) {
             INFO(spec << ", head_dim " << hc.head_dim);
             const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::grid_shape::make(8, 8));
-            const oe::gpt_weights hw = spread_weights(oe::fit_variant(tiny_with_head_dim(hc.head_dim), p.view()), 3);
+            const ordo::models::llamagen::gpt_weights hw = spread_weights(ordo::models::llamagen::fit_variant(tiny_with_head_dim(hc.head_dim), p.view()), 3);
             const oc::device_gpt_weights<__nv_bfloat16> w(hw);
             oc::gpt_model<__nv_bfloat16> eager(w), graphed(w);
             graphed.use_graphs(true);
@@ -281,7 +280,7 @@ TEST_CASE("cuda gpt: sampling on the device gives generate()'s tokens (host samp
     for (const char* spec : {"raster", "par:2x2", "nar", "par:2x2+nar", "zipar:3"}) {
         INFO(spec);
         const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::grid_shape::make(8, 8));
-        const oe::gpt_weights hw = spread_weights(oe::fit_variant(tiny(), p.view()), 21);
+        const ordo::models::llamagen::gpt_weights hw = spread_weights(ordo::models::llamagen::fit_variant(tiny(), p.view()), 21);
         const oc::device_gpt_weights<float> w(hw);
         oc::gpt_model<float> model(w);
         const std::vector<ordo::request> reqs = {{1, 70, {}}, {4, 71, {}}, {2, 72, {}}};
@@ -334,7 +333,7 @@ using gpt_test_policies::mixed_pairs;
 TEST_CASE("cuda gpt: a plan that differs from the last only in fed row order, head weights or heads gets its own device plan", "[cuda-gpt]") {
     const ordo::grid_shape g = ordo::grid_shape::make(8, 8);
     const std::vector<mixed_pairs> variants = {{}, {0.3f, false, false}, {0.5f, true, false}, {0.3f, false, true}};
-    const oe::gpt_weights hw = spread_weights(oe::fit_variant(tiny(), ordo::make_plan(variants[0], g).view()), 17);
+    const ordo::models::llamagen::gpt_weights hw = spread_weights(ordo::models::llamagen::fit_variant(tiny(), ordo::make_plan(variants[0], g).view()), 17);
     const oc::device_gpt_weights<float> w(hw);
     const auto chain = ordo::make_sampler(ordo::top_k{20}, ordo::multinomial{});
     const std::vector<ordo::request> reqs = {{1, 5, {}}, {3, 6, {}}};
@@ -366,7 +365,7 @@ TEST_CASE("cuda gpt: a plan that differs from the last only in fed row order, he
 
 TEST_CASE("cuda gpt: a new cache at a reused address with other geometry does not replay graphs captured on the old one", "[cuda-gpt]") {
     const ordo::plan p = ordo::make_plan(ordo::parse_policy("par:2x2"), ordo::grid_shape::make(8, 8));
-    const oe::gpt_weights hw = spread_weights(oe::fit_variant(tiny(), p.view()), 5);
+    const ordo::models::llamagen::gpt_weights hw = spread_weights(ordo::models::llamagen::fit_variant(tiny(), p.view()), 5);
     const oc::device_gpt_weights<float> w(hw);
     oc::gpt_model<float> graphed(w), eager(w);
     graphed.use_graphs(true);
@@ -401,10 +400,10 @@ TEST_CASE("cuda gpt: a new cache at a reused address with other geometry does no
 }
 
 TEST_CASE("cuda gpt: a head_dim above the decode attention's 128 is a clear error", "[cuda-gpt]") {
-    oe::gpt_config c = tiny();
+    ordo::models::llamagen::gpt_config c = tiny();
     c.n_head = 1;
     c.dim = 132;
-    const oe::gpt_weights hw = oe::random_weights(c, 1);
+    const ordo::models::llamagen::gpt_weights hw = ordo::models::llamagen::random_weights(c, 1);
     const oc::device_gpt_weights<float> w(hw);
     CHECK_THROWS_WITH(oc::gpt_model<float>(w), Contains("head_dim 132"));
 }

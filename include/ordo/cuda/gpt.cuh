@@ -1,6 +1,6 @@
 // ordo/cuda/gpt.cuh - the LlamaGen GPT (with PAR's transition tokens and NAR's extra block + B head)
 // on the GPU: the model of the Eigen backend (eigen/gpt.hpp), as an ordo model_for over the device
-// caches, loading the same weights (eigen/gpt_weights.hpp, eigen/checkpoint.hpp: standard library
+// caches, loading the same weights (models/llamagen/gpt_weights.hpp, models/llamagen/checkpoint.hpp: standard library
 // only, no Eigen).
 //
 // Precision: W = float (fp32 weights, cuBLAS SGEMM) or __nv_bfloat16 (bf16 weights and GEMM inputs,
@@ -27,7 +27,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "../eigen/gpt_weights.hpp"
+#include "../models/llamagen/gpt_weights.hpp"
 #include "../engine/generate.hpp"
 #include "attention.cuh"
 #include "kv_cache.cuh"
@@ -40,7 +40,7 @@ inline void check(cublasStatus_t s, const char* what) {
     if (s != CUBLAS_STATUS_SUCCESS) throw error(std::string("cublas: ") + what + ": " + cublasGetStatusName(s) + " (" + cublasGetStatusString(s) + ")");
 }
 
-using eigen::gpt_config;
+using models::llamagen::gpt_config;
 
 namespace detail {
 // fp32 -> bf16, round to nearest even (NaN stays NaN), on the host.
@@ -95,16 +95,16 @@ __global__ void swiglu_kernel(const float* g, index_t rows, index_t hidden, Out*
 
 // The weights on the device in precision W, in checkpoint order (one arena, views per tensor).
 template <class W>
-class device_gpt_weights : public eigen::gpt_tensors<W> {
+class device_gpt_weights : public models::llamagen::gpt_tensors<W> {
     static_assert(std::is_same_v<W, float> || std::is_same_v<W, __nv_bfloat16>,
                   "ordo::cuda::device_gpt_weights: the weight precision is float or __nv_bfloat16");
 
 public:
     // Uploads (and for bf16 rounds, to nearest even) the host weights, tensor by tensor.
-    explicit device_gpt_weights(const eigen::gpt_weights& host) : config_(host.config()) {
+    explicit device_gpt_weights(const models::llamagen::gpt_weights& host) : config_(host.config()) {
         const auto& specs = host.tensors();
         std::size_t total = 0;
-        const std::vector<std::size_t> offsets = eigen::tensor_offsets(specs, total);
+        const std::vector<std::size_t> offsets = models::llamagen::tensor_offsets(specs, total);
         arena_ = device_buffer<W>(total);
         std::vector<W> staging;
         for (std::size_t i = 0; i < specs.size(); ++i) {
@@ -203,7 +203,7 @@ public:
     // Checks that the checkpoint can run the plan, uploads the plan once and sizes every buffer
     // for `sequences` (generate() calls this through check_fit).
     void prepare(const plan_view& p, index_t sequences) {
-        eigen::check_plan_fit(c_, p);
+        models::llamagen::check_plan_fit(c_, p);
         use_plan(p);
         reserve(static_cast<std::size_t>(sequences) * static_cast<std::size_t>(std::max(p.max_rows_per_step(), p.header.train_slots)),
                 static_cast<std::size_t>(std::max(p.max_rows_per_step(), p.header.train_slots)), p.header.num_heads);
@@ -383,7 +383,7 @@ private:
         for (index_t r = 0; r < b.num_rows; ++r) h_rows_.data()[r] = row_info{b.slots[static_cast<std::size_t>(r)], b.rope[static_cast<std::size_t>(r)]};
         for (index_t s = 0; s < b.num_sequences; ++s)
             for (index_t r = 0; r < b.num_rows; ++r) {
-                const W* src = eigen::embedding_row(*w_, c_, b, s, r);
+                const W* src = models::llamagen::embedding_row(*w_, c_, b, s, r);
                 h_src_.data()[static_cast<std::size_t>(s) * static_cast<std::size_t>(b.num_rows) + static_cast<std::size_t>(r)] = src;
             }
         const std::size_t rows = static_cast<std::size_t>(b.num_sequences) * static_cast<std::size_t>(b.num_rows);

@@ -19,8 +19,8 @@
 
 #include "../engine/generate.hpp"
 #include "../mask.hpp"
-#include "gpt_config.hpp"
-#include "gpt_weights.hpp"
+#include "../models/llamagen/gpt_config.hpp"
+#include "../models/llamagen/gpt_weights.hpp"
 #include "skinny.hpp"
 
 namespace ordo::eigen {
@@ -29,7 +29,7 @@ namespace ordo::eigen {
 // by prepare() (generate() calls it through check_fit) so that forward() allocates nothing.
 class gpt_model {
 public:
-    explicit gpt_model(const gpt_weights& w) : w_(&w), c_(w.config()) {
+    explicit gpt_model(const models::llamagen::gpt_weights& w) : w_(&w), c_(w.config()) {
         c_.validate();
         const index_t hd2 = c_.head_dim() / 4;  // rotation pairs per axis
         freqs_.resize(static_cast<std::size_t>(hd2));
@@ -38,7 +38,7 @@ public:
                 1.0f / std::pow(c_.rope_base, static_cast<float>(2 * k) / static_cast<float>(c_.head_dim() / 2));
     }
 
-    const gpt_config& config() const { return c_; }
+    const models::llamagen::gpt_config& config() const { return c_; }
     index_t vocab_size() const { return c_.vocab_size; }
     index_t num_heads() const { return c_.num_output_heads(); }
     index_t num_layers() const { return c_.num_layers(); }
@@ -46,7 +46,7 @@ public:
 
     // Checks that this checkpoint can run the plan, and sizes the step buffers for `sequences`.
     void prepare(const plan_view& p, index_t sequences) {
-        check_plan_fit(c_, p);
+        models::llamagen::check_plan_fit(c_, p);
         reserve(static_cast<std::size_t>(sequences) * static_cast<std::size_t>(std::max(p.max_rows_per_step(), p.header.train_slots)),
                 p.num_slots());
     }
@@ -103,7 +103,7 @@ private:
         const std::size_t d = static_cast<std::size_t>(c_.dim);
         for (index_t s = 0; s < b.num_sequences; ++s)
             for (index_t r = 0; r < b.num_rows; ++r) {
-                const float* src = embedding_row(*w_, c_, b, s, r);
+                const float* src = models::llamagen::embedding_row(*w_, c_, b, s, r);
                 std::copy(src, src + d, x_.data() + (static_cast<std::size_t>(s) * static_cast<std::size_t>(b.num_rows) + static_cast<std::size_t>(r)) * d);
             }
     }
@@ -139,7 +139,7 @@ private:
 
     template <class C>
     void block(index_t l, const step_batch& b, C& cache) {
-        const gpt_weights::layer& L = w_->layers[static_cast<std::size_t>(l)];
+        const models::llamagen::gpt_weights::layer& L = w_->layers[static_cast<std::size_t>(l)];
         const std::size_t d = static_cast<std::size_t>(c_.dim), rows = static_cast<std::size_t>(b.num_sequences) * static_cast<std::size_t>(b.num_rows);
         const index_t hd = c_.head_dim(), nh = c_.n_head, nkv = c_.kv_heads();
         const std::size_t qkv_w = static_cast<std::size_t>(c_.qkv_rows());
@@ -222,8 +222,8 @@ private:
                     logits.data() + static_cast<std::size_t>(which) * v, heads * v);
     }
 
-    const gpt_weights* w_;
-    gpt_config c_;
+    const models::llamagen::gpt_weights* w_;
+    models::llamagen::gpt_config c_;
     std::vector<float> freqs_;
     std::size_t rows_ = 0;
     index_t slots_ = 0;

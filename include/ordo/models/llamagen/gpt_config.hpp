@@ -1,4 +1,4 @@
-// ordo/eigen/gpt_config.hpp - the shape of a LlamaGen GPT and its PAR / NAR variants, the official
+// ordo/models/llamagen/gpt_config.hpp - the shape of a LlamaGen GPT and its PAR / NAR variants, the official
 // presets, and the tensors a checkpoint of that shape holds (official state-dict key names).
 #pragma once
 
@@ -8,9 +8,9 @@
 #include <string_view>
 #include <vector>
 
-#include "../config.hpp"
+#include "../../config.hpp"
 
-namespace ordo::eigen {
+namespace ordo::models::llamagen {
 
 // Upper bounds gpt_config::validate() enforces (docs/cpu-backend.md, "Limits"). Generous for
 // every published size (3B: 24 layers, dim 3200, 32 heads, vocab 16384, 1000 classes), tight
@@ -71,7 +71,7 @@ struct gpt_config {
         auto at_most = [](long long v, long long limit, const char* name) {
             if (v > limit)
                 throw error(std::string("gpt config: ") + name + " " + ordo::detail::itos(v) + " is over the limit of " + ordo::detail::itos(limit) +
-                            " (ordo::eigen::gpt_limits)");
+                            " (ordo::models::llamagen::gpt_limits)");
         };
         at_most(1LL * n_layer + extra_blocks, gpt_limits::layers, "n_layer + medusa_attention_num");
         at_most(dim, gpt_limits::dim, "dim");
@@ -181,4 +181,4 @@ inline std::size_t weight_bytes(const gpt_config& c) {
     return n * sizeof(float);
 }
 
-}  // namespace ordo::eigen
+}  // namespace ordo::models::llamagen

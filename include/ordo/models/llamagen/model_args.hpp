@@ -1,4 +1,4 @@
-// ordo/eigen/model_args.hpp - a gpt_config from the official ModelArgs written as JSON
+// ordo/models/llamagen/model_args.hpp - a gpt_config from the official ModelArgs written as JSON
 // (`json.dumps(dataclasses.asdict(args))`): a bare object, or a file holding it under
 // "model_args" (the golden .weights.json files). Fields that do not shape the weights (dropouts,
 // init range, batch and sequence limits) are accepted and ignored; a shaping field of the wrong
@@ -12,11 +12,11 @@
 #include <string_view>
 #include <system_error>
 
-#include "../io/safetensors.hpp"
-#include "../io/text_file.hpp"
+#include "../../io/safetensors.hpp"
+#include "../../io/text_file.hpp"
 #include "gpt_config.hpp"
 
-namespace ordo::eigen {
+namespace ordo::models::llamagen {
 
 // The most text a ModelArgs config may hold (the official ones are under 1 kB).
 inline constexpr std::size_t max_model_args_bytes = std::size_t{1} << 20;
@@ -128,7 +128,7 @@ private:
 inline gpt_config model_args_from_json(std::string_view text, const std::string& source = "model args") {
     if (text.size() > max_model_args_bytes)
         throw error(source + ": " + ordo::detail::bytes_str(text.size()) + " of model args, over the " + ordo::detail::bytes_str(max_model_args_bytes) +
-                    " limit (ordo::eigen::max_model_args_bytes)");
+                    " limit (ordo::models::llamagen::max_model_args_bytes)");
     detail::model_args_reader r(text, source);
     gpt_config c = r.read();
     r.finish();
@@ -140,4 +140,4 @@ inline gpt_config model_args_from_json(std::string_view text, const std::string&
 inline gpt_config model_args_from_file(const std::string& path) {
     return model_args_from_json(io::read_text_file(path, max_model_args_bytes, "config"), path);
 }
-}  // namespace ordo::eigen
+}  // namespace ordo::models::llamagen

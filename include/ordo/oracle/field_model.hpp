@@ -1,4 +1,4 @@
-// ordo/eigen/field_model.hpp - the oracle's Gaussian field as a token model: an ordo model_for
+// ordo/oracle/field_model.hpp - the oracle's Gaussian field as a token model: an ordo model_for
 // whose logits are the exact conditional bin probabilities of each emitted position, so that
 // generate() can run any policy on it and the samples can be looked at.
 //
@@ -20,7 +20,7 @@
 #include "../engine/generate.hpp"
 #include "oracle.hpp"
 
-namespace ordo::eigen {
+namespace ordo::oracle {
 
 class field_model {
 public:
@@ -147,4 +147,4 @@ private:
     std::vector<double> sd_;
 };
 
-}  // namespace ordo::eigen
+}  // namespace ordo::oracle

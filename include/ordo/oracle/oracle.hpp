@@ -1,4 +1,4 @@
-// ordo/eigen/oracle.hpp - the exact quality cost of a decode order on a Gaussian token field.
+// ordo/oracle/oracle.hpp - the exact quality cost of a decode order on a Gaussian token field.
 //
 // Tokens emitted in one step are sampled independently given the earlier steps, so their joint
 // dependence is lost. For a zero-mean Gaussian field with covariance Σ and an exact model of its
@@ -24,7 +24,7 @@
 #include "../grid.hpp"
 #include "../plan.hpp"
 
-namespace ordo::eigen {
+namespace ordo::oracle {
 
 enum class kernel_shape : std::uint8_t {
     exponential,          // exp(-‖d‖ / ℓ): rough fields, long tails
@@ -189,4 +189,4 @@ inline Eigen::VectorXd generated_sample(std::span<const index_t> order, std::spa
 
 inline plan_kl exact_kl(const plan_view& p, const field_kernel& k) { return exact_kl(p, field_covariance(p.grid(), k)); }
 
-}  // namespace ordo::eigen
+}  // namespace ordo::oracle

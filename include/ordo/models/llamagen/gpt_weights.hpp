@@ -1,4 +1,4 @@
-// ordo/eigen/gpt_weights.hpp - the host weights of a LlamaGen GPT: one fp32 arena in checkpoint
+// ordo/models/llamagen/gpt_weights.hpp - the host weights of a LlamaGen GPT: one fp32 arena in checkpoint
 // order, seeded random weights, and the config variant a plan needs. Standard library only, so the
 // CUDA backend loads and uploads the same weights (checkpoint.hpp reads them) without Eigen.
 #pragma once
@@ -8,11 +8,11 @@
 #include <span>
 #include <vector>
 
-#include "../engine/session.hpp"
-#include "../plan.hpp"
+#include "../../engine/session.hpp"
+#include "../../plan.hpp"
 #include "gpt_config.hpp"
 
-namespace ordo::eigen {
+namespace ordo::models::llamagen {
 
 // A config of any size given the variant a plan needs: PAR's transition tokens M_1..M_n, NAR's
 // extra block for the B head (for random weights; a checkpoint's variant is read off the file).
@@ -195,4 +195,4 @@ inline gpt_weights random_weights(const gpt_config& c, std::uint64_t seed) {
     return w;
 }
 
-}  // namespace ordo::eigen
+}  // namespace ordo::models::llamagen

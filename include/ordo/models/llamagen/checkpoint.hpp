@@ -1,4 +1,4 @@
-// ordo/eigen/checkpoint.hpp - GPT weights from a safetensors checkpoint with the official key
+// ordo/models/llamagen/checkpoint.hpp - GPT weights from a safetensors checkpoint with the official key
 // names. Strict where the official loaders are not (they load with strict=False): every tensor
 // of the config must be there with its exact shape, and nothing else may be. Tensors are read
 // straight into the weight arena (F16/BF16 converted in chunks), so loading never holds a second
@@ -11,10 +11,10 @@
 #include <fstream>
 #include <string>
 
-#include "../io/safetensors.hpp"
+#include "../../io/safetensors.hpp"
 #include "gpt_weights.hpp"
 
-namespace ordo::eigen {
+namespace ordo::models::llamagen {
 
 namespace detail {
 // What an unexpected key most likely means, for the error message.
@@ -102,4 +102,4 @@ inline void save_weights(gpt_weights& w, const std::string& path) {
     if (!out.flush()) throw error("writing " + path + " failed (disk full?)");
 }
 
-}  // namespace ordo::eigen
+}  // namespace ordo::models::llamagen
