@@ -4,6 +4,7 @@
 // plan through plan_builder. docs/plan-format.md describes it.
 #pragma once
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <string>
@@ -209,9 +210,10 @@ struct json_at {
         require(json_document::type::array);
         return doc->at(id).count;
     }
-    json_at operator[](std::uint32_t i) const { return {doc, doc->element(id, i), this, {}, i}; }
-    // an integer in [lo, hi]
+    json_at operator[](std::uint32_t i) const { return {doc, doc->element(id, i), this, {}, i}; }  // i < size()
+    // an integer in [lo, hi] (hi at most max_index)
     index_t integer(long long lo, long long hi) const {
+        hi = std::min<long long>(hi, max_index);
         const auto& n = doc->at(id);
         if (n.kind != json_document::type::number || !n.integral || n.number < static_cast<double>(lo) || n.number > static_cast<double>(hi))
             fail("expected an integer in " + itos(lo) + ".." + itos(hi) + ", got " + shown());
