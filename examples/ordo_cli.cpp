@@ -1,11 +1,14 @@
 // The `ordo` command-line tool: plans, step maps and an overview of every built-in order.
 //   ordo plan --policy par:2x2 --grid 24x24 [--prefix 1] [--format json|text]
+//   ordo plan --plan saved.json [--format json|text]      (a plan saved by `ordo plan`, checked)
 //   ordo show --policy nar --grid 16x16 [--color auto|always|never]
+//   ordo show --plan saved.json
 //   ordo overview [--grid 16x16]
 //   ordo generate --weights W.safetensors --config W.json --policy par:2x2 --grid 24x24 --class 207 --out t.json
 //   ordo compare [--grids 16x16,24x24] [--ell 2] [--out ordo-compare]
 //     (generate and compare need Eigen; see generate_command.hpp and compare_command.hpp)
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <new>
 #include <string>
@@ -20,22 +23,40 @@
 
 namespace {
 
-int run_plan(const std::string& policy, const std::string& grid, int prefix, const std::string& format) {
+// A plan saved in the exchange format, read with the reader's size cap (so /dev/zero ends).
+ordo::plan_document load_plan(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw ordo::error("cannot read plan file " + path);
+    std::string text;
+    char chunk[1 << 16];
+    while (f.read(chunk, sizeof chunk) || f.gcount() > 0) {
+        text.append(chunk, static_cast<std::size_t>(f.gcount()));
+        if (text.size() > ordo::max_plan_json_bytes)
+            throw ordo::error("plan file " + path + " is larger than the " + std::to_string(ordo::max_plan_json_bytes >> 20) + " MiB a plan file may have");
+    }
+    return ordo::plan_from_json(text);
+}
+
+// The plan the options name: --plan FILE, or --policy on --grid with --prefix.
+ordo::plan_document named_plan(const std::string& file, const std::string& policy, const std::string& grid, int prefix) {
+    if (!file.empty()) return load_plan(file);
+    if (policy.empty()) throw ordo::error("give --policy SPEC (with --grid) or --plan FILE");
     const ordo::any_policy p = ordo::parse_policy(policy);
-    const ordo::plan pl = ordo::make_plan(p, ordo::parse_grid(grid), prefix);
-    std::cout << (format == "json" ? ordo::plan_to_json(pl, ordo::spec_of(p)) : ordo::plan_to_text(pl, ordo::spec_of(p)));
+    return {ordo::spec_of(p), ordo::make_plan(p, ordo::parse_grid(grid), prefix)};
+}
+
+int run_plan(const ordo::plan_document& d, const std::string& format) {
+    std::cout << (format == "json" ? ordo::plan_to_json(d.plan, d.policy) : ordo::plan_to_text(d.plan, d.policy));
     return 0;
 }
 
 bool want_color(const std::string& mode) { return mode == "always" || (mode == "auto" && isatty(STDOUT_FILENO)); }
 
-int run_show(const std::string& policy, const std::string& grid, const std::string& color) {
-    const ordo::any_policy p = ordo::parse_policy(policy);
-    const ordo::grid_shape g = ordo::parse_grid(grid);
-    const ordo::plan pl = ordo::make_plan(p, g);
-    std::cout << ordo::spec_of(p) << " on " << g.str() << ": " << pl.num_steps() << " steps (raster: " << g.size()
-              << ", ratio " << static_cast<double>(g.size()) / pl.num_steps() << "x)\n"
-              << ordo::step_map(pl, want_color(color));
+int run_show(const ordo::plan_document& d, const std::string& color) {
+    const ordo::grid_shape& g = d.plan.header().grid;
+    std::cout << d.policy << " on " << g.str() << ": " << d.plan.num_steps() << " steps (raster: " << g.size()
+              << ", ratio " << static_cast<double>(g.size()) / d.plan.num_steps() << "x)\n"
+              << ordo::step_map(d.plan, want_color(color));
     return 0;
 }
 
@@ -51,7 +72,7 @@ int run_overview(const std::string& grid, const std::string& color) {
     }
     for (const auto& s : specs) {
         std::printf("\n");
-        run_show(s, grid, color);
+        run_show(named_plan("", s, grid, 1), color);
     }
     return 0;
 }
@@ -61,19 +82,23 @@ int run_overview(const std::string& grid, const std::string& color) {
 int main(int argc, char** argv) {
     CLI::App app{"ordo: decode orders for autoregressive visual generation"};
     app.require_subcommand(1);
-    std::string policy, grid = "16x16", format = "json", color = "auto";
+    std::string policy, grid = "16x16", format = "json", color = "auto", plan_file;
     int prefix = 1;
 
-    auto* plan = app.add_subcommand("plan", "print the plan of a policy on a grid");
-    plan->add_option("--policy", policy, "raster | par:HxW[+nar] | nar | zipar:W")->required();
-    plan->add_option("--grid", grid, "HxW or TxHxW")->required();
-    plan->add_option("--prefix", prefix, "conditioning rows before the image tokens")->capture_default_str();
+    auto* plan = app.add_subcommand("plan", "print the plan of a policy on a grid, or of a saved plan");
+    auto* plan_policy = plan->add_option("--policy", policy, "raster | par:HxW[+nar] | nar | zipar:W");
+    auto* plan_grid = plan->add_option("--grid", grid, "HxW or TxHxW");
+    plan_policy->needs(plan_grid);
+    auto* plan_prefix = plan->add_option("--prefix", prefix, "conditioning rows before the image tokens")->capture_default_str();
+    plan->add_option("--plan", plan_file, "a plan saved as JSON by `ordo plan` (read back and checked)")
+        ->excludes(plan_policy)->excludes(plan_grid)->excludes(plan_prefix);
     plan->add_option("--format", format, "json (the plan exchange format) or text")
         ->check(CLI::IsMember({"json", "text"}))->capture_default_str();
 
-    auto* show = app.add_subcommand("show", "draw the step map of a policy on a grid");
-    show->add_option("--policy", policy, "raster | par:HxW[+nar] | nar | zipar:W")->required();
-    show->add_option("--grid", grid, "HxW or TxHxW")->capture_default_str();
+    auto* show = app.add_subcommand("show", "draw the step map of a policy on a grid, or of a saved plan");
+    auto* show_policy = show->add_option("--policy", policy, "raster | par:HxW[+nar] | nar | zipar:W");
+    auto* show_grid = show->add_option("--grid", grid, "HxW or TxHxW")->capture_default_str();
+    show->add_option("--plan", plan_file, "a plan saved as JSON by `ordo plan`")->excludes(show_policy)->excludes(show_grid);
     show->add_option("--color", color, "auto, always or never")->check(CLI::IsMember({"auto", "always", "never"}))->capture_default_str();
 
     auto* overview = app.add_subcommand("overview", "steps and step maps of every built-in policy on a grid");
@@ -95,8 +120,8 @@ int main(int argc, char** argv) {
         return app.exit(e);
     }
     try {
-        if (*plan) return run_plan(policy, grid, prefix, format);
-        if (*show) return run_show(policy, grid, color);
+        if (*plan) return run_plan(named_plan(plan_file, policy, grid, prefix), format);
+        if (*show) return run_show(named_plan(plan_file, policy, grid, 1), color);
         if (*overview) return run_overview(grid, color);
 #ifdef ORDO_WITH_EIGEN
         if (*generate) return cli::run_generate(gen_args);

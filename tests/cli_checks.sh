@@ -3,6 +3,7 @@
 set -u
 ordo=$1
 fails=0
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 ok()   { if "$@" >/dev/null 2>&1; then echo "ok: $*"; else echo "FAIL (should succeed): $*"; fails=$((fails+1)); fi; }
 bad()  { # bad EXPECTED_TEXT cmd...: must exit non-zero and print one line containing the text
   local want=$1; shift
@@ -28,13 +29,28 @@ bad "format" "$ordo" plan --policy raster --grid 4x4 --format yaml
 bad "grid spec" "$ordo" plan --policy raster --grid 4by4
 # JSON is well formed and has the schema's top-level fields
 out=$("$ordo" plan --policy par:2x2 --grid 8x8)
-for key in '"train"' '"plan"' '"mask_ranges"' '"logit_rows"' '"num_forward_calls": 19' '"kv_cache_len": 72'; do
+for key in '"train"' '"plan"' '"slot_step"' '"logit_rows"' '"num_forward_calls": 19' '"kv_cache_len": 72'; do
   grep -qF -- "$key" <<<"$out" || { echo "FAIL: plan JSON lacks $key"; fails=$((fails+1)); }
 done
+# a saved plan is read back: written again it is the same bytes; text and step map as from the policy
+"$ordo" plan --policy zipar:3 --grid 4x2x6 --prefix 2 > "$tmp/z.json"
+"$ordo" plan --plan "$tmp/z.json" > "$tmp/z2.json"
+cmp -s "$tmp/z.json" "$tmp/z2.json" && echo "ok: plan --plan writes the file it read" || { echo "FAIL: plan --plan changed the plan"; fails=$((fails+1)); }
+[ "$("$ordo" plan --plan "$tmp/z.json" --format text)" = "$("$ordo" plan --policy zipar:3 --grid 4x2x6 --prefix 2 --format text)" ] \
+  && echo "ok: plan --plan --format text" || { echo "FAIL: plan --plan --format text differs"; fails=$((fails+1)); }
+[ "$("$ordo" show --plan "$tmp/z.json" --color never)" = "$("$ordo" show --policy zipar:3 --grid 4x2x6 --color never)" ] \
+  && echo "ok: show --plan" || { echo "FAIL: show --plan differs from show --policy"; fails=$((fails+1)); }
+sed 's/"kv_cache_len": 64/"kv_cache_len": 56/' "$tmp/z.json" > "$tmp/bad.json"
+bad "/plan/kv_cache_len: the file has 56, the plan it describes has 64" "$ordo" show --plan "$tmp/bad.json"
+head -c 500 "$tmp/z.json" > "$tmp/cut.json"
+bad "plan JSON: unexpected end" "$ordo" plan --plan "$tmp/cut.json"
+bad "cannot read plan file" "$ordo" show --plan "$tmp/none.json"
+bad "larger than the 64 MiB" "$ordo" show --plan /dev/zero
+bad "excludes" "$ordo" plan --plan "$tmp/z.json" --grid 4x4
+bad "give --policy SPEC (with --grid) or --plan FILE" "$ordo" plan
 # generate (only when the CLI was built with the CPU backend)
 if "$ordo" generate --help >/dev/null 2>&1; then
   d=$(cd "$(dirname "$0")" && pwd)/data/e2e
-  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
   nar="--weights $d/nar_G8_cfg2.0_label3.weights.safetensors --config $d/nar_G8_cfg2.0_label3.weights.json"
   ras="--weights $d/raster_G8_cfg2.0_label3.weights.safetensors --config $d/raster_G8_cfg2.0_label3.weights.json"
   par="--weights $d/par_G8_n4_cfg2.0_label3.weights.safetensors --config $d/par_G8_n4_cfg2.0_label3.weights.json"

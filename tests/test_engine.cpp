@@ -206,6 +206,43 @@ TEST_CASE("session: misuse is a clear error and corrupts nothing", "[engine][err
     CHECK_THROWS_WITH(ordo::session(p.view(), std::span<const ordo::request>(), kSampler, 8), Catch::Contains("no requests"));
 }
 
+TEST_CASE("session: commit() that throws for a later request records no request's token", "[engine][errors]") {
+    // Literal NaN/inf logits are refused before any sampling (above). These logits are finite but the
+    // sampler refuses request 1's: its temperature or its CFG combine overflows to +inf. Request 0 is
+    // sampled first; it must not keep its token when the step fails.
+    const ordo::plan p = ordo::make_plan(ordo::par4, ordo::grid_shape::make(4, 4));
+    const std::vector<ordo::request> reqs{{1, 1}, {2, 2}};
+    SECTION("temperature") {
+        ordo::session s(p.view(), std::span<const ordo::request>(reqs), ordo::make_sampler(ordo::temperature{0.5f}, ordo::greedy{}), 8);
+        const auto& b = s.next();
+        std::vector<float> l(b.logits_size(), 0.25f);
+        l[8 + 3] = 3e38f;  // sequence 1 (request 1), token 3: / 0.5 is +inf
+        CHECK_THROWS_WITH(s.commit(l), Catch::Contains("overflows to +inf"));
+        CHECK(s.tokens(0)[0] == -1);
+        CHECK(s.tokens(1)[0] == -1);
+        CHECK(s.step() == 0);
+        CHECK(s.pending());
+        l[8 + 3] = 1.0f;
+        s.commit(l);  // the same step, now good
+        CHECK(s.tokens(0)[0] == 0);
+        CHECK(s.tokens(1)[0] == 3);
+    }
+    SECTION("guidance") {
+        ordo::session_options so;
+        so.guidance.scale = 2.0f;
+        so.null_label = 10;
+        ordo::session s(p.view(), std::span<const ordo::request>(reqs), ordo::make_sampler(ordo::greedy{}), 8, so);
+        const auto& b = s.next();
+        REQUIRE(b.num_sequences == 4);
+        std::vector<float> l(b.logits_size(), 0.25f);
+        l[8 + 5] = 3e38f;        // cond of request 1 ...
+        l[3 * 8 + 5] = -3e38f;   // ... minus its uncond is +inf
+        CHECK_THROWS_WITH(s.commit(l), Catch::Contains("+inf"));
+        CHECK(s.tokens(0)[0] == -1);
+        CHECK(s.step() == 0);
+    }
+}
+
 TEST_CASE("session: commit_tokens() records tokens sampled elsewhere as commit() would", "[engine]") {
     // a second session commits, step by step, the tokens the first one sampled: same grids, same
     // inputs fed at every step

@@ -36,3 +36,48 @@ TEST_CASE("mutated policy and grid specs give a plan or a clear error", "[errors
     CHECK(plans > 1000);
     CHECK(errors > 1000);
 }
+
+TEST_CASE("mutated plan files give a plan or a clear error", "[errors][fuzz][exchange]") {
+    // the deterministic pass over plan_from_json (the coverage-guided harness is
+    // tests/fuzz/fuzz_plan_json.cpp): byte edits, digit changes and spliced chunks of valid files
+    std::vector<std::string> seeds;
+    for (const auto& [policy, grid] : std::vector<std::pair<const char*, const char*>>{
+             {"nar", "2x2"}, {"zipar:2", "3x3"}, {"par:2x2", "4x4"}, {"nar", "2x2x2"}, {"par:2x2+nar", "2x4"}})
+        seeds.push_back(ordo::plan_to_json(ordo::make_plan(ordo::parse_policy(policy), ordo::parse_grid(grid)), policy));
+    const std::string alphabet = "0123456789-.eE,:[]{}\" \\utrfanl\n\xff";
+    std::mt19937 rng(4242);
+    int plans = 0, errors = 0;
+    for (int iter = 0; iter < 6000; ++iter) {
+        std::string s = seeds[rng() % seeds.size()];
+        for (int m = rng() % 4; m > 0; --m) {
+            const std::size_t at = rng() % (s.size() + 1);
+            switch (rng() % 5) {
+                case 0: s.insert(s.begin() + static_cast<long>(at), alphabet[rng() % alphabet.size()]); break;
+                case 1: if (at < s.size()) s.erase(at, 1 + rng() % 8); break;
+                case 2: if (at < s.size()) s[at] = alphabet[rng() % alphabet.size()]; break;
+                case 3: {  // change a digit: indices and counts move by one
+                    const std::size_t d = s.find_first_of("0123456789", at);
+                    if (d != std::string::npos) s[d] = static_cast<char>('0' + (s[d] - '0' + 1 + rng() % 9) % 10);
+                    break;
+                }
+                default: {  // splice a chunk of another seed in
+                    const std::string& o = seeds[rng() % seeds.size()];
+                    const std::size_t from = rng() % o.size();
+                    s.insert(std::min(at, s.size()), o.substr(from, 1 + rng() % 40));
+                }
+            }
+        }
+        try {
+            const ordo::plan_document d = ordo::plan_from_json(s);
+            // whatever was read is a plan that writes and reads back as itself
+            const std::string again = ordo::plan_to_json(d.plan, d.policy);
+            REQUIRE(ordo::plan_to_json(ordo::plan_from_json(again).plan, d.policy) == again);
+            ++plans;
+        } catch (const ordo::error& e) {
+            REQUIRE(std::string(e.what()).rfind("ordo: plan JSON", 0) == 0);
+            ++errors;
+        }
+    }
+    CHECK(plans > 500);   // the unmutated seeds and harmless edits (whitespace)
+    CHECK(errors > 3000);
+}

@@ -431,7 +431,8 @@ public:
     // --- plan-wide settings (the policy's conventions; the mask mode is the policy type's) ---
     constexpr void set_encoding(position_encoding e) { p_.header_.encoding = e; }
     constexpr void set_forcing(teacher_forcing f) { p_.header_.forcing = f; }
-    constexpr void set_heads(std::initializer_list<std::string_view> names) {
+    constexpr void set_heads(std::initializer_list<std::string_view> names) { set_heads(std::span<const std::string_view>(names.begin(), names.size())); }
+    constexpr void set_heads(std::span<const std::string_view> names) {
         if (names.size() < 1 || names.size() > static_cast<std::size_t>(max_heads))
             throw error("a plan has 1 to " + detail::itos(max_heads) + " heads");
         p_.header_.num_heads = static_cast<index_t>(names.size());

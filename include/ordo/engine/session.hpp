@@ -88,6 +88,7 @@ public:
         inputs_.resize(static_cast<std::size_t>(rows) * static_cast<std::size_t>(num_sequences()));
         cond_.resize(static_cast<std::size_t>(vocab));
         uncond_.resize(static_cast<std::size_t>(vocab));
+        sampled_.resize(requests.size() * static_cast<std::size_t>(plan.max_emitted_per_step()));
     }
     // The session keeps a view of the plan: a temporary one would be gone after this statement.
     template <class P>
@@ -129,7 +130,8 @@ public:
 
     // Consumes the model's logits for the pending step: mixes each emitted position's heads by the
     // plan's weights, applies CFG, samples and records the tokens. On bad logits (wrong size, NaN,
-    // inf) it throws and changes nothing: the step can be committed again or cancelled.
+    // inf, or finite logits the mix, CFG or temperature overflow) it throws and changes nothing: the
+    // step can be committed again or cancelled.
     void commit(std::span<const float> logits) {
         if (!pending_) throw error(done() ? "session: commit() after the last step (the session is finished)" : "session: commit() without next()");
         if (logits.size() != batch_.logits_size())
@@ -142,13 +144,18 @@ public:
         const step_view st = plan_.step(step_);
         const index_t nreq = num_requests(), n = plan_.num_positions();
         const float scale = guidance_scale();
+        const index_t per_request = st.num_emitted();
+        // every token is drawn (the sampler may still throw) before any is recorded
         for (index_t i = 0; i < nreq; ++i)
-            for (index_t k = 0; k < st.num_emitted(); ++k) {
+            for (index_t k = 0; k < per_request; ++k) {
                 mix_guided(logits, i, st.from(k), scale, cond_);
-                const index_t pos = st.emitted[k];
-                tokens_[static_cast<std::size_t>(i) * static_cast<std::size_t>(n) + static_cast<std::size_t>(pos)] =
-                    sample(sampler_, std::span<float>(cond_), workspace_, draw_key{options_.seed, requests_[static_cast<std::size_t>(i)].id, pos});
+                sampled_[static_cast<std::size_t>(i) * static_cast<std::size_t>(per_request) + static_cast<std::size_t>(k)] =
+                    sample(sampler_, std::span<float>(cond_), workspace_, draw_key{options_.seed, requests_[static_cast<std::size_t>(i)].id, st.emitted[k]});
             }
+        for (index_t i = 0; i < nreq; ++i)
+            for (index_t k = 0; k < per_request; ++k)
+                tokens_[static_cast<std::size_t>(i) * static_cast<std::size_t>(n) + static_cast<std::size_t>(st.emitted[k])] =
+                    sampled_[static_cast<std::size_t>(i) * static_cast<std::size_t>(per_request) + static_cast<std::size_t>(k)];
         pending_ = false;
         ++step_;
     }
@@ -282,6 +289,7 @@ private:
     bool pending_ = false;
     sampler_workspace workspace_;
     std::vector<index_t> tokens_, slots_;
+    std::vector<index_t> sampled_;  // commit()'s tokens of the step, [request][emitted], recorded once all are drawn
     std::vector<rope_coord> rope_;
     std::vector<fed_input> inputs_;
     std::vector<float> cond_, uncond_;
