@@ -176,7 +176,7 @@ TEST_CASE("exchange: out-of-range indices are refused before they are used", "[e
         {[](json& j) { j["plan"]["steps"][1]["sampled"][0]["from"][0]["weight"] = 1e300; }, "a weight lies in (0, 1]"},
         {[](json& j) { j["plan"]["steps"][1]["sampled"][0]["from"][0]["weight"] = 0.25; }, "contribution weights of position 1 do not sum to 1"},
         {[](json& j) { j["grid"] = {2, 0}; }, "/grid/1: expected an integer in 1..2147483647, got 0"},
-        {[](json& j) { j["grid"] = {65536, 65536}; }, "the plan breaks a rule: grid size overflows the 32-bit index type"},
+        {[](json& j) { j["grid"] = {65536, 65536}; }, "grid 65536x65536 has more than 4194304 positions"},
         {[](json& j) { j["cls_token_num"] = 2000000000; }, "/cls_token_num: expected an integer in 1..1, got 2000000000"},
         {[](json& j) { j["heads"] = {"A", "B", "C", "D", "E"}; }, "/heads: a plan has 1 to 4 heads, got 5"},
         {[](json& j) { j["heads"] = {"R", "R"}; }, "/heads/1: head \"R\" is named twice"},
@@ -210,7 +210,7 @@ TEST_CASE("exchange: inconsistent counts and fields are refused by field", "[exc
         {[](json& j) { j["plan"]["steps"][1]["call"] = 7; }, "/plan/steps/1/call: the file has 7, the plan it describes has 1"},
         {[](json& j) { j["plan"]["steps"][1]["sampled"][0]["from"][0]["slot"] = 0; }, "/plan/steps/1/sampled/0/from/0/slot: the file has 0, the plan it describes has 1"},
         {[](json& j) { j["plan"]["steps"][1]["sampled"][0]["from"][0]["weight"] = 0.99999999; }, ""},  // reads as 1.0f: the same plan
-        {[](json& j) { j["grid"] = {30000, 30000}; }, "/grid: the 30000x30000 grid has 900000000 positions, but the file lays out 4 token slots"},
+        {[](json& j) { j["grid"] = {2000, 2000}; }, "/grid: the 2000x2000 grid has 4000000 positions, but the file lays out 4 token slots"},
         {[](json& j) { j["plan"]["steps"] = json::array(); }, "the plan breaks a rule: policy produced no steps"},
         {[](json& j) { j["plan"]["steps"][2]["sampled"].push_back(j["plan"]["steps"][1]["sampled"][0]); }, "emitted position 1 twice"},
         {[](json& j) { j["plan"]["steps"].erase(2); }, "the plan breaks a rule: policy never emitted position 3"},

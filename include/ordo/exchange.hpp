@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "json.hpp"
+#include "io/json.hpp"
 #include "mask.hpp"
 #include "plan.hpp"
 

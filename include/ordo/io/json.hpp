@@ -1,4 +1,4 @@
-// ordo/json.hpp - a small, bounded JSON reader (and string writer) for ordo's own files, standard
+// ordo/io/json.hpp - a small, bounded JSON reader (and string writer) for ordo's own files, standard
 // library only. Bounded: the text by a byte cap the caller gives, nesting by max_json_depth, memory
 // by the text (a node per value, at most one per byte); numbers through std::from_chars (no locale);
 // strings with every JSON escape. Any malformed input is an ordo::error naming the line and column.
@@ -12,33 +12,14 @@
 #include <system_error>
 #include <vector>
 
-#include "config.hpp"
+#include "../config.hpp"
 
 namespace ordo::detail {
 
-// Appends s as a JSON string literal: quotes, backslashes and control characters escaped.
+// Appends s as a JSON string literal (escaped by json_escape, config.hpp).
 inline void json_string(std::string& o, std::string_view s) {
-    static constexpr char hex[] = "0123456789abcdef";
     o += '"';
-    for (const char c : s) {
-        switch (c) {
-            case '"': o += "\\\""; break;
-            case '\\': o += "\\\\"; break;
-            case '\n': o += "\\n"; break;
-            case '\r': o += "\\r"; break;
-            case '\t': o += "\\t"; break;
-            case '\b': o += "\\b"; break;
-            case '\f': o += "\\f"; break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    o += "\\u00";
-                    o += hex[static_cast<unsigned char>(c) >> 4];
-                    o += hex[static_cast<unsigned char>(c) & 15];
-                } else {
-                    o += c;
-                }
-        }
-    }
+    o += json_escape(s);
     o += '"';
 }
 
