@@ -84,19 +84,19 @@ if "$ordo" generate --help >/dev/null 2>&1; then
   python3 -c "import json; j=json.load(open('$d/raster_G8_cfg2.0_label3.weights.json')); j['model_args'].update(n_layer=100000); json.dump(j, open('$tmp/deep_layers.json','w'))"
   bad "n_layer + medusa_attention_num 100000 is over the limit of 1024" "$ordo" generate --random-weights --config "$tmp/deep_layers.json" --out "$tmp/x.json"
   # compare: the table, compare.md and compare.json (one object per policy with policy, steps, kl_nats)
-  ok "$ordo" compare --grids 8x8,2x4x4 --ell 1,2 --out "$tmp/cmp"
+  ok "$ordo" compare --grid 8x8,2x4x4 --ell 1,2 --out "$tmp/cmp"
   if ! python3 -c "import json,sys; d=json.load(open('$tmp/cmp/compare.json')); sys.exit(not (len(d) > 8 and all({'policy','steps','kl_nats'} <= set(o) for o in d) and any(o['policy']=='raster' and o['kl_nats']==0 for o in d)))"; then
     echo "FAIL: compare.json lacks policy/steps/kl_nats"; fails=$((fails+1)); fi
   [ -s "$tmp/cmp/compare.md" ] || { echo "FAIL: compare.md missing"; fails=$((fails+1)); }
-  ok "$ordo" compare --grids 8x8 --kernel sqexp --policies raster,nar,par:4x4 --out "$tmp/cmp2"
+  ok "$ordo" compare --grid 8x8 --kernel sqexp --policies raster,nar,par:4x4 --out "$tmp/cmp2"
   bad "kernel" "$ordo" compare --kernel cubic --out "$tmp/x"
-  bad "length scale" "$ordo" compare --grids 8x8 --ell 0 --out "$tmp/x"
-  bad "not divisible into 4x4 regions" "$ordo" compare --grids 6x6 --policies par:4x4 --out "$tmp/x"
+  bad "length scale" "$ordo" compare --grid 8x8 --ell 0 --out "$tmp/x"
+  bad "not divisible into 4x4 regions" "$ordo" compare --grid 6x6 --policies par:4x4 --out "$tmp/x"
   # the oracle's covariance: refused, naming the memory it would need, before any work
-  bad "grid 256x256 (65536 positions) needs 96.0 GiB" "$ordo" compare --grids 8x8,256x256 --out "$tmp/big"
+  bad "grid 256x256 (65536 positions) needs 96.0 GiB" "$ordo" compare --grid 8x8,256x256 --out "$tmp/big"
   [ -e "$tmp/big" ] && { echo "FAIL: compare wrote output before refusing a grid"; fails=$((fails+1)); }
-  bad "over the limit of 64.0 KiB" "$ordo" compare --grids 8x8 --max-memory 64KiB --out "$tmp/x"
-  ok "$ordo" compare --grids 8x8 --max-memory 96KiB --policies raster,nar --out "$tmp/cmp3"
+  bad "over the limit of 64.0 KiB" "$ordo" compare --grid 8x8 --max-memory 64KiB --out "$tmp/x"
+  ok "$ordo" compare --grid 8x8 --max-memory 96KiB --policies raster,nar --out "$tmp/cmp3"
 fi
 echo "$((fails == 0 ? 1 : 0)) passed, $fails failed"
 [ $fails -eq 0 ]

@@ -3,8 +3,6 @@
 //                 --class 207 [--cfg 4] [--top-k 0] [--top-p 1] [--temperature 1] [--seed 0] [--batch 1]
 //                 --out tokens.json
 //   ordo generate --random-weights --preset B --policy nar --grid 16x16 --out t.json   (timing)
-#pragma once
-
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -20,17 +18,12 @@
 #include <ordo/models/llamagen/model_args.hpp>
 #include <ordo/ordo.hpp>
 
+#include "commands.hpp"
+
 namespace cli {
 
-struct generate_args {
-    std::string weights, config, preset, policy = "raster", grid = "16x16", out, save_weights;
-    int label = 0, top_k = 0, batch = 1, cfg_interval = -1;
-    float cfg = 4.0f, top_p = 1.0f, temperature = 1.0f;
-    std::uint64_t seed = 0, weights_seed = 0;
-    bool random_weights = false, quiet = false;
-};
 
-inline void add_generate(CLI::App& app, generate_args& a, CLI::App*& cmd) {
+void add_generate(CLI::App& app, generate_args& a, CLI::App*& cmd) {
     cmd = app.add_subcommand("generate", "generate token grids with a GPT checkpoint on the CPU under a decode order");
     auto* w = cmd->add_option("--weights", a.weights, "safetensors checkpoint with the official key names");
     auto* r = cmd->add_flag("--random-weights", a.random_weights, "seeded random weights of the preset/config (timing)");
@@ -67,7 +60,7 @@ inline nlohmann::json grid_json(std::span<const ordo::index_t> tokens, const ord
     return rows;
 }
 
-inline int run_generate(const generate_args& a) {
+int run_generate(const generate_args& a) {
     using clock = std::chrono::steady_clock;
     if (!a.random_weights && a.weights.empty()) throw ordo::error("generate: give --weights FILE.safetensors or --random-weights");
     if (a.config.empty() && a.preset.empty()) throw ordo::error("generate: give --config FILE.json or --preset NAME");

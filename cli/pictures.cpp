@@ -1,7 +1,5 @@
-// Pictures for `ordo compare`: step maps, per-step KL curves, the KL-vs-steps scatter and sample
-// fields, as PNG files (stb_image_write from Debian's libstb-dev; text with stb_easy_font).
-// Include from exactly one translation unit: it holds the stb implementation.
-#pragma once
+// The pictures of pictures.hpp, drawn with stb_image_write (Debian's libstb-dev; text with
+// stb_easy_font), whose implementation is compiled here, once.
 
 #include <algorithm>
 #include <cmath>
@@ -16,14 +14,13 @@
 #include <ordo/oracle/oracle.hpp>
 #include <ordo/ordo.hpp>
 
+#include "pictures.hpp"
+
 namespace pictures {
 
-struct rgb {
-    std::uint8_t r = 255, g = 255, b = 255;
-};
 
 // viridis, sampled at 9 points and interpolated: perceptually even, readable in grey
-inline rgb viridis(double t) {
+rgb viridis(double t) {
     static const double c[9][3] = {{68, 1, 84},    {71, 44, 122},  {59, 81, 139},  {44, 113, 142}, {33, 144, 141},
                                    {39, 173, 129}, {92, 200, 99},  {170, 220, 50}, {253, 231, 37}};
     t = std::clamp(t, 0.0, 1.0) * 8.0;
@@ -34,7 +31,7 @@ inline rgb viridis(double t) {
 }
 
 // A qualitative palette for series (one colour per policy).
-inline rgb series(std::size_t i) {
+rgb series(std::size_t i) {
     static const rgb p[] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40}, {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127}};
     return p[i % (sizeof p / sizeof p[0])];
 }
@@ -82,7 +79,7 @@ private:
 static_assert(sizeof(rgb) == 3, "pixels are packed RGB");
 
 // Each cell coloured by the step that emits it (early dark, late bright); frames side by side.
-inline void step_map(const ordo::plan& p, const std::string& title, const std::string& path) {
+void step_map(const ordo::plan& p, const std::string& title, const std::string& path) {
     const ordo::grid_shape g = p.view().grid();
     const int cell = std::max(4, 384 / std::max(g.rows(), g.cols())), gap = 8, top = 30;
     image im(std::max(g.frames() * (g.cols() * cell + gap) + gap, image::text_width(title) + 2 * gap), g.rows() * cell + top + gap);
@@ -96,14 +93,10 @@ inline void step_map(const ordo::plan& p, const std::string& title, const std::s
     im.write(path);
 }
 
-struct series_data {
-    std::string name;
-    std::vector<double> x, y;
-};
 
 // A line plot with axes, ticks at the ends and a legend. log_x/log_y: logarithmic axes (values
 // <= 0 are drawn at the bottom of a log axis).
-inline void plot(const std::vector<series_data>& s, const std::string& title, const std::string& xlabel, const std::string& ylabel, bool log_x,
+void plot(const std::vector<series_data>& s, const std::string& title, const std::string& xlabel, const std::string& ylabel, bool log_x,
                  bool log_y, bool points, const std::string& path) {
     const int W = 860, H = 540, L = 110, R = 190, T = 60, B = 60;
     image im(W, H);
@@ -165,7 +158,7 @@ inline void plot(const std::vector<series_data>& s, const std::string& title, co
 }
 
 // Sample fields side by side: the true field, then what each order generates from the same noise.
-inline void samples(const ordo::grid_shape& g, const std::vector<std::pair<std::string, Eigen::VectorXd>>& fields, const std::string& title,
+void samples(const ordo::grid_shape& g, const std::vector<std::pair<std::string, Eigen::VectorXd>>& fields, const std::string& title,
                     const std::string& path) {
     const int cell = std::max(2, 192 / std::max(g.rows(), g.cols())), gap = 12, top = 34, label = 22;
     const int panel_w = g.frames() * g.cols() * cell + (g.frames() - 1) * 2, panel_h = g.rows() * cell;

@@ -1,11 +1,9 @@
 // `ordo compare`: what each decode order costs in quality (the exact KL of design.md §5 on a
 // Gaussian token field) against what it saves in steps, for every built-in policy and hybrid.
-//   ordo compare [--grids 16x16,24x24] [--kernel exp|sqexp] [--ell 2] [--nugget 1e-4]
+//   ordo compare [--grid 16x16,24x24] [--kernel exp|sqexp] [--ell 2] [--nugget 1e-4]
 //                [--policies raster,par:2x2,nar,...] [--out ordo-compare] [--time-preset B] [--max-memory 2GiB]
 // Prints a table per grid and length scale and writes compare.md, compare.json and pictures under
 // --out: step maps, per-step KL, KL against steps, and sample fields from the same noise.
-#pragma once
-
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -21,21 +19,14 @@
 #include <ordo/ordo.hpp>
 #include <random>
 
+#include "commands.hpp"
 #include "pictures.hpp"
 
 namespace cli {
 
-struct compare_args {
-    std::vector<std::string> grids{"16x16", "24x24"}, policies;
-    std::vector<double> ells{2.0};
-    std::string kernel = "exp", out = "ordo-compare", time_preset;
-    double nugget = 1e-4;
-    std::uint64_t max_memory = ordo::oracle::oracle_default_max_bytes;  // bytes the oracle may use per grid
-};
-
-inline void add_compare(CLI::App& app, compare_args& a, CLI::App*& cmd) {
+void add_compare(CLI::App& app, compare_args& a, CLI::App*& cmd) {
     cmd = app.add_subcommand("compare", "quality (exact KL on a Gaussian token field) against steps for every decode order");
-    cmd->add_option("--grids", a.grids, "token grids, HxW or TxHxW")->delimiter(',')->capture_default_str();
+    cmd->add_option("--grid", a.grids, "token grids, HxW or TxHxW, comma-separated")->delimiter(',')->capture_default_str();
     cmd->add_option("--kernel", a.kernel, "exp: exp(-d/l); sqexp: exp(-d^2/(2 l^2))")->check(CLI::IsMember({"exp", "sqexp"}))->capture_default_str();
     cmd->add_option("--ell", a.ells, "dependency range(s) l in tokens")->delimiter(',')->capture_default_str();
     cmd->add_option("--nugget", a.nugget, "independent noise added to the diagonal")->capture_default_str();
@@ -89,7 +80,7 @@ inline std::string ell_part(double ell) {
     return b;
 }
 
-inline int run_compare(const compare_args& a) {
+int run_compare(const compare_args& a) {
     if (a.grids.empty() || a.ells.empty()) throw ordo::error("compare: give at least one grid and one length scale");
     // refuse a grid the oracle cannot hold before any work
     for (const std::string& gs : a.grids) ordo::oracle::check_oracle_memory(ordo::parse_grid(gs), a.max_memory);

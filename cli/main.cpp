@@ -5,8 +5,8 @@
 //   ordo show --plan saved.json
 //   ordo overview [--grid 16x16]
 //   ordo generate --weights W.safetensors --config W.json --policy par:2x2 --grid 24x24 --class 207 --out t.json
-//   ordo compare [--grids 16x16,24x24] [--ell 2] [--out ordo-compare]
-//     (generate and compare need Eigen; see generate_command.hpp and compare_command.hpp)
+//   ordo compare [--grid 16x16,24x24] [--ell 2] [--out ordo-compare]
+//     (generate and compare need Eigen: generate.cpp, compare.cpp)
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -17,8 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <ordo/ordo.hpp>
 #ifdef ORDO_WITH_EIGEN
-#include "compare_command.hpp"
-#include "generate_command.hpp"
+#include "commands.hpp"
 #endif
 
 namespace {

@@ -1,0 +1,36 @@
+// The `ordo` subcommands that run models or the oracle (they need Eigen): their options and
+// entry points. Each lives in its own .cpp (compare.cpp, generate.cpp); main.cpp wires them in.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <ordo/oracle/oracle.hpp>
+
+namespace cli {
+
+// `ordo compare` (compare.cpp)
+struct compare_args {
+    std::vector<std::string> grids{"16x16", "24x24"}, policies;
+    std::vector<double> ells{2.0};
+    std::string kernel = "exp", out = "ordo-compare", time_preset;
+    double nugget = 1e-4;
+    std::uint64_t max_memory = ordo::oracle::oracle_default_max_bytes;  // bytes the oracle may use per grid
+};
+void add_compare(CLI::App& app, compare_args& a, CLI::App*& cmd);
+int run_compare(const compare_args& a);
+
+// `ordo generate` (generate.cpp)
+struct generate_args {
+    std::string weights, config, preset, policy = "raster", grid = "16x16", out, save_weights;
+    int label = 0, top_k = 0, batch = 1, cfg_interval = -1;
+    float cfg = 4.0f, top_p = 1.0f, temperature = 1.0f;
+    std::uint64_t seed = 0, weights_seed = 0;
+    bool random_weights = false, quiet = false;
+};
+void add_generate(CLI::App& app, generate_args& a, CLI::App*& cmd);
+int run_generate(const generate_args& a);
+
+}  // namespace cli
