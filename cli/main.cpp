@@ -8,13 +8,13 @@
 //   ordo compare [--grid 16x16,24x24] [--ell 2] [--out ordo-compare]
 //     (generate and compare need Eigen: generate.cpp, compare.cpp)
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <new>
 #include <string>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <ordo/io/text_file.hpp>
 #include <ordo/ordo.hpp>
 #ifdef ORDO_WITH_EIGEN
 #include "commands.hpp"
@@ -24,16 +24,7 @@ namespace {
 
 // A plan saved in the exchange format, read with the reader's size cap (so /dev/zero ends).
 ordo::plan_document load_plan(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw ordo::error("cannot read plan file " + path);
-    std::string text;
-    char chunk[1 << 16];
-    while (f.read(chunk, sizeof chunk) || f.gcount() > 0) {
-        text.append(chunk, static_cast<std::size_t>(f.gcount()));
-        if (text.size() > ordo::max_plan_json_bytes)
-            throw ordo::error("plan file " + path + " is larger than the " + std::to_string(ordo::max_plan_json_bytes >> 20) + " MiB a plan file may have");
-    }
-    return ordo::plan_from_json(text);
+    return ordo::plan_from_json(ordo::io::read_text_file(path, ordo::max_plan_json_bytes, "plan file"));
 }
 
 // The plan the options name: --plan FILE, or --policy on --grid with --prefix.

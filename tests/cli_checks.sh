@@ -45,7 +45,7 @@ bad "/plan/kv_cache_len: the file has 56, the plan it describes has 64" "$ordo" 
 head -c 500 "$tmp/z.json" > "$tmp/cut.json"
 bad "plan JSON: unexpected end" "$ordo" plan --plan "$tmp/cut.json"
 bad "cannot read plan file" "$ordo" show --plan "$tmp/none.json"
-bad "larger than the 64 MiB" "$ordo" show --plan /dev/zero
+bad "plan file /dev/zero is larger than 64.0 MiB" "$ordo" show --plan /dev/zero
 bad "excludes" "$ordo" plan --plan "$tmp/z.json" --grid 4x4
 bad "give --policy SPEC (with --grid) or --plan FILE" "$ordo" plan
 # generate (only when the CLI was built with the CPU backend)
