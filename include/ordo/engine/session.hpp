@@ -142,7 +142,7 @@ public:
         for (const float x : logits) bad |= static_cast<std::uint32_t>((std::bit_cast<std::uint32_t>(x) & 0x7f800000u) == 0x7f800000u);
         if (bad) report_bad_logits(logits);
         const step_view st = plan_.step(step_);
-        const index_t nreq = num_requests(), n = plan_.num_positions();
+        const index_t nreq = num_requests();
         const float scale = guidance_scale();
         const index_t per_request = st.num_emitted();
         // every token is drawn (the sampler may still throw) before any is recorded
@@ -152,12 +152,7 @@ public:
                 sampled_[static_cast<std::size_t>(i) * static_cast<std::size_t>(per_request) + static_cast<std::size_t>(k)] =
                     sample(sampler_, std::span<float>(cond_), workspace_, draw_key{options_.seed, requests_[static_cast<std::size_t>(i)].id, st.emitted[k]});
             }
-        for (index_t i = 0; i < nreq; ++i)
-            for (index_t k = 0; k < per_request; ++k)
-                tokens_[static_cast<std::size_t>(i) * static_cast<std::size_t>(n) + static_cast<std::size_t>(st.emitted[k])] =
-                    sampled_[static_cast<std::size_t>(i) * static_cast<std::size_t>(per_request) + static_cast<std::size_t>(k)];
-        pending_ = false;
-        ++step_;
+        record(st, sampled_, per_request);
     }
 
     // Records tokens sampled elsewhere (a device sampler: ordo::cuda::sample_step) for the pending
@@ -178,13 +173,7 @@ public:
                     throw error("session: commit_tokens(): token " + detail::itos(t) + " for request " + detail::itos(i) + ", position " +
                                 detail::itos(st.emitted[e]) + " is outside the vocabulary of " + detail::itos(vocab_));
             }
-        const index_t n = plan_.num_positions();
-        for (index_t i = 0; i < nreq; ++i)
-            for (index_t e = 0; e < k; ++e)
-                tokens_[static_cast<std::size_t>(i) * static_cast<std::size_t>(n) + static_cast<std::size_t>(st.emitted[e])] =
-                    tokens[static_cast<std::size_t>(1LL * i * stride + e)];
-        pending_ = false;
-        ++step_;
+        record(st, tokens, stride);
     }
 
     // The CFG scale of the current step (1: cond logits only), as commit() applies it.
@@ -224,6 +213,16 @@ public:
     }
 
 private:
+    // Records step st's checked tokens (request i's k-th at tokens[i * stride + k]) and closes the step.
+    void record(const step_view& st, std::span<const index_t> tokens, index_t stride) {
+        const index_t nreq = num_requests(), n = plan_.num_positions();
+        for (index_t i = 0; i < nreq; ++i)
+            for (index_t k = 0; k < st.num_emitted(); ++k)
+                tokens_[static_cast<std::size_t>(i) * static_cast<std::size_t>(n) + static_cast<std::size_t>(st.emitted[k])] =
+                    tokens[static_cast<std::size_t>(1LL * i * stride + k)];
+        pending_ = false;
+        ++step_;
+    }
     [[noreturn]] void report_bad_logits(std::span<const float> logits) const {
         for (std::size_t i = 0; i < logits.size(); ++i) {
             if (std::isfinite(logits[i])) continue;
