@@ -86,6 +86,24 @@ constexpr std::string bytes_str(unsigned long long n) {
     return itos(static_cast<long long>(whole)) + "." + itos(static_cast<long long>(tenths)) + " " + units[u];
 }
 
+// Bytes of the well-formed UTF-8 sequence that starts at s[i] (1 for ASCII; no overlongs,
+// surrogates or code points past U+10FFFF), or 0 if none does.
+constexpr std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
+    const auto at = [&](std::size_t k) { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0u; };
+    const unsigned c = at(0);
+    if (i < s.size() && c < 0x80) return 1;
+    std::size_t n = 0;
+    unsigned lo = 0x80, hi = 0xbf;  // allowed range of the second byte
+    if (c >= 0xc2 && c <= 0xdf) n = 2;
+    else if (c >= 0xe0 && c <= 0xef) { n = 3; if (c == 0xe0) lo = 0xa0; if (c == 0xed) hi = 0x9f; }
+    else if (c >= 0xf0 && c <= 0xf4) { n = 4; if (c == 0xf0) lo = 0x90; if (c == 0xf4) hi = 0x8f; }
+    else return 0;
+    if (at(1) < lo || at(1) > hi) return 0;
+    for (std::size_t k = 2; k < n; ++k)
+        if (at(k) < 0x80 || at(k) > 0xbf) return 0;
+    return n;
+}
+
 // `s` as the body of a JSON string (RFC 8259): quote, backslash and control characters escaped;
 // well-formed UTF-8 kept as is, and each byte that is not part of it written as U+FFFD, so the
 // result is always valid JSON. Every hand-written JSON writer in ordo goes through this.
@@ -111,16 +129,7 @@ constexpr std::string json_escape(std::string_view s) {
             ++i;
             continue;
         }
-        // the length of a well-formed sequence (no overlongs, surrogates or > U+10FFFF), else 0
-        auto at = [&](std::size_t k) { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0u; };
-        std::size_t n = 0;
-        unsigned lo = 0x80, hi = 0xbf;  // allowed range of the second byte
-        if (c >= 0xc2 && c <= 0xdf) n = 2;
-        else if (c >= 0xe0 && c <= 0xef) { n = 3; if (c == 0xe0) lo = 0xa0; if (c == 0xed) hi = 0x9f; }
-        else if (c >= 0xf0 && c <= 0xf4) { n = 4; if (c == 0xf0) lo = 0x90; if (c == 0xf4) hi = 0x8f; }
-        if (n && (at(1) < lo || at(1) > hi)) n = 0;
-        for (std::size_t k = 2; k < n; ++k)
-            if (at(k) < 0x80 || at(k) > 0xbf) n = 0;
+        const std::size_t n = utf8_sequence_length(s, i);
         if (n == 0) { o += "\\ufffd"; ++i; continue; }
         o.append(s.substr(i, n));
         i += n;

@@ -306,19 +306,10 @@ private:
             out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
         }
     }
-    // Length of the well-formed UTF-8 sequence at the cursor (no overlongs, surrogates or > U+10FFFF).
+    // Length of the well-formed UTF-8 sequence at the cursor.
     std::size_t utf8_length() const {
-        const auto b = [&](std::size_t k) { return i_ + k < s_.size() ? static_cast<unsigned char>(s_[i_ + k]) : 0u; };
-        const unsigned c = b(0);
-        unsigned lo = 0x80, hi = 0xbf;  // allowed range of the second byte
-        std::size_t n = 0;
-        if (c >= 0xc2 && c <= 0xdf) n = 2;
-        else if (c >= 0xe0 && c <= 0xef) { n = 3; if (c == 0xe0) lo = 0xa0; if (c == 0xed) hi = 0x9f; }
-        else if (c >= 0xf0 && c <= 0xf4) { n = 4; if (c == 0xf0) lo = 0x90; if (c == 0xf4) hi = 0x8f; }
-        else syntax("invalid UTF-8 in a string");
-        if (b(1) < lo || b(1) > hi) syntax("invalid UTF-8 in a string");
-        for (std::size_t k = 2; k < n; ++k)
-            if (b(k) < 0x80 || b(k) > 0xbf) syntax("invalid UTF-8 in a string");
+        const std::size_t n = ordo::detail::utf8_sequence_length(s_, i_);
+        if (n == 0) syntax("invalid UTF-8 in a string");
         return n;
     }
 
