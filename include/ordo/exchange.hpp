@@ -17,7 +17,7 @@
 
 namespace ordo {
 
-inline constexpr std::string_view plan_format = "ordo-plan/2";
+inline constexpr std::string_view plan_format = "ordo-plan/3";
 // The most bytes plan_from_json reads by default (a 256x256 NAR plan is about 30 MB).
 inline constexpr std::size_t max_plan_json_bytes = std::size_t{64} << 20;
 
@@ -61,13 +61,17 @@ inline void json_slot(std::string& o, const plan_view& p, index_t slot, bool wit
         case slot_kind::transition:
             o += "\"M\", \"m_index\": "; o += itos(e.index);
             break;
-        case slot_kind::stand_in: {
-            const stand_in_entry& si = p.stand_ins[static_cast<std::size_t>(e.index)];
-            o += "\"stand_in\", \"copy_of\": "; o += itos(si.copy_of);
-            o += ", \"rope_grid\": "; json_coord(o, p.grid(), si.at);
-            break;
-        }
     }
+    o += '}';
+}
+// Fed row r of step st: its slot's entry, or a stand-in's (the slot, what it copies, where it rotates).
+inline void json_fed(std::string& o, const plan_view& p, const step_view& st, index_t r) {
+    const index_t slot = st.fed[r], content = st.content_of(r);
+    if (content == slot) return json_slot(o, p, slot, false);
+    o += "{\"slot\": "; o += itos(slot); o += ", \"what\": \"stand_in\", \"copy_of\": {\"slot\": "; o += itos(content);
+    const slot_entry& c = p.slots[static_cast<std::size_t>(content)];
+    if (c.kind == slot_kind::token) { o += ", \"grid\": "; json_coord(o, p.grid(), c.index); }
+    o += "}, \"rope_grid\": "; json_coord(o, p.grid(), p.slots[static_cast<std::size_t>(slot)].index);
     o += '}';
 }
 inline void json_from(std::string& o, const plan_view& p, const step_view& st, index_t k, bool with_input_row) {
@@ -160,7 +164,7 @@ inline std::string plan_to_json(const plan_view& p, std::string_view policy_spec
         o += "{\"call\": "; o += itos(s); o += ", \"input_pos\": [";
         for (index_t r = 0; r < st.num_rows(); ++r) { if (r) o += ", "; o += itos(st.fed[r]); }
         o += "], \"fed\": [";
-        for (index_t r = 0; r < st.num_rows(); ++r) { if (r) o += ", "; json_slot(o, p, st.fed[r], false); }
+        for (index_t r = 0; r < st.num_rows(); ++r) { if (r) o += ", "; json_fed(o, p, st, r); }
         o += "], \"sampled\": [";
         for (index_t k = 0; k < st.num_emitted(); ++k) {
             if (k) o += ", ";
@@ -357,8 +361,7 @@ inline void read_plan(const json_at& root, plan_document& out) {
         if (is_prefix) continue;  // laid out by the builder
         if (what == "token") b.add_token_slot(e["raster_index"].integer(0, g.size() - 1));
         else if (what == "M") b.add_transition_slot();
-        else if (what == "stand_in") b.add_stand_in_slot(e["copy_of"].integer(0, s), read_cell(e["rope_grid"], g));
-        else e["what"].fail("expected \"cls\", \"prefix\", \"token\", \"M\" or \"stand_in\", got " + e["what"].shown());
+        else e["what"].fail("expected \"cls\", \"prefix\", \"token\" or \"M\", got " + e["what"].shown());
     }
 
     const json_at steps = pj["steps"];
@@ -366,8 +369,18 @@ inline void read_plan(const json_at& root, plan_document& out) {
     for (std::uint32_t k = 0; k < steps.size(); ++k) {
         const json_at st = steps[k];
         b.begin_step();
-        const json_at fed = st["input_pos"];
-        for (std::uint32_t r = 0; r < fed.size(); ++r) b.feed(fed[r].integer(0, n_slots - 1));
+        const json_at fed = st["input_pos"], what = st["fed"];
+        if (what.size() != fed.size()) what.fail("the step feeds " + itos(fed.size()) + " slots (input_pos) but describes " + itos(what.size()));
+        for (std::uint32_t r = 0; r < fed.size(); ++r) {
+            const index_t slot = fed[r].integer(0, n_slots - 1);
+            const json_at row = what[r];
+            if (row["what"].string() == "stand_in") {
+                const json_at copy = row["copy_of"];
+                b.feed_stand_in(slot, copy["slot"].integer(0, n_slots - 1));
+            } else {
+                b.feed(slot);
+            }
+        }
         const json_at sampled = st["sampled"];
         for (std::uint32_t j = 0; j < sampled.size(); ++j) {
             const json_at cell = sampled[j], terms = cell["from"];
@@ -445,11 +458,10 @@ inline std::string plan_to_text(const plan_view& p, std::string_view policy_spec
                 case slot_kind::prefix: o += "prefix" + itos(e.index); break;
                 case slot_kind::transition: o += "M" + itos(e.index); break;
                 case slot_kind::token: o += cell(e.index); break;
-                case slot_kind::stand_in: {
-                    const stand_in_entry& si = p.stand_ins[static_cast<std::size_t>(e.index)];
-                    o += "copy(" + itos(si.copy_of) + ")@" + cell(si.at);
-                    break;
-                }
+            }
+            if (const index_t c = st.content_of(r); c != st.fed[r]) {  // a stand-in: what it copies
+                const slot_entry& ce = p.slots[static_cast<std::size_t>(c)];
+                o += "<-copy(" + (ce.kind == slot_kind::token ? cell(ce.index) : "prefix" + itos(ce.index)) + ")";
             }
         }
         o += " | emit";

@@ -1,5 +1,6 @@
 // ordo/mask.hpp - one mask meaning in four forms: a predicate, dense bytes, FlashInfer packed bits,
-// and a block-sparse summary. The whole mask is the plan's fed_step array plus the mask mode.
+// and a block-sparse summary. The whole mask is the plan's fed_step array plus the mask mode
+// (slot_causal needs only the slot order).
 #pragma once
 
 #include <algorithm>
@@ -25,12 +26,17 @@ struct mask_predicate {
 
     ORDO_HD constexpr bool operator()(index_t q, index_t kv) const {
         if (kv < 0 || kv >= num_slots) return false;
-        if (q < prefix) return kv <= q;
-        const bool by_step = fed_step[kv] <= fed_step[q];
-        if constexpr (Mode == mask_mode::slot_causal) return by_step && kv <= q;
-        else return by_step;
+        if (Mode == mask_mode::slot_causal || q < prefix) return kv <= q;
+        return fed_step[kv] <= fed_step[q];
     }
 };
+
+// Does kv slot `kv` hold what the plan wrote there, for a query of `step`? Not when the plan first
+// writes it later: such a slot, visible under slot_causal, takes part in attention as K = V = 0
+// (a zero score and no value), what the official zero-initialised cache holds, whatever the
+// cache's memory holds now (a cache reused, or a session rewound). Under step_causal every visible
+// slot is written. written_through: the last step whose writes the batch sees (step_batch).
+ORDO_HD constexpr bool written(const index_t* fed_step, index_t kv, index_t written_through) { return fed_step[kv] <= written_through; }
 
 // The predicate of a plan whose mode is known at compile time (policy P: mask_predicate<P::mask>).
 template <mask_mode Mode>
@@ -120,13 +126,18 @@ inline void pack_mask(const plan_view& p, std::span<const index_t> q_slots, inde
     };
     const index_t prefix = p.header.prefix;
     for (index_t q : q_slots) {
+        const bool by_slot = slot_causal || q < prefix;  // kv <= q, else by step
         const index_t limit = fs[q];
-        const index_t end = (slot_causal || q < prefix) ? std::min(live, q + 1) : live;
+        const index_t end = by_slot ? std::min(live, q + 1) : live;
         for (index_t base = 0; base < kv_len; base += 64) {
             const int count = static_cast<int>(std::min<index_t>(64, kv_len - base));
             std::uint64_t word = 0;
             const index_t stop = std::min(end, base + count);
-            for (index_t kv = base; kv < stop; ++kv) word |= static_cast<std::uint64_t>(fs[kv] <= limit) << (kv - base);
+            if (by_slot) {
+                if (stop > base) word = stop - base == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << (stop - base)) - 1;
+            } else {
+                for (index_t kv = base; kv < stop; ++kv) word |= static_cast<std::uint64_t>(fs[kv] <= limit) << (kv - base);
+            }
             put(word, count);
         }
     }
@@ -202,15 +213,16 @@ inline block_mask make_block_mask(const plan_view& p, std::span<const index_t> q
             // `ordered` when some query obeys kv <= q, `all_ordered` when every one does
             const bool ordered = slot_causal || qmin < p.header.prefix;
             const bool all_ordered = slot_causal || qmax < p.header.prefix;
-            bool full = s.live_count == s.size && s.hi_fs <= qmin_fs && (!ordered || s.hi <= qmin);
-            bool none = s.lo_fs > qmax_fs || (all_ordered && s.lo > qmax);
+            // slot_causal: by slot order alone; step_causal: by steps (and slot order for prefix queries)
+            bool full = s.live_count == s.size && (slot_causal || s.hi_fs <= qmin_fs) && (!ordered || s.hi <= qmin);
+            bool none = (!slot_causal && s.lo_fs > qmax_fs) || (all_ordered && s.lo > qmax);
             if (!full && !none && ordered) {  // min/max can't decide: scan the tile
                 bool any = false, all = s.live_count == s.size;
                 for (index_t i = qlo; i < qhi && (!any || all); ++i) {
                     const index_t q = q_slots[static_cast<std::size_t>(i)];
                     // slots past the layout are never visible (`all` already counts them): scan the live ones
                     for (index_t kv = s.lo; kv <= std::min(s.hi, live - 1); ++kv) {
-                        const bool v = q < p.header.prefix ? kv <= q : fs[kv] <= fs[q] && (!slot_causal || kv <= q);
+                        const bool v = slot_causal || q < p.header.prefix ? kv <= q : fs[kv] <= fs[q];
                         any = any || v;
                         all = all && v;
                     }
@@ -267,18 +279,13 @@ ORDO_HD constexpr block_class classify_kv_block(const mask_predicate<Mode>& m, c
     const index_t lo = b * block;
     if (s.live == 0 || lo >= kv_end) return block_class::none;
     const bool whole = s.live == block && block - 1 < kv_end - lo;  // last slot < kv_end
-    if (q < m.prefix) {  // the prefix is causal among itself
+    if (Mode == mask_mode::slot_causal || q < m.prefix) {  // by slot order (the prefix is causal among itself)
         if (lo > q) return block_class::none;
         return whole && block - 1 <= q - lo ? block_class::full : block_class::partial;
     }
     const index_t fq = m.fed_step[q];
     if (s.lo_step > fq) return block_class::none;
-    if constexpr (Mode == mask_mode::slot_causal) {
-        if (lo > q) return block_class::none;
-        return whole && s.hi_step <= fq && block - 1 <= q - lo ? block_class::full : block_class::partial;
-    } else {
-        return whole && s.hi_step <= fq ? block_class::full : block_class::partial;
-    }
+    return whole && s.hi_step <= fq ? block_class::full : block_class::partial;
 }
 
 // The query rows of the teacher-forcing forward: slots [0, train_slots).

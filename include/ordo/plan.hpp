@@ -2,12 +2,13 @@
 //
 // Layout (CSR throughout, all index_t unless noted):
 //   slots[num_slots]          what each slot holds (prefix row / token of a position / transition token)
-//   fed_step[num_slots]       the step that feeds each slot (num_steps for slots only teacher forcing feeds);
-//                             this one array is the whole mask (see mask.hpp)
+//   fed_step[num_slots]       the step that first writes each slot (num_steps for slots only teacher
+//                             forcing feeds); with the mask mode, the whole mask (see mask.hpp)
 //   fed_offsets[steps+1], fed[...]          per step, the slots fed (row r of the step = fed[r])
 //   emit_offsets[steps+1], order[N]         per step, the positions emitted (order = the permutation)
 //   contrib_offsets[N+1], contribs[...]     per emitted position, the (row, head, weight) it is mixed from
 //   rank_of[N], step_of[N], slot_of[N]      per position: emission rank, step, slot
+//   stand_ins[...]                          fed rows that carry a copy of another slot's content
 // Building is constexpr (transient std::vector); iterating a step allocates nothing.
 #pragma once
 
@@ -66,13 +67,10 @@
 
 namespace ordo {
 
-// A stand-in carries a copy of another slot's content rotated at another position: ZipAR starts a
-// row by feeding one at the slot of the row's raster predecessor, which is not decoded yet.
-// Stand-ins are query rows only (no teacher forcing feeds them) and sit at the end of the layout.
-enum class slot_kind : std::uint8_t { prefix, token, transition, stand_in };
+// What a slot holds: prefix row `index`, the token of position `index`, or transition token
+// M_index (1-based).
+enum class slot_kind : std::uint8_t { prefix, token, transition };
 
-// What a slot holds: prefix row `index`, the token of position `index`, transition token M_index
-// (1-based), or stand-in number `index` (see plan_view::stand_ins).
 struct slot_entry {
     index_t index = 0;
     slot_kind kind = slot_kind::prefix;
@@ -81,7 +79,9 @@ struct slot_entry {
 
 // How a query slot sees kv slots (compile-time per policy, stored for type-erased use):
 //  step_causal: kv visible iff fed_step[kv] <= fed_step[q]  (causal by step, bidirectional in a step)
-//  slot_causal: additionally kv <= q                        (raster-trained models run out of order, ZipAR)
+//  slot_causal: kv visible iff kv <= q, over the whole cache (the causal mask of a raster-trained
+//               model run out of order: ZipAR). A visible slot not written yet takes part as
+//               K = V = 0, what the official zero-initialised cache holds there (see written()).
 enum class mask_mode : std::uint8_t { step_causal, slot_causal };
 
 // rope: token slots rotate with their own grid coordinates, prefix/transition slots get zero rows
@@ -94,10 +94,13 @@ enum class teacher_forcing : std::uint8_t { shifted, full };
 
 inline constexpr int max_heads = 4;
 
-// Stand-in number i: a copy of slot `copy_of`'s content, rotated at grid position `at`.
+// A fed row that carries a copy of slot `copy_of`'s content (a prefix row or a token) instead of
+// its own slot's; it is written into its own slot and rotates at that slot's position. ZipAR
+// starts a row this way in the slot of the row's raster predecessor, which is not decoded yet:
+// the predecessor's own feed overwrites it later. `fed_row` indexes plan_view::fed.
 struct stand_in_entry {
+    index_t fed_row = 0;
     index_t copy_of = 0;
-    index_t at = 0;
     friend constexpr bool operator==(const stand_in_entry&, const stand_in_entry&) = default;
 };
 
@@ -156,11 +159,19 @@ struct step_view {
     std::span<const index_t> fed;      // slot of each fed row
     std::span<const index_t> emitted;  // positions emitted by this step
     index_t first_rank = 0;            // emission rank of emitted[0]
+    index_t first_row = 0;             // index of fed[0] in the plan's fed rows
+    std::span<const stand_in_entry> stand_ins;  // the step's stand-in rows, ascending
     const index_t* contrib_offsets = nullptr;
     const contribution* contribs = nullptr;
 
     constexpr index_t num_rows() const { return static_cast<index_t>(fed.size()); }
     constexpr index_t num_emitted() const { return static_cast<index_t>(emitted.size()); }
+    // The slot whose content row r carries: its own slot, or what a stand-in copies.
+    constexpr index_t content_of(index_t r) const {
+        for (const stand_in_entry& e : stand_ins)
+            if (e.fed_row == first_row + r) return e.copy_of;
+        return fed[static_cast<std::size_t>(r)];
+    }
     // contributions of emitted[i]
     constexpr std::span<const contribution> from(index_t i) const {
         index_t b = contrib_offsets[first_rank + i], e = contrib_offsets[first_rank + i + 1];
@@ -202,6 +213,13 @@ struct basic_plan_view {
         v.emitted = order.subspan(static_cast<std::size_t>(emit_offsets[s]),
                                   static_cast<std::size_t>(emit_offsets[s + 1] - emit_offsets[s]));
         v.first_rank = emit_offsets[s];
+        v.first_row = fed_offsets[s];
+        if (!stand_ins.empty()) {  // the step's stand-ins: sorted by fed row
+            const auto below = [](const stand_in_entry& e, index_t row) { return e.fed_row < row; };
+            const auto b = std::lower_bound(stand_ins.begin(), stand_ins.end(), fed_offsets[s], below);
+            const auto e = std::lower_bound(b, stand_ins.end(), fed_offsets[s + 1], below);
+            v.stand_ins = stand_ins.subspan(static_cast<std::size_t>(b - stand_ins.begin()), static_cast<std::size_t>(e - b));
+        }
         v.contrib_offsets = contrib_offsets.data();
         v.contribs = contribs.data();
         return v;
@@ -240,7 +258,6 @@ struct rope_coord {
 constexpr rope_coord rope_of(const plan_view& p, index_t slot) {
     const slot_entry& e = p.slots[static_cast<std::size_t>(slot)];
     if (e.kind == slot_kind::token) return {false, p.grid().at(e.index)};
-    if (e.kind == slot_kind::stand_in) return {false, p.grid().at(p.stand_ins[static_cast<std::size_t>(e.index)].at)};
     return {};
 }
 
@@ -258,7 +275,7 @@ inline constexpr auto plan_word_of_contribution = [](const contribution& c) -> s
            std::uint64_t{std::bit_cast<std::uint32_t>(c.weight)} << 32;
 };
 inline constexpr auto plan_word_of_stand_in = [](const stand_in_entry& e) -> std::uint64_t {
-    return static_cast<std::uint32_t>(e.copy_of) | std::uint64_t{static_cast<std::uint32_t>(e.at)} << 32;
+    return static_cast<std::uint32_t>(e.fed_row) | std::uint64_t{static_cast<std::uint32_t>(e.copy_of)} << 32;
 };
 inline constexpr auto plan_word = [](std::uint64_t w) { return w; };
 
@@ -412,7 +429,8 @@ public:
         // once, at most n steps), so the built-in policies never regrow these arrays; contribs_ is
         // sized by set_heads, which they all call. finish() gives back what a plan leaves unused.
         p_.slots_.reserve(static_cast<std::size_t>(n + prefix) + transition_room);
-        p_.fed_.reserve(static_cast<std::size_t>(n + prefix) + transition_room);
+        // (+ one stand-in per row: ZipAR)
+        p_.fed_.reserve(static_cast<std::size_t>(n + prefix) + transition_room + static_cast<std::size_t>(g.frames()) * static_cast<std::size_t>(g.rows()));
         p_.order_.reserve(static_cast<std::size_t>(n));
         p_.contrib_offsets_.reserve(static_cast<std::size_t>(n) + 1);
         p_.fed_offsets_.reserve(static_cast<std::size_t>(n) + 1);
@@ -459,19 +477,6 @@ public:
         p_.slots_.push_back({++p_.header_.num_transitions, slot_kind::transition});
         return s;
     }
-    // A stand-in: slot `copy_of`'s content (a prefix row or a token) rotated at position `at`.
-    // Stand-ins come after every other slot.
-    constexpr index_t add_stand_in_slot(index_t copy_of, index_t at) {
-        check_pos(at, "add_stand_in_slot");
-        if (copy_of < 0 || copy_of >= num_slots() ||
-            (p_.slots_[static_cast<std::size_t>(copy_of)].kind != slot_kind::prefix && p_.slots_[static_cast<std::size_t>(copy_of)].kind != slot_kind::token))
-            throw error("a stand-in copies a prefix or token slot; slot " + detail::itos(copy_of) + " is neither");
-        check_slot_room("add_stand_in_slot");
-        const index_t s = num_slots();
-        p_.slots_.push_back({p_.header_.num_stand_ins++, slot_kind::stand_in});
-        p_.stand_ins_.push_back({copy_of, at});
-        return s;
-    }
     ORDO_DETAIL_HOT constexpr index_t slot_of(index_t pos) const {
         check_pos(pos, "slot_of");
         return p_.slot_of_[static_cast<std::size_t>(pos)];
@@ -489,6 +494,18 @@ public:
         if (slot < 0 || slot >= num_slots()) [[unlikely]] fail_fed_slot(slot);
         p_.fed_.push_back(slot);
         return step_rows_++;
+    }
+    // Feeds token slot `slot` in the open step with a copy of slot `copy_of`'s content (a prefix
+    // row or a token) instead of its own (see stand_in_entry); returns its row within the step.
+    constexpr index_t feed_stand_in(index_t slot, index_t copy_of) {
+        require_open("feed_stand_in");
+        if (slot < 0 || slot >= num_slots() || p_.slots_[static_cast<std::size_t>(slot)].kind != slot_kind::token)
+            throw error("feed_stand_in: a stand-in is written into a token slot; slot " + detail::itos(slot) + " is not one");
+        if (copy_of < 0 || copy_of >= num_slots() || p_.slots_[static_cast<std::size_t>(copy_of)].kind == slot_kind::transition)
+            throw error("feed_stand_in: a stand-in copies a prefix or token slot; slot " + detail::itos(copy_of) + " is neither");
+        p_.stand_ins_.push_back({static_cast<index_t>(p_.fed_.size()), copy_of});
+        ++p_.header_.num_stand_ins;
+        return feed(slot);
     }
     // Emits a position in the open step, mixed from rows of this step.
     template <class It>
@@ -515,7 +532,7 @@ public:
         h.num_steps = static_cast<index_t>(p_.fed_offsets_.size()) - 1;
         h.num_slots = num_slots();
         validate();
-        h.train_slots = h.num_slots - h.num_stand_ins - (h.forcing == teacher_forcing::shifted ? 1 : 0);
+        h.train_slots = h.num_slots - (h.forcing == teacher_forcing::shifted ? 1 : 0);
         // give back reserve a plan left unused (far fewer steps than positions, fewer terms than heads)
         if (p_.fed_offsets_.capacity() - p_.fed_offsets_.size() > unused_limit) {
             p_.fed_offsets_.shrink_to_fit();
@@ -577,28 +594,54 @@ private:
             for (index_t q = 0; q < n; ++q)
                 if (rank[q] < 0) fail_rule("policy never emitted position " + detail::itos(q));
 
-        // Each slot is fed at most once; prefix rows in step 0, tokens (and stand-ins' tokens)
-        // only after their emission.
+        // Each slot is fed its own content at most once, prefix rows in step 0 and tokens after
+        // their emission; before that, a token slot may be written with stand-ins (slot_causal plans
+        // only: that mask reads the cache as written, where a step-causal one would date the slot
+        // by its first write). fed_step is a slot's first write.
         p_.fed_step_.assign(static_cast<std::size_t>(h.num_slots), steps);
         const index_t* const fed = p_.fed_.data();
         const slot_entry* const slots = p_.slots_.data();
         index_t* const fs = p_.fed_step_.data();
+        if (!p_.stand_ins_.empty() && h.mask != mask_mode::slot_causal) [[unlikely]]
+            fail_rule("stand-ins need the slot_causal mask (a step-causal mask dates a slot by its first write, which a stand-in would be)");
+        std::vector<index_t> own_step;  // the step of each slot's own feed, once a stand-in was written (rare: sized then)
+        const stand_in_entry* si = p_.stand_ins_.data();
+        const stand_in_entry* const si_end = si + p_.stand_ins_.size();
         for (index_t s = 0; s < steps; ++s)
             for (index_t r = fed_off[s]; r < fed_off[s + 1]; ++r) {
                 const index_t slot = fed[r];
-                if (fs[slot] != steps) [[unlikely]]
-                    fail_rule("slot " + detail::itos(slot) + " is fed twice (steps " + detail::itos(fs[slot]) + " and " + detail::itos(s) + ")");
-                fs[slot] = s;
+                const bool stand_in = si != si_end && si->fed_row == r;
+                if (stand_in) {
+                    const slot_entry c = slots[si->copy_of];
+                    if (c.kind == slot_kind::token && step[c.index] >= s) [[unlikely]]
+                        fail_rule("step " + detail::itos(s) + " feeds a stand-in that copies position " + detail::itos(c.index) + " before it is emitted (step " +
+                                  detail::itos(step[c.index]) + ")");
+                    ++si;
+                    if (own_step.empty()) own_step.assign(fs, fs + h.num_slots);  // so far every write was a slot's own feed
+                    if (own_step[static_cast<std::size_t>(slot)] != steps) [[unlikely]]
+                        fail_rule("step " + detail::itos(s) + " writes a stand-in into slot " + detail::itos(slot) + ", which step " +
+                                  detail::itos(own_step[static_cast<std::size_t>(slot)]) + " fed its own token");
+                    if (fs[slot] == steps) fs[slot] = s;
+                    continue;
+                }
+                if (fs[slot] != steps) {
+                    if (own_step.empty() || own_step[static_cast<std::size_t>(slot)] != steps) [[unlikely]]
+                        fail_rule("slot " + detail::itos(slot) + " is fed twice (steps " + detail::itos(own_step.empty() ? fs[slot] : own_step[static_cast<std::size_t>(slot)]) +
+                                  " and " + detail::itos(s) + ")");
+                } else {
+                    fs[slot] = s;
+                }
+                if (!own_step.empty()) own_step[static_cast<std::size_t>(slot)] = s;
                 const slot_entry e = slots[slot];
                 if (!fed_in_time(e, s, step)) [[unlikely]] fail_fed_early(e, slot, s);
             }
+        if (si != si_end) [[unlikely]] fail_rule("stand-in rows must be listed in fed-row order, each once");
         for (index_t i = 0; i < h.prefix; ++i)
             if (fs[i] != 0) [[unlikely]] fail_rule("step 0 must feed every prefix row; row " + detail::itos(i) + " is missing");
 
-        if (!stand_ins_last()) [[unlikely]] fail_rule("stand-in slots must come after every other slot");
         // teacher forcing: shifted drops the last slot, which must be a token the decode never feeds
         if (h.forcing == teacher_forcing::shifted) {
-            const index_t last = h.num_slots - h.num_stand_ins - 1;
+            const index_t last = h.num_slots - 1;
             if (p_.slots_[static_cast<std::size_t>(last)].kind != slot_kind::token || fs[last] != steps) [[unlikely]]
                 fail_rule("shifted teacher forcing needs the last slot to hold a token that is never fed");
         }
@@ -607,30 +650,18 @@ private:
     [[noreturn]] ORDO_DETAIL_COLD constexpr void fail_fed_early(const slot_entry& e, index_t slot, index_t s) const {
         if (e.kind == slot_kind::prefix)
             fail_rule("prefix slot " + detail::itos(slot) + " fed in step " + detail::itos(s) + " (prefix rows belong to step 0)");
-        if (e.kind == slot_kind::token)
-            fail_rule("step " + detail::itos(s) + " feeds position " + detail::itos(e.index) + " before it is emitted (step " +
-                      detail::itos(p_.step_of_[static_cast<std::size_t>(e.index)]) + ")");
-        fail_rule("step " + detail::itos(s) + " feeds stand-in slot " + detail::itos(slot) + " before the token it copies is emitted");
+        fail_rule("step " + detail::itos(s) + " feeds position " + detail::itos(e.index) + " before it is emitted (step " +
+                  detail::itos(p_.step_of_[static_cast<std::size_t>(e.index)]) + ")");
     }
 
-    // May slot entry e be fed in step s? (step_of: the step of every position)
-    constexpr bool fed_in_time(const slot_entry& e, index_t s, const index_t* step_of) const {
+    // May slot entry e be fed its own content in step s? (step_of: the step of every position)
+    static constexpr bool fed_in_time(const slot_entry& e, index_t s, const index_t* step_of) {
         switch (e.kind) {
             case slot_kind::token: return step_of[e.index] < s;
             case slot_kind::prefix: return s == 0;
             case slot_kind::transition: return true;
-            case slot_kind::stand_in: {
-                const slot_entry& c = p_.slots_[static_cast<std::size_t>(p_.stand_ins_[static_cast<std::size_t>(e.index)].copy_of)];
-                return c.kind == slot_kind::prefix || step_of[c.index] < s;
-            }
         }
         return false;
-    }
-    constexpr bool stand_ins_last() const {
-        const std::size_t first = p_.slots_.size() - static_cast<std::size_t>(p_.header_.num_stand_ins);
-        for (std::size_t i = first; i < p_.slots_.size(); ++i)
-            if (p_.slots_[i].kind != slot_kind::stand_in) return false;
-        return true;
     }
 
     constexpr void check_slot_room(const char* what) const {

@@ -99,7 +99,7 @@ inline std::vector<std::string> builtin_policies(grid_shape g) {
         if (g.rows() % s == 0 && g.cols() % s == 0) out.push_back("par:" + detail::itos(s) + "x" + detail::itos(s));
     out.push_back("nar");
     if (g.rows() % 2 == 0 && g.cols() % 2 == 0) out.push_back("par:2x2+nar");
-    out.push_back("zipar:" + detail::itos(std::max<index_t>(1, g.cols() / 3)));
+    if (g.cols() >= 3) out.push_back("zipar:" + detail::itos(std::max<index_t>(2, g.cols() / 3)));  // windows 2..W-1 (16: 5, 24: 8)
     return out;
 }
 

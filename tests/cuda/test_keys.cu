@@ -98,4 +98,7 @@ TEST_CASE("cuda keys: a step graph's key covers the plan's content and the whole
     other = b;
     other.num_heads = 2;
     CHECK(k != oc::make_step_graph_key(1, ordo::digest(p), other, oc::key_of(a.layout()), kv_end));
+    other = b;
+    other.written_through = 2;  // baked into the attention launch (unwritten slots read as zeros)
+    CHECK(k != oc::make_step_graph_key(1, ordo::digest(p), other, oc::key_of(a.layout()), kv_end));
 }

@@ -7,6 +7,8 @@
 // `none` blocks are skipped outright (no K or V read), `full` blocks skip the predicate, and only
 // `partial` blocks evaluate the predicate per slot. For a step-causal plan every block before the
 // query's step is full and every block after it none, so the work is that of the visible slots.
+// Under slot_causal a visible slot the plan has not written by the step (mask.hpp written()) is
+// read as K = V = 0: a score of 0, no K or V read.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -92,7 +94,7 @@ inline constexpr index_t max_head_dim = max_dims_per_lane * warp_size;
 // out: [sequences * rows][n_head * head_dim] in Out (fp32, or bf16 for a bf16 GEMM).
 template <mask_mode Mode, class T, class Out>
 __global__ void decode_attention_kernel(const float* qkv, const row_info* rows, index_t num_rows, index_t n_head, index_t kv_heads, index_t head_dim,
-                                        plan_ref plan, index_t kv_end, kv_layout<T> cache, index_t layer, Out* out) {
+                                        plan_ref plan, index_t kv_end, index_t written_through, kv_layout<T> cache, index_t layer, Out* out) {
     extern __shared__ float smem[];
     const index_t s = static_cast<index_t>(blockIdx.x) / num_rows, r = static_cast<index_t>(blockIdx.x) % num_rows;
     const index_t h = static_cast<index_t>(blockIdx.y), kvh = h / (n_head / kv_heads);
@@ -125,10 +127,13 @@ __global__ void decode_attention_kernel(const float* qkv, const row_info* rows, 
         if (kv >= kv_end) continue;
         float sc = neg_inf;
         if (c == block_class::full || (c == block_class::partial && mask(qslot, kv))) {
-            const T* k = cache.row(layer, 0, s, kv) + static_cast<std::size_t>(kvh) * static_cast<std::size_t>(head_dim);
-            float dot = 0.0f;
-            for (index_t i = 0; i < head_dim; ++i) dot += q[i] * detail::to_float(k[i]);
-            sc = dot * scale;
+            sc = 0.0f;  // a slot not written yet: K = 0
+            if (Mode == mask_mode::step_causal || written(plan.fed_step, kv, written_through)) {
+                const T* k = cache.row(layer, 0, s, kv) + static_cast<std::size_t>(kvh) * static_cast<std::size_t>(head_dim);
+                float dot = 0.0f;
+                for (index_t i = 0; i < head_dim; ++i) dot += q[i] * detail::to_float(k[i]);
+                sc = dot * scale;
+            }
         }
         score[kv] = sc;
         local_max = fmaxf(local_max, sc);
@@ -173,6 +178,7 @@ __global__ void decode_attention_kernel(const float* qkv, const row_info* rows, 
         for (index_t kv = b * kv_block; kv < end; ++kv) {
             const float p = score[kv];
             if (p == 0.0f) continue;  // the same kv for the whole warp: no divergence
+            if (Mode == mask_mode::slot_causal && !written(plan.fed_step, kv, written_through)) continue;  // V = 0
             const T* vrow = cache.row(layer, 1, s, kv) + static_cast<std::size_t>(kvh) * static_cast<std::size_t>(head_dim);
 #pragma unroll
             for (int j = 0; j < max_dims_per_lane; ++j) {
@@ -248,10 +254,11 @@ const detail::attention_smem_limits& decode_attention_limits(mask_mode mode) {
 }
 
 // Launches the step's attention: rows[num_rows] (device) for every one of `sequences`.
+// written_through: the step_batch's (slots the plan first writes later read as zeros).
 template <class T, class Out>
 void decode_attention(const float* qkv, const row_info* rows, index_t sequences, index_t num_rows, index_t n_head, index_t kv_heads,
-                      index_t head_dim, const device_plan& plan, index_t kv_end, const kv_layout<T>& cache, index_t layer, Out* out,
-                      cudaStream_t stream) {
+                      index_t head_dim, const device_plan& plan, index_t kv_end, index_t written_through, const kv_layout<T>& cache, index_t layer,
+                      Out* out, cudaStream_t stream) {
     if (head_dim < 1 || head_dim > max_head_dim)
         throw error("decode attention: head_dim " + ordo::detail::itos(head_dim) + " outside 1.." + ordo::detail::itos(max_head_dim));
     if (n_head < 1 || kv_heads < 1 || n_head % kv_heads)
@@ -266,7 +273,7 @@ void decode_attention(const float* qkv, const row_info* rows, index_t sequences,
                     " bytes of shared memory, the device has " + ordo::detail::itos(static_cast<long long>(limits.max_dynamic + limits.static_bytes)) +
                     " per block");
     auto launch = [&]<mask_mode Mode>() {
-        decode_attention_kernel<Mode, T, Out><<<grid, attention_threads, shared, stream>>>(qkv, rows, num_rows, n_head, kv_heads, head_dim, plan.ref(), kv_end, cache, layer, out);
+        decode_attention_kernel<Mode, T, Out><<<grid, attention_threads, shared, stream>>>(qkv, rows, num_rows, n_head, kv_heads, head_dim, plan.ref(), kv_end, written_through, cache, layer, out);
         check_launch("decode_attention_kernel");
     };
     if (plan.header().mask == mask_mode::slot_causal) launch.template operator()<mask_mode::slot_causal>();

@@ -134,18 +134,18 @@ private:
 
 // What a step's captured CUDA graph bakes in, all of it: the device plan and step buffers
 // (generation: bumped whenever either is replaced), the plan's content (digest), the step and its
-// batch shape, the kv range, and the whole cache layout (kv_layout_key). A graph is replayed only
+// batch shape, the kv range and the writes it sees, and the whole cache layout (kv_layout_key). A graph is replayed only
 // for an equal key.
 struct step_graph_key {
     std::uint64_t generation = 0;
     std::uint64_t plan_digest = 0;
-    index_t step = -1, sequences = 0, rows = 0, heads = 0, kv_end = 0;
+    index_t step = -1, sequences = 0, rows = 0, heads = 0, kv_end = 0, written_through = 0;
     kv_layout_key cache{};
     friend bool operator==(const step_graph_key&, const step_graph_key&) = default;
 };
 inline step_graph_key make_step_graph_key(std::uint64_t generation, std::uint64_t plan_digest, const step_batch& b, const kv_layout_key& cache,
                                           index_t kv_end) {
-    return {generation, plan_digest, b.step, b.num_sequences, b.num_rows, b.num_heads, kv_end, cache};
+    return {generation, plan_digest, b.step, b.num_sequences, b.num_rows, b.num_heads, kv_end, b.written_through, cache};
 }
 
 template <class W>
@@ -265,7 +265,8 @@ private:
             norm(L.attn_norm, n);
             gemm(L.wqkv, c_.qkv_rows(), d, xn_.data(), n, d, qkv_.data(), c_.qkv_rows(), 0.0f);
             rope_and_store(qkv_.data(), d_rows_.data(), b.num_sequences, b.num_rows, nh, nkv, hd, freqs_.data(), layout, l, stream_);
-            decode_attention(qkv_.data(), d_rows_.data(), b.num_sequences, b.num_rows, nh, nkv, hd, *plan_, kv_end, layout, l, xn_.data(), stream_);
+            decode_attention(qkv_.data(), d_rows_.data(), b.num_sequences, b.num_rows, nh, nkv, hd, *plan_, kv_end, b.written_through, layout, l,
+                             xn_.data(), stream_);
             gemm(L.wo, d, d, xn_.data(), n, d, x_.data(), d, 1.0f);  // x += attn wo^T
             norm(L.ffn_norm, n);
             gemm(L.w13, 2 * hidden, d, xn_.data(), n, d, ffn_.data(), 2 * hidden, 0.0f);

@@ -225,8 +225,9 @@ __global__ void classify_tiles(mask_predicate<Mode> m, const index_t* q_slots, i
         const bool slot_causal = Mode == mask_mode::slot_causal;
         const bool ordered = slot_causal || qmin < m.prefix;
         const bool all_ordered = slot_causal || qmax < m.prefix;
-        bool full = live_count == size && hi_fs <= qmin_fs && (!ordered || hi <= qmin);
-        bool none = lo_fs > qmax_fs || (all_ordered && lo > qmax);
+        // slot_causal: by slot order alone; step_causal: by steps (and slot order for prefix queries)
+        bool full = live_count == size && (slot_causal || hi_fs <= qmin_fs) && (!ordered || hi <= qmin);
+        bool none = (!slot_causal && lo_fs > qmax_fs) || (all_ordered && lo > qmax);
         if (!full && !none && ordered) {
             bool any = false, all = live_count == size;
             const std::uint64_t width = static_cast<std::uint64_t>(size), pairs = static_cast<std::uint64_t>(qhi - qlo) * width;

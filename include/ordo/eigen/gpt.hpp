@@ -172,7 +172,8 @@ private:
         vec(x_.data(), static_cast<Eigen::Index>(rows * d)) += cvec(xn_.data(), static_cast<Eigen::Index>(rows * d));
     }
 
-    // softmax(q k^T / sqrt(head_dim)) v over the kv slots row r may see, per head.
+    // softmax(q k^T / sqrt(head_dim)) v over the kv slots row r may see, per head. A visible slot
+    // not written yet (written(), mask.hpp) counts as K = V = 0: a score of 0 and no value.
     template <class C, class Mask>
     void attend(index_t l, const step_batch& b, C& cache, const Mask& mask) {
         const index_t hd = c_.head_dim(), nh = c_.n_head, group = nh / c_.kv_heads();
@@ -181,9 +182,12 @@ private:
         const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
         for (index_t r = 0; r < b.num_rows; ++r) {
             const index_t qs = b.slots[static_cast<std::size_t>(r)];
-            index_t n = 0;
+            index_t n = 0, zeros = 0;
             for (index_t kv = 0; kv < kv_end; ++kv)
-                if (mask(qs, kv)) visible_[static_cast<std::size_t>(n++)] = kv;
+                if (mask(qs, kv)) {
+                    if (written(b.plan.fed_step.data(), kv, b.written_through)) visible_[static_cast<std::size_t>(n++)] = kv;
+                    else ++zeros;
+                }
             for (index_t s = 0; s < b.num_sequences; ++s) {
                 const std::size_t row = static_cast<std::size_t>(s) * static_cast<std::size_t>(b.num_rows) + static_cast<std::size_t>(r);
                 const float* q = qkv_.data() + row * qkv_w;
@@ -197,8 +201,9 @@ private:
                 }
                 for (index_t h = 0; h < nh; ++h) {
                     float* sc = scores_.data() + static_cast<std::size_t>(h * slots);
-                    const float m = *std::max_element(sc, sc + n);
-                    float sum = 0.0f;
+                    float m = n > 0 ? *std::max_element(sc, sc + n) : 0.0f;
+                    if (zeros > 0) m = std::max(m, 0.0f);
+                    float sum = zeros > 0 ? static_cast<float>(zeros) * std::exp(-m) : 0.0f;
                     for (index_t j = 0; j < n; ++j) sum += (sc[j] = std::exp(sc[j] - m));
                     const float inv = 1.0f / sum;
                     for (index_t j = 0; j < n; ++j) sc[j] *= inv;

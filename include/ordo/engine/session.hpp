@@ -27,10 +27,10 @@ struct request {
     std::span<const float> prefix_embeddings{};
 };
 
-// What one fed row carries for one sequence. kind/index repeat the slot (prefix row, position,
-// transition M_index, or the position a stand-in copies); value is the id to embed: the class
-// label (the null class in the uncond half) for a prefix row, the token id for a token, the
-// transition index for M_i.
+// What one fed row carries for one sequence. kind/index name the content (prefix row, position or
+// transition M_index: the slot's own, or what a stand-in row copies); value is the id to embed:
+// the class label (the null class in the uncond half) for a prefix row, the token id for a token,
+// the transition index for M_i.
 struct fed_input {
     slot_kind kind = slot_kind::prefix;
     index_t index = 0;
@@ -42,7 +42,8 @@ struct fed_input {
 // request] (the official CFG batch); without CFG only the cond half. Sequence s serves
 // requests[s % requests.size()]. Row r of every sequence goes
 // to slot slots[r] with rotary coordinates rope[r]; it may attend to kv slot k iff
-// visible(plan, slots[r], k) and k < kv_limit. The model writes logits[seq][row][head][vocab] (logits_size()).
+// visible(plan, slots[r], k) and k < kv_limit, and reads k as K = V = 0 unless
+// written(plan.fed_step, k, written_through). The model writes logits[seq][row][head][vocab] (logits_size()).
 struct step_batch {
     plan_view plan;
     index_t step = 0;
@@ -57,6 +58,9 @@ struct step_batch {
     // Only kv slots below this exist for the batch: a decode step may see every slot of the plan;
     // the teacher-forcing forward (teacher.hpp) feeds the training layout, a prefix of the slots.
     index_t kv_limit = max_index;
+    // The last step whose writes the batch sees: a decode step's own (slots the plan writes later
+    // read as zeros, see mask.hpp written()); the teacher-forcing forward writes its whole layout.
+    index_t written_through = max_index;
     constexpr const fed_input& input(index_t seq, index_t row) const { return inputs[static_cast<std::size_t>(seq * num_rows + row)]; }
     constexpr std::size_t logits_size() const {
         return static_cast<std::size_t>(num_sequences) * static_cast<std::size_t>(num_rows) * static_cast<std::size_t>(num_heads) * static_cast<std::size_t>(vocab);
@@ -112,18 +116,18 @@ public:
         const step_view st = plan_.step(step_);
         const index_t rows = st.num_rows(), nreq = num_requests();
         for (index_t r = 0; r < rows; ++r) {
-            const index_t slot = st.fed[r];
+            const index_t slot = st.fed[r], content = st.content_of(r);
             slots_[static_cast<std::size_t>(r)] = slot;
             rope_[static_cast<std::size_t>(r)] = rope_of(plan_, slot);
             for (index_t h = 0; h < halves_; ++h)
                 for (index_t i = 0; i < nreq; ++i)
-                    inputs_[static_cast<std::size_t>((h * nreq + i) * rows + r)] = input_of(slot, i, h == 1);
+                    inputs_[static_cast<std::size_t>((h * nreq + i) * rows + r)] = input_of(content, i, h == 1);
         }
         batch_ = step_batch{plan_, step_, num_sequences(), rows, plan_.header.num_heads, vocab_,
                             std::span<const index_t>(slots_.data(), static_cast<std::size_t>(rows)),
                             std::span<const rope_coord>(rope_.data(), static_cast<std::size_t>(rows)),
                             std::span<const fed_input>(inputs_.data(), static_cast<std::size_t>(rows * num_sequences())),
-                            std::span<const request>(requests_)};
+                            std::span<const request>(requests_), max_index, step_};
         pending_ = true;
         return batch_;
     }
@@ -195,9 +199,18 @@ public:
     void cancel() { pending_ = false; }
 
     // Goes back to `step`: tokens emitted at that step or later are forgotten, and decoding resumes
-    // there. The cache needs no erasing (see kv_cache.hpp).
+    // there. The cache needs no erasing (see kv_cache.hpp), except where a slot held a stand-in at
+    // `step` that a later step, already run, overwrote: that content is gone, and the rewind refused.
     void rewind(index_t step) {
         if (step < 0 || step > step_) throw error("session: rewind(" + detail::itos(step) + ") outside steps 0.." + detail::itos(step_));
+        const index_t ran = step_ + (pending_ ? 1 : 0);  // steps that may have written the cache
+        for (const stand_in_entry& e : plan_.stand_ins) {
+            const index_t written = step_at_row(e.fed_row), slot = plan_.fed[static_cast<std::size_t>(e.fed_row)];
+            const index_t own = own_feed_step(slot, written);
+            if (written < step && step <= own && own < ran)
+                throw error("session: rewind(" + detail::itos(step) + "): slot " + detail::itos(slot) + " held a stand-in (written at step " + detail::itos(written) +
+                            ") that step " + detail::itos(own) + " has overwritten; rewind to step " + detail::itos(written) + " or earlier, or past " + detail::itos(own));
+        }
         const index_t n = plan_.num_positions();
         for (std::size_t i = 0; i < requests_.size(); ++i)
             for (index_t q = 0; q < n; ++q)
@@ -237,21 +250,31 @@ private:
         }
         throw error("session: non-finite logits at step " + detail::itos(step_));
     }
-    fed_input input_of(index_t slot, index_t req, bool uncond) const {
-        const slot_entry& e = plan_.slots[static_cast<std::size_t>(slot)];
+    // what slot `content`'s content is for request req (a stand-in row passes the slot it copies)
+    fed_input input_of(index_t content, index_t req, bool uncond) const {
+        const slot_entry& e = plan_.slots[static_cast<std::size_t>(content)];
         const index_t label = uncond ? options_.null_label : requests_[static_cast<std::size_t>(req)].label;
         const std::size_t base = static_cast<std::size_t>(req) * static_cast<std::size_t>(plan_.num_positions());
         switch (e.kind) {
             case slot_kind::prefix: return {e.kind, e.index, label};
             case slot_kind::token: return {e.kind, e.index, tokens_[base + static_cast<std::size_t>(e.index)]};
             case slot_kind::transition: return {e.kind, e.index, e.index};
-            case slot_kind::stand_in: {
-                const slot_entry& c = plan_.slots[static_cast<std::size_t>(plan_.stand_ins[static_cast<std::size_t>(e.index)].copy_of)];
-                if (c.kind == slot_kind::prefix) return {e.kind, c.index, label};
-                return {e.kind, c.index, tokens_[base + static_cast<std::size_t>(c.index)]};
-            }
         }
         return {};
+    }
+    // the step that feeds plan-wide fed row `row`
+    index_t step_at_row(index_t row) const {
+        const auto it = std::upper_bound(plan_.fed_offsets.begin(), plan_.fed_offsets.end(), row);
+        return static_cast<index_t>(it - plan_.fed_offsets.begin()) - 1;
+    }
+    // the step that feeds `slot` its own content after the stand-in written at step `after` (num_steps: none)
+    index_t own_feed_step(index_t slot, index_t after) const {
+        for (index_t s = after + 1; s < plan_.num_steps(); ++s) {
+            const step_view st = plan_.step(s);
+            for (index_t r = 0; r < st.num_rows(); ++r)
+                if (st.fed[r] == slot && st.content_of(r) == slot) return s;
+        }
+        return plan_.num_steps();
     }
     // out = the head mix of request i's cond sequence, combined with its uncond mix when guided
     void mix_guided(std::span<const float> logits, index_t i, std::span<const contribution> from, float scale, std::span<float> out) {

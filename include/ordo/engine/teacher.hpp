@@ -40,7 +40,6 @@ std::vector<float> teacher_forcing_logits(M& model, C& cache, const plan_view& p
         index_t value = e.index;  // transition: its index
         if (e.kind == slot_kind::prefix) value = label;
         else if (e.kind == slot_kind::token) value = tokens[static_cast<std::size_t>(e.index)];
-        else if (e.kind == slot_kind::stand_in) throw error("teacher forcing: the training layout holds a stand-in slot");
         inputs[static_cast<std::size_t>(s)] = {e.kind, e.index, value};
     }
     const request req{label, 0, {}};

@@ -1,4 +1,5 @@
-// ordo/policies/next_set_wavefront.hpp - ZipAR: rows start before the row above is finished.
+// ordo/policies/next_set_wavefront.hpp - ZipAR as the released code decodes: a row starts before
+// the row above it is finished.
 #pragma once
 
 #include <algorithm>
@@ -9,50 +10,55 @@
 
 namespace ordo {
 
-// Training-free, on a raster-trained model (ZipAR). Rows (frames of rows for video) are decoded
-// left to right; row r+1 starts once row r has `window` tokens, and every active row emits one
-// token per step: token (r, c) is emitted at step r*window + c. Slots stay raster and a query sees
-// the raster-earlier slots already fed (slot_causal mask).
-// Token (r, c) is read from the head of its raster predecessor (r, c-1). A row's first token has
-// no decoded predecessor yet, so, as in the official code, the step that starts row r also feeds a
-// stand-in rotated at the predecessor (r-1, W-1): a copy of the newest token of row r-2 (the last
-// prefix row when r = 1). ordo gives each stand-in its own slot after the raster slots, where the
-// official code writes it into the predecessor's cache row and overwrites it once the real token
-// is fed; so here no other query sees a stand-in. With window >= W this is exactly raster.
+// Training-free, on a raster-trained model (ZipAR, ThisisBillhe/ZipAR; per-call rule in
+// shared/conventions/zipar.md). Row 0 is decoded alone, one token per step, for W steps; row 1
+// starts at step W and row r+1 the step after row r emitted its `window`-th token, so row r >= 1
+// starts at a(r) = W + (r-1)*window and every active row emits one token per step:
+// 2W + (H-2)*window steps. Slots stay raster and the mask is slot_causal: a row at slot s sees
+// every slot up to s, written or not (unwritten slots count as zeros, stale stand-ins as what
+// they hold). Each step feeds, in slot order:
+//  - the last token of a row that finished the step before, at its own slot; its logits are
+//    dropped (it overwrites that row's stand-in);
+//  - per active row, its newest token; a starting row r >= 2 instead feeds a stand-in in the slot
+//    of its raster predecessor (r-1, W-1): a copy of (0, W-1) for r = 2, of
+//    (r-2, min(2*window-1, W-1)) for r >= 3 (the newest token of row r-2 when row r is started).
+//    Row 1 starts from the real (0, W-1).
+// The released code supports 2 <= window <= W-1 on square images; ordo also runs H x W grids and
+// video (T x H x W as T*H rows of W), by the same rule.
 struct next_set_wavefront {
     static constexpr mask_mode mask = mask_mode::slot_causal;
 
     index_t window = 8;
 
     constexpr index_t num_steps(grid_shape g) const {
-        check();
-        const index_t rows = g.frames() * g.rows(), win = std::min(window, g.cols());
-        return (rows - 1) * win + g.cols();
+        check(g);
+        const index_t rows = g.frames() * g.rows(), width = g.cols();
+        return rows == 1 ? width : 2 * width + (rows - 2) * window;
     }
 
     ORDO_DETAIL_FLATTEN constexpr void build(plan_builder& b) const {
-        check();
         const grid_shape g = b.grid();
-        const index_t width = g.cols(), rows = g.frames() * g.rows(), prefix = b.prefix();
-        const index_t win = std::min(window, width), steps = num_steps(g);
+        check(g);
+        const index_t width = g.cols(), rows = g.frames() * g.rows(), prefix = b.prefix(), win = window, steps = num_steps(g);
+        auto slot = [&](index_t r, index_t c) { return prefix + r * width + c; };
         detail::raster_layout_and_prefill(b);
-        for (index_t s = 1; s < steps; ++s) {
+        for (index_t k = 1; k < std::min(width, steps); ++k) {  // row 0 alone
             b.begin_step();
-            // fed: the one token of each row active at step s-1 (raster order), so row = r - first
-            const index_t fed_first = first_row(s - 1, win, width);
-            for (index_t r = fed_first; r <= std::min(rows - 1, (s - 1) / win); ++r)
-                b.feed(prefix + r * width + (s - 1 - r * win));
-            // a row starting now (before its predecessor is decoded) reads from a stand-in
-            const index_t new_row = s % win == 0 ? s / win : 0;
-            index_t stand_in_row = -1;
-            if (win < width && new_row >= 1 && new_row < rows) {
-                const index_t copy_of = new_row >= 2 ? prefix + (new_row - 2) * width + std::min(width - 1, 2 * win - 1) : prefix - 1;
-                stand_in_row = b.feed(b.add_stand_in_slot(copy_of, new_row * width - 1));
-            }
-            for (index_t r = first_row(s, win, width); r <= std::min(rows - 1, s / win); ++r) {
-                const index_t c = s - r * win;
-                // predecessor (r, c-1); a row's first token: the stand-in, or (r-1, W-1) when win == W
-                const index_t row = c > 0 ? r - fed_first : stand_in_row >= 0 ? stand_in_row : r - 1 - fed_first;
+            b.feed(slot(0, k - 1));
+            b.emit(k, {{0, 0, 1.0f}});
+        }
+        for (index_t k = width; k < steps; ++k) {
+            b.begin_step();
+            // a row that emitted its last token in step k-1 (a(r) + W == k) feeds it now
+            if (k >= 2 * width && (k - 2 * width) % win == 0) b.feed(slot((k - 2 * width) / win + 1, width - 1));
+            const index_t first = k < 2 * width ? 1 : (k - 2 * width) / win + 2;  // a(r) + W > k
+            const index_t last = std::min(rows - 1, (k - width) / win + 1);      // a(r) <= k
+            for (index_t r = first; r <= last; ++r) {
+                const index_t c = k - (width + (r - 1) * win);
+                index_t row;
+                if (c > 0) row = b.feed(slot(r, c - 1));
+                else if (r == 1) row = b.feed(slot(0, width - 1));
+                else row = b.feed_stand_in(slot(r - 1, width - 1), slot(r - 2, r == 2 ? width - 1 : std::min(2 * win - 1, width - 1)));
                 b.emit(r * width + c, {{row, 0, 1.0f}});
             }
         }
@@ -62,12 +68,10 @@ struct next_set_wavefront {
     friend constexpr bool operator==(const next_set_wavefront&, const next_set_wavefront&) = default;
 
 private:
-    constexpr void check() const {
-        if (window < 1) throw error("zipar window must be >= 1, got " + detail::itos(window));
-    }
-    // first grid row active at step s: the smallest r with s - r*win < width
-    static constexpr index_t first_row(index_t s, index_t win, index_t width) {
-        return s < width ? 0 : (s - width) / win + 1;
+    constexpr void check(grid_shape g) const {
+        if (window < 2 || window > g.cols() - 1)
+            throw error("zipar window must lie in 2.." + detail::itos(g.cols() - 1) + " on a grid " + detail::itos(g.cols()) +
+                        " tokens wide (the released ZipAR supports no other window), got " + detail::itos(window));
     }
 };
 

@@ -95,12 +95,7 @@ template <class T>
 const T* embedding_row(const gpt_tensors<T>& w, const gpt_config& c, const step_batch& b, index_t s, index_t r) {
     const fed_input& in = b.input(s, r);
     const std::size_t d = static_cast<std::size_t>(c.dim);
-    slot_kind kind = in.kind;
-    if (kind == slot_kind::stand_in) {  // a copy of a token or of the prefix row
-        const slot_entry& e = b.plan.slots[static_cast<std::size_t>(b.slots[static_cast<std::size_t>(r)])];
-        kind = b.plan.slots[static_cast<std::size_t>(b.plan.stand_ins[static_cast<std::size_t>(e.index)].copy_of)].kind;
-    }
-    switch (kind) {
+    switch (in.kind) {
         case slot_kind::prefix:
             if (in.value < 0 || in.value >= c.label_rows())
                 throw error("gpt forward: class label " + ordo::detail::itos(in.value) + " outside 0.." + ordo::detail::itos(c.num_classes) + " (" +
@@ -114,9 +109,8 @@ const T* embedding_row(const gpt_tensors<T>& w, const gpt_config& c, const step_
             if (in.value < 1 || in.value > c.transition_tokens)
                 throw error("gpt forward: transition token M_" + ordo::detail::itos(in.value) + " but the model has " + ordo::detail::itos(c.transition_tokens));
             return w.transition + static_cast<std::size_t>(in.value - 1) * d;
-        case slot_kind::stand_in: break;
     }
-    throw error("gpt forward: a stand-in that copies another stand-in");
+    throw error("gpt forward: fed row " + ordo::detail::itos(r) + " carries no known kind of content");
 }
 
 // Offsets of the tensors of checkpoint_tensors(c) in one arena, and its total size.
