@@ -32,23 +32,19 @@ grids_t run(M& model, const ordo::plan& p, const std::vector<ordo::request>& req
     return ordo::generate(model, cache, p.view(), kSampler, std::span<const ordo::request>(reqs), o);
 }
 
-// What row r of sequence s should carry at step st, from the plan and the final token grids.
-ordo::fed_input expected_input(const ordo::plan_view& p, ordo::index_t slot, const grids_t& out, const std::vector<ordo::request>& reqs,
+// What a row whose content is slot `content`'s (its own, or what a stand-in copies) should carry
+// for sequence seq, from the plan and the final token grids.
+ordo::fed_input expected_input(const ordo::plan_view& p, ordo::index_t content, const grids_t& out, const std::vector<ordo::request>& reqs,
                                ordo::index_t seq) {
     const ordo::index_t nreq = static_cast<ordo::index_t>(reqs.size());
     const ordo::index_t req = seq % nreq;
     const bool uncond = seq >= nreq;
-    const ordo::slot_entry& e = p.slots[static_cast<std::size_t>(slot)];
+    const ordo::slot_entry& e = p.slots[static_cast<std::size_t>(content)];
     const ordo::index_t label = uncond ? 10 : reqs[static_cast<std::size_t>(req)].label;
     switch (e.kind) {
         case ordo::slot_kind::prefix: return {e.kind, e.index, label};
         case ordo::slot_kind::token: return {e.kind, e.index, out[static_cast<std::size_t>(req)][static_cast<std::size_t>(e.index)]};
         case ordo::slot_kind::transition: return {e.kind, e.index, e.index};
-        case ordo::slot_kind::stand_in: {
-            const ordo::slot_entry& c = p.slots[static_cast<std::size_t>(p.stand_ins[static_cast<std::size_t>(e.index)].copy_of)];
-            if (c.kind == ordo::slot_kind::prefix) return {e.kind, c.index, label};
-            return {e.kind, c.index, out[static_cast<std::size_t>(req)][static_cast<std::size_t>(c.index)]};
-        }
     }
     return {};
 }
@@ -82,7 +78,7 @@ TEST_CASE("generate: the recorded steps equal the plan, for every policy, with a
                         REQUIRE(rec.rope[static_cast<std::size_t>(r)].zero == want.zero);
                         REQUIRE(rec.rope[static_cast<std::size_t>(r)].at == want.at);
                         for (ordo::index_t s = 0; s < rec.sequences; ++s)
-                            REQUIRE(rec.inputs[static_cast<std::size_t>(s * st.num_rows() + r)] == expected_input(v, st.fed[r], out, reqs, s));
+                            REQUIRE(rec.inputs[static_cast<std::size_t>(s * st.num_rows() + r)] == expected_input(v, st.content_of(r), out, reqs, s));
                     }
                 }
             }

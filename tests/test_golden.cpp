@@ -1,8 +1,10 @@
-// The plans ordo builds equal, field for field, what the official LlamaGen / PAR / NAR code did
-// (tests/data/golden/structure, produced by running the official code; see its README).
+// The plans ordo builds equal, field for field, what the official LlamaGen / PAR / NAR / ZipAR
+// code did (tests/data/golden/structure, produced by running the official code; see its READMEs).
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <fstream>
+#include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <ordo/ordo.hpp>
 
@@ -54,7 +56,8 @@ json reference_form(json ours) {
     auto visible = [&](int q, int kv) {
         if (kv >= slots) return false;
         if (q < prefix) return kv <= q;
-        return step[static_cast<std::size_t>(kv)] <= step[static_cast<std::size_t>(q)] && (!slot_causal || kv <= q);
+        if (slot_causal) return kv <= q;
+        return step[static_cast<std::size_t>(kv)] <= step[static_cast<std::size_t>(q)];
     };
     auto ranges = [&](int q, int len) {
         json out = json::array();
@@ -79,6 +82,96 @@ json reference_form(json ours) {
     for (const char* k : {"num_slots", "slot_step", "slots_after_train"}) pl.erase(k);
     return ours;
 }
+
+// ZipAR's structure files also describe each call from the cache's side, all of it a function of
+// the plan (README-zipar.md): per fed row its raster index, whether its logits are read, its RoPE
+// row, the visible slots never written (K = V = 0) and those holding a stand-in, when a stand-in
+// is overwritten; per call the slots written after it; per cell the call that emits it. Derived
+// here from ordo's file (slot_step is the first write of each slot) by those definitions.
+json zipar_reference_form(const json& written) {
+    const std::vector<int> step = written["plan"]["slot_step"];
+    const int kv_len = written["plan"]["kv_cache_len"], width = written["grid"][1];
+    json ours = reference_form(written);
+    json& pl = ours["plan"];
+    std::map<int, int> own;                    // slot -> the call that feeds its own content
+    std::map<int, std::vector<int>> stand_in;  // slot -> calls that write a stand-in there
+    for (const json& st : pl["steps"])
+        for (const json& f : st["fed"]) {
+            if (f["what"] == "stand_in") stand_in[f["slot"]].push_back(st["call"]);
+            else if (!own.contains(f["slot"])) own[f["slot"]] = st["call"];
+        }
+    auto ranges = [&](auto pred) {
+        json out = json::array();
+        for (int kv = 0; kv < kv_len; ++kv) {
+            if (!pred(kv)) continue;
+            int end = kv + 1;
+            while (end < kv_len && pred(end)) ++end;
+            out.push_back({kv, end});
+            kv = end;
+        }
+        return out;
+    };
+    auto raster = [&](const json& cell) { return cell[0].get<int>() * width + cell[1].get<int>(); };
+    json step_of_grid = json::array();
+    for (int r = 0; r < written["grid"][0].get<int>(); ++r) step_of_grid.push_back(json::array());
+    for (auto& row : step_of_grid) row = std::vector<int>(static_cast<std::size_t>(width), -1);
+    for (json& st : pl["steps"]) {
+        const int k = st["call"];
+        std::set<int> used;
+        for (json& smp : st["sampled"]) {
+            for (const json& f : smp["from"]) used.insert(f["input_row"].get<int>());
+            smp["raster_index"] = raster(smp["grid"]);
+            step_of_grid[smp["grid"][0].get<int>()][smp["grid"][1].get<int>()] = k;
+        }
+        json rope = json::array(), unwritten = json::array(), held = json::array();
+        for (std::size_t j = 0; j < st["fed"].size(); ++j) {
+            json& f = st["fed"][j];
+            const int q = f["slot"];
+            f["logits_used"] = used.contains(static_cast<int>(j));
+            if (f["what"] == "token") {
+                f["raster_index"] = raster(f["grid"]);
+                rope.push_back(f["grid"]);
+            } else if (f["what"] == "stand_in") {
+                f["copy_of"]["raster_index"] = raster(f["copy_of"]["grid"]);
+                f["overwritten_at_call"] = own.at(q);
+                rope.push_back(f["rope_grid"]);
+            } else {
+                rope.push_back(nullptr);
+            }
+            unwritten.push_back(ranges([&](int kv) { return kv <= q && step[static_cast<std::size_t>(kv)] > k; }));
+            json slots = json::array();
+            for (int kv = 0; kv <= q; ++kv) {
+                const auto it = stand_in.find(kv);
+                const bool written_before = it != stand_in.end() && std::any_of(it->second.begin(), it->second.end(), [&](int c) { return c <= k; });
+                if (written_before && (!own.contains(kv) || own.at(kv) > k)) slots.push_back(kv);
+            }
+            held.push_back(slots);
+        }
+        st["rope_pos"] = rope;
+        st["visible_unwritten"] = unwritten;
+        st["visible_stand_in"] = held;
+        st["kv_written_after"] = ranges([&](int kv) { return kv < static_cast<int>(step.size()) && step[static_cast<std::size_t>(kv)] <= k; });
+    }
+    pl["step_of_grid"] = step_of_grid;
+    return ours;
+}
+
+// A ZipAR structure case: the official file without the fields that only describe the script
+// (its phase names, the step-count formula as text; ZipAR trains as raster: no train section).
+void check_zipar_case(const std::string& file, const json& written) {
+    INFO(file);
+    json ref = load(file);
+    ref["plan"].erase("num_forward_calls_formula");
+    for (auto& st : ref["plan"]["steps"]) st.erase("phase");
+    const json ours = zipar_reference_form(written);
+    CHECK(ours["cls_token_num"] == ref["cls_token_num"]);
+    CHECK(ours["heads"] == ref["heads"]);
+    CHECK(ours["params"]["N"] == ref["params"]["N"]);
+    CHECK(written["plan"]["num_forward_calls"] == ref["plan"]["num_forward_calls"]);
+    CHECK(diff(ours["plan"], ref["plan"], "/plan") == "");
+}
+const std::array<std::array<std::string, 3>, 3> kZiparCases{{
+    {"zipar_G8_w3.json", "zipar:3", "8x8"}, {"zipar_G12_w3.json", "zipar:3", "12x12"}, {"zipar_G16_w5.json", "zipar:5", "16x16"}}};
 
 void check_case(const std::string& file, const std::string& policy, const std::string& grid) {
     INFO(file << " with ordo plan --policy " << policy << " --grid " << grid);
@@ -119,6 +212,31 @@ TEST_CASE("golden: PAR 16x16, 4 regions", "[golden]") { check_case("par_G16_n4.j
 TEST_CASE("golden: PAR 24x24, 16 regions", "[golden]") { check_case("par_G24_n16.json", "par:4x4", "24x24"); }
 TEST_CASE("golden: NAR images 16x16", "[golden]") { check_case("nar_img_G16.json", "nar", "16x16"); }
 TEST_CASE("golden: NAR video 4x8x8", "[golden]") { check_case("nar_vid_T4H8W8.json", "nar", "4x8x8"); }
+TEST_CASE("golden: ZipAR as released, 8x8 w3, 12x12 w3, 16x16 w5", "[golden]") {
+    for (const auto& [file, policy, grid] : kZiparCases) {
+        const ordo::plan p = ordo::make_plan(ordo::parse_policy(policy), ordo::parse_grid(grid));
+        check_zipar_case(file, json::parse(ordo::plan_to_json(p, policy)));
+    }
+}
+
+TEST_CASE("golden: the ZipAR comparison notices the differences the issue found", "[golden]") {
+    const auto& [file, policy, grid] = kZiparCases[0];
+    json ref = load(file);
+    ref["plan"].erase("num_forward_calls_formula");
+    for (auto& st : ref["plan"]["steps"]) st.erase("phase");
+    const json written = json::parse(ordo::plan_to_json(ordo::make_plan(ordo::parse_policy(policy), ordo::parse_grid(grid)), policy));
+    REQUIRE(diff(zipar_reference_form(written)["plan"], ref["plan"]) == "");
+    // a stand-in that copied another token, or a slot written at another call, shows
+    json moved = written;
+    moved["plan"]["steps"][11]["fed"][1]["copy_of"] = {{"slot", 7}, {"grid", {0, 6}}};
+    CHECK(diff(zipar_reference_form(moved)["plan"], ref["plan"]) != "");
+    moved = written;
+    moved["plan"]["slot_step"][15] = 9;  // what a mask hiding nothing unwritten would need to match
+    CHECK(diff(zipar_reference_form(moved)["plan"], ref["plan"]) != "");
+    // another window
+    const json w2 = json::parse(ordo::plan_to_json(ordo::make_plan(ordo::parse_policy("zipar:2"), ordo::parse_grid(grid)), "zipar:2"));
+    CHECK(diff(zipar_reference_form(w2)["plan"], ref["plan"]) != "");
+}
 
 TEST_CASE("golden: the comparison notices a different order", "[golden]") {
     json ref = load("par_G16_n4.json");
@@ -156,6 +274,15 @@ TEST_CASE("golden: the ordo CLI prints the reference plans", "[golden][cli]") {
         for (auto& s : ref["plan"]["steps"]) s.erase("idx_arg_grid");
         CHECK(diff(ours["train"], ref["train"], "/train") == "");
         CHECK(diff(ours["plan"], ref["plan"], "/plan") == "");
+    }
+    for (const auto& [file, policy, grid] : kZiparCases) {
+        const std::string cmd = std::string(ORDO_CLI) + " plan --format json --policy " + policy + " --grid " + grid;
+        std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
+        REQUIRE(pipe);
+        std::string out;
+        char buf[65536];
+        for (std::size_t n; (n = fread(buf, 1, sizeof buf, pipe.get())) > 0;) out.append(buf, n);
+        check_zipar_case(file, json::parse(out));
     }
 }
 #endif

@@ -20,14 +20,15 @@ using ordo::index_t;
 struct knobs {
     ordo::grid_shape grid = ordo::grid_shape::make(2, 3);
     index_t prefix = 1;
-    ordo::mask_mode mask = ordo::mask_mode::step_causal;
+    ordo::mask_mode mask = ordo::mask_mode::slot_causal;
     ordo::position_encoding encoding = ordo::position_encoding::rope;
     ordo::teacher_forcing forcing = ordo::teacher_forcing::shifted;
     const char* second_head = "B";
     bool third_head = false;
     bool swap_slots = false;     // token slots of positions 2 and 3 in the other layout order
     bool transition = false;     // a transition slot (after the prefix), fed in step 1
-    index_t stand_in_at = 5;     // the position the stand-in is rotated at
+    bool stand_in = true;        // step 1 writes a stand-in into position 4's slot (slot_causal only)
+    bool stand_in_copies_token = false;  // it copies token 0 (else the last prefix row)
     bool swap_fed = false;       // step 1 feeds its two token rows in the other order
     bool swap_emit = false;      // step 1 emits its two positions in the other order
     float weight = 0.5f;         // position 1 = weight * head 0 + (1 - weight) * head `head`
@@ -36,8 +37,9 @@ struct knobs {
 };
 
 // Six positions in three steps: step 0 feeds the prefix and emits 0, 1 (1 mixes two heads);
-// step 1 feeds tokens 0, 1, the stand-in (and a transition) and emits 2, 3; step 2 feeds 2, 3 and
-// emits 4, 5. Tokens 4 and 5 are never fed (shifted forcing needs the last slot unfed).
+// step 1 feeds tokens 0, 1, a stand-in in position 4's slot (and a transition) and emits 2, 3;
+// step 2 feeds 2, 3 and emits 4, 5. Tokens 4 and 5 are never fed their own content (shifted
+// forcing needs the last slot unfed).
 ordo::plan build(const knobs& k) {
     ordo::plan_builder b(k.grid, k.prefix, k.mask);
     if (k.third_head) b.set_heads({"A", k.second_head, "C"});
@@ -46,7 +48,6 @@ ordo::plan build(const knobs& k) {
     b.set_forcing(k.forcing);
     const index_t transition = k.transition ? b.add_transition_slot() : -1;
     for (index_t q : {0, 1, k.swap_slots ? 3 : 2, k.swap_slots ? 2 : 3, 4, 5}) b.add_token_slot(q);
-    const index_t stand_in = b.add_stand_in_slot(k.prefix - 1, k.stand_in_at);
     const index_t last = k.prefix - 1;
 
     b.begin_step();
@@ -57,7 +58,7 @@ ordo::plan build(const knobs& k) {
     b.begin_step();
     b.feed(b.slot_of(k.swap_fed ? 1 : 0));
     b.feed(b.slot_of(k.swap_fed ? 0 : 1));
-    b.feed(stand_in);
+    if (k.stand_in) b.feed_stand_in(b.slot_of(4), k.stand_in_copies_token ? b.slot_of(0) : k.prefix - 1);
     if (k.transition) b.feed(transition);
     if (k.swap_emit) {
         b.emit(3, {{1, 1, 1.0f}});
@@ -151,14 +152,14 @@ TEST_CASE("plan digest: plans that differ in one decision each differ", "[plan-d
     const std::vector<std::pair<const char*, std::function<void(knobs&)>>> edits = {
         {"grid 3x2 instead of 2x3", [](knobs& k) { k.grid = ordo::grid_shape::make(3, 2); }},
         {"prefix", [](knobs& k) { k.prefix = 2; }},
-        {"mask mode", [](knobs& k) { k.mask = ordo::mask_mode::slot_causal; }},
+        {"mask mode (and so no stand-in)", [](knobs& k) { k.mask = ordo::mask_mode::step_causal; k.stand_in = false; }},
         {"position encoding", [](knobs& k) { k.encoding = ordo::position_encoding::absolute; }},
         {"teacher forcing", [](knobs& k) { k.forcing = ordo::teacher_forcing::full; }},
         {"a head's name", [](knobs& k) { k.second_head = "B2"; }},
         {"one more head", [](knobs& k) { k.third_head = true; }},
         {"slot layout order", [](knobs& k) { k.swap_slots = true; }},
         {"a transition slot", [](knobs& k) { k.transition = true; }},
-        {"a stand-in's position", [](knobs& k) { k.stand_in_at = 4; }},
+        {"what a stand-in copies", [](knobs& k) { k.stand_in_copies_token = true; }},
         {"fed row order", [](knobs& k) { k.swap_fed = true; }},
         {"emission order within a step", [](knobs& k) { k.swap_emit = true; }},
         {"a contribution weight", [](knobs& k) { k.weight = 0.25f; }},
@@ -199,7 +200,7 @@ TEST_CASE("plan digest: every header field and every element of every array coun
         {"header.num_transitions", [](plan_copy& c) { c.header.num_transitions += 1; }},
         {"header.num_stand_ins", [](plan_copy& c) { c.header.num_stand_ins += 1; }},
         {"header.num_heads", [](plan_copy& c) { c.header.num_heads += 1; }},
-        {"header.mask", [](plan_copy& c) { c.header.mask = ordo::mask_mode::slot_causal; }},
+        {"header.mask", [](plan_copy& c) { c.header.mask = ordo::mask_mode::step_causal; }},
         {"header.encoding", [](plan_copy& c) { c.header.encoding = ordo::position_encoding::absolute; }},
         {"header.forcing", [](plan_copy& c) { c.header.forcing = ordo::teacher_forcing::full; }},
         {"header.head_names[0]", [](plan_copy& c) { c.header.head_names[0] = ordo::head_name("Z"); }},
@@ -222,7 +223,7 @@ TEST_CASE("plan digest: every header field and every element of every array coun
         {"step_of", [&](plan_copy& c) { bump(c.step_of, 4); }},
         {"slot_of", [&](plan_copy& c) { bump(c.slot_of, 4); }},
         {"stand_ins[].copy_of", [](plan_copy& c) { c.stand_ins.at(0).copy_of += 1; }},
-        {"stand_ins[].at", [](plan_copy& c) { c.stand_ins.at(0).at += 1; }},
+        {"stand_ins[].fed_row", [](plan_copy& c) { c.stand_ins.at(0).fed_row += 1; }},
         // lengths count: the same elements split differently between two arrays
         {"rank_of / step_of boundary", [](plan_copy& c) { c.step_of.insert(c.step_of.begin(), c.rank_of.back()); c.rank_of.pop_back(); }},
         {"a stand-in dropped", [](plan_copy& c) { c.stand_ins.pop_back(); }},

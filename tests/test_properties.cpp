@@ -18,7 +18,9 @@ std::vector<ordo::grid_shape> grids() {
 }
 
 std::vector<std::string> policies_for(const ordo::grid_shape& g) {
-    std::vector<std::string> s{"raster", "nar", "zipar:1", "zipar:3", "zipar:8", "zipar:1000"};
+    std::vector<std::string> s{"raster", "nar"};
+    for (int w : {2, 3, 8})  // the released ZipAR's windows: 2..W-1
+        if (w <= g.cols() - 1) s.push_back("zipar:" + std::to_string(w));
     for (int rh : {1, 2, 3, 4})
         for (int rw : {1, 2, 4})
             if (g.rows() % rh == 0 && g.cols() % rw == 0) {
@@ -35,8 +37,8 @@ long long expected_steps(const std::string& spec, const ordo::grid_shape& g) {
     if (spec == "raster") return N;
     if (spec == "nar") return T + H + W - 2;
     if (spec.rfind("zipar:", 0) == 0) {
-        long long win = std::min<long long>(std::stoll(spec.substr(6)), W);
-        return (T * H - 1) * win + W;
+        const long long win = std::stoll(spec.substr(6)), rows = T * H;  // 2W + (H-2)w (conventions/zipar.md)
+        return rows == 1 ? W : 2 * W + (rows - 2) * win;
     }
     // par:[t x]h x w[+nar]
     auto body = spec.substr(4, spec.find('+') == std::string::npos ? std::string::npos : spec.find('+') - 4);
@@ -56,11 +58,12 @@ long long expected_steps(const std::string& spec, const ordo::grid_shape& g) {
 // row fed at step s, list the kv slots holding what the model knows when it runs step s:
 //  - prefix slots: all of them (a prefix row: the prefix rows up to itself, a causal prefix);
 //  - the token of position p: iff a step before s emitted p (nothing of this step or later leaks
-//    in, nothing already decoded is left out); a slot-causal (raster-trained) order also needs p
-//    at or before the row's raster position (a stand-in's: the position it stands at);
+//    in, nothing already decoded is left out);
 //  - a transition token (PAR's M_i): once a step up to s has written it to the cache;
-//  - a stand-in (a substitute for a token not decoded yet): only to stand-in rows, once written;
 //  - slots past the layout (cache padding): never.
+// A slot-causal (raster-trained, ZipAR) order instead shows every slot up to the row's own, as the
+// official causal mask over the whole cache does; what such a slot holds at step s is then checked
+// against the replay: written() iff some step up to s fed it.
 // The predicate must say exactly this for every (row, kv) pair; big plans are sampled.
 void check_visibility(const ordo::plan_view& p) {
     const ordo::index_t n = p.num_positions(), steps = p.num_steps(), slots = p.num_slots();
@@ -68,7 +71,7 @@ void check_visibility(const ordo::plan_view& p) {
     std::vector<ordo::index_t> emitted_at(static_cast<std::size_t>(n), -1), written_at(static_cast<std::size_t>(slots), steps);
     for (ordo::index_t s = 0; s < steps; ++s) {
         for (ordo::index_t q : p.step(s).emitted) emitted_at[static_cast<std::size_t>(q)] = s;
-        for (ordo::index_t slot : p.step(s).fed) written_at[static_cast<std::size_t>(slot)] = s;
+        for (ordo::index_t slot : p.step(s).fed) written_at[static_cast<std::size_t>(slot)] = std::min(written_at[static_cast<std::size_t>(slot)], s);
     }
     const bool sample = slots > 600;  // all pairs of a big plan cost minutes at -O0
     ordo::visit_mask(p, [&](auto m) {
@@ -78,16 +81,16 @@ void check_visibility(const ordo::plan_view& p) {
                 const ordo::index_t q = st.fed[r];
                 const ordo::slot_entry& row = p.slots[static_cast<std::size_t>(q)];
                 if (slot_causal) REQUIRE((row.kind != ordo::slot_kind::transition));  // no raster position
-                const ordo::index_t raster_at = row.kind == ordo::slot_kind::stand_in ? p.stand_ins[static_cast<std::size_t>(row.index)].at : row.index;
                 for (ordo::index_t kv = 0; kv < slots; ++kv) {
                     const ordo::slot_entry& e = p.slots[static_cast<std::size_t>(kv)];
                     const bool written = written_at[static_cast<std::size_t>(kv)] <= s;
+                    REQUIRE(ordo::written(p.fed_step.data(), kv, s) == written);
                     bool expect = false;
-                    if (row.kind == ordo::slot_kind::prefix) expect = e.kind == ordo::slot_kind::prefix && e.index <= row.index;
+                    if (slot_causal) expect = kv <= q;
+                    else if (row.kind == ordo::slot_kind::prefix) expect = e.kind == ordo::slot_kind::prefix && e.index <= row.index;
                     else if (e.kind == ordo::slot_kind::prefix) expect = true;
-                    else if (e.kind == ordo::slot_kind::token) expect = emitted_at[static_cast<std::size_t>(e.index)] < s && (!slot_causal || e.index <= raster_at);
+                    else if (e.kind == ordo::slot_kind::token) expect = emitted_at[static_cast<std::size_t>(e.index)] < s;
                     else if (e.kind == ordo::slot_kind::transition) expect = written;
-                    else expect = row.kind == ordo::slot_kind::stand_in && written;
                     if (m(q, kv) != expect) {
                         INFO("step " << s << ", row slot " << q << ", kv slot " << kv << " (kind " << static_cast<int>(e.kind) << ", index " << e.index << ")");
                         REQUIRE(m(q, kv) == expect);
@@ -122,16 +125,20 @@ void check_plan(const ordo::plan_view& p, const std::string& spec) {
             }
             REQUIRE(sum == Approx(1.0f));
         }
-        // every fed token was emitted in an earlier step; fed_step records this step
-        for (ordo::index_t slot : st.fed) {
-            REQUIRE(p.fed_step[static_cast<std::size_t>(slot)] == s);
-            const ordo::slot_entry& e = p.slots[static_cast<std::size_t>(slot)];
-            if (e.kind == ordo::slot_kind::token) REQUIRE(p.step_of[static_cast<std::size_t>(e.index)] < s);
-            if (e.kind == ordo::slot_kind::prefix) REQUIRE(s == 0);
-            if (e.kind == ordo::slot_kind::stand_in) {  // a copy of something already known
-                const ordo::slot_entry& c = p.slots[static_cast<std::size_t>(p.stand_ins[static_cast<std::size_t>(e.index)].copy_of)];
-                REQUIRE((c.kind == ordo::slot_kind::prefix || p.step_of[static_cast<std::size_t>(c.index)] < s));
+        // every fed token (or copy of one) was emitted in an earlier step; fed_step records the
+        // slot's first write: this step, or (a slot a stand-in held first) an earlier one
+        for (ordo::index_t r = 0; r < st.num_rows(); ++r) {
+            const ordo::index_t slot = st.fed[r], content = st.content_of(r);
+            if (content == slot) {
+                REQUIRE(p.fed_step[static_cast<std::size_t>(slot)] <= s);
+            } else {  // a stand-in: into a token slot not decoded yet, in a slot_causal plan
+                REQUIRE(p.header.mask == ordo::mask_mode::slot_causal);
+                REQUIRE(p.slots[static_cast<std::size_t>(slot)].kind == ordo::slot_kind::token);
+                REQUIRE(p.step_of[static_cast<std::size_t>(p.slots[static_cast<std::size_t>(slot)].index)] >= s);
             }
+            const ordo::slot_entry& e = p.slots[static_cast<std::size_t>(content)];
+            if (e.kind == ordo::slot_kind::token) REQUIRE(p.step_of[static_cast<std::size_t>(e.index)] < s);
+            if (e.kind == ordo::slot_kind::prefix) REQUIRE((s == 0 || content != slot));
         }
         // no two positions of a step are read from the very same logits
         for (ordo::index_t a = 0; a < st.num_emitted(); ++a)
@@ -146,10 +153,21 @@ void check_plan(const ordo::plan_view& p, const std::string& spec) {
         const ordo::slot_entry& e = p.slots[static_cast<std::size_t>(p.slot_of[static_cast<std::size_t>(q)])];
         REQUIRE((e.kind == ordo::slot_kind::token && e.index == q));
     }
-    // a token is fed only after the step that emits it (the last ones never: they are not read)
+    // a token is fed only after the step that emits it (the last ones never: they are not read),
+    // once; only a stand-in writes its slot before that
+    std::vector<ordo::index_t> own(static_cast<std::size_t>(p.num_slots()), steps);
+    for (ordo::index_t s = 0; s < steps; ++s) {
+        const ordo::step_view st = p.step(s);
+        for (ordo::index_t r = 0; r < st.num_rows(); ++r)
+            if (st.content_of(r) == st.fed[r]) {
+                REQUIRE(own[static_cast<std::size_t>(st.fed[r])] == steps);
+                own[static_cast<std::size_t>(st.fed[r])] = s;
+            }
+    }
     for (ordo::index_t q = 0; q < n; ++q) {
         const ordo::index_t slot = p.slot_of[static_cast<std::size_t>(q)];
-        REQUIRE(p.fed_step[static_cast<std::size_t>(slot)] > p.step_of[static_cast<std::size_t>(q)]);
+        REQUIRE(own[static_cast<std::size_t>(slot)] > p.step_of[static_cast<std::size_t>(q)]);
+        if (p.fed_step[static_cast<std::size_t>(slot)] <= p.step_of[static_cast<std::size_t>(q)]) REQUIRE(p.header.num_stand_ins > 0);
     }
     check_visibility(p);
 }
@@ -181,47 +199,67 @@ TEST_CASE("longer prefixes shift slots and keep every rule", "[properties]") {
         }
 }
 
-TEST_CASE("raster-equivalent orders: par:1x1 and zipar with a full window emit in raster order", "[properties]") {
+TEST_CASE("a raster-equivalent order: par:1x1 emits in raster order", "[properties]") {
     const auto g = ordo::grid_shape::make(6, 7);
     const ordo::plan r = ordo::make_plan(ordo::raster{}, g);
-    for (const std::string spec : {"par:1x1", "zipar:7", "zipar:99"}) {
-        const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), g);
-        CHECK(std::equal(p.view().order.begin(), p.view().order.end(), r.view().order.begin()));
-        CHECK(p.num_steps() == r.num_steps());
-    }
+    const ordo::plan p = ordo::make_plan(ordo::parse_policy("par:1x1"), g);
+    CHECK(std::equal(p.view().order.begin(), p.view().order.end(), r.view().order.begin()));
+    CHECK(p.num_steps() == r.num_steps());
 }
 
-TEST_CASE("zipar starts each row from a stand-in at the row's raster predecessor", "[properties]") {
+// The released ZipAR's per-call rule (shared/conventions/zipar.md section 5), on a 4x5 grid with
+// window 2: row 0 alone in steps 0..4; row r >= 1 starts at a(r) = 5 + 2(r - 1).
+TEST_CASE("zipar follows the released code: schedule, stand-ins in the predecessor's slot, dropped rows", "[properties]") {
     const auto g = ordo::grid_shape::make(4, 5);
     const ordo::plan p = ordo::make_plan(ordo::next_set_wavefront{2}, g);
     const ordo::plan_view v = p;
-    REQUIRE(v.header.num_stand_ins == 3);  // rows 1..3
-    REQUIRE(v.header.train_slots == 1 + 20 - 1);  // teacher forcing: raster slots only
+    REQUIRE(v.num_steps() == 2 * 5 + 2 * 2);
+    REQUIRE(v.num_slots() == 21);                  // prefix + raster tokens: no slots of their own for stand-ins
+    REQUIRE(v.header.train_slots == 1 + 20 - 1);   // teacher forcing: raster
+    REQUIRE(v.header.num_stand_ins == 2);          // rows 2 and 3
+    auto slot = [&](ordo::index_t r, ordo::index_t c) { return v.slot_of[static_cast<std::size_t>(g.index({0, r, c}))]; };
+    auto a = [](ordo::index_t r) { return 5 + (r - 1) * 2; };
+    for (ordo::index_t r = 0; r < 4; ++r)
+        for (ordo::index_t c = 0; c < 5; ++c) REQUIRE(v.step_of[static_cast<std::size_t>(g.index({0, r, c}))] == (r == 0 ? c : a(r) + c));
     for (ordo::index_t r = 1; r < 4; ++r) {
-        const ordo::index_t q = g.index({0, r, 0}), s = v.step_of[static_cast<std::size_t>(q)];
-        REQUIRE(s == 2 * r);
-        const ordo::step_view st = v.step(s);
-        const ordo::index_t k = v.rank_of[static_cast<std::size_t>(q)] - st.first_rank;
-        const ordo::index_t slot = st.fed[st.from(k)[0].row];
-        const ordo::slot_entry& e = v.slots[static_cast<std::size_t>(slot)];
-        REQUIRE(e.kind == ordo::slot_kind::stand_in);
-        const ordo::rope_coord rc = ordo::rope_of(v, slot);
-        REQUIRE(rc.at == ordo::coord{0, r - 1, 4});
-        // the stand-in sees the class row and exactly the tokens decoded before its step: with
-        // window 2, by step 2r row r' < r holds min(5, 2(r - r')) tokens: 2, 6 (4 + 2), 11 (5 + 4 + 2)
-        const ordo::index_t decoded[] = {0, 2, 6, 11};
-        ordo::index_t seen = 0;
-        for (ordo::index_t pos = 0; pos < 20; ++pos) {
-            const bool sees = ordo::visible(v, slot, v.slot_of[static_cast<std::size_t>(pos)]);
-            REQUIRE(sees == (v.step_of[static_cast<std::size_t>(pos)] < s));
-            seen += sees;
-        }
-        REQUIRE(ordo::visible(v, slot, 0));
-        REQUIRE(seen == decoded[r]);
-        for (ordo::index_t qs = 0; qs < 21; ++qs) REQUIRE_FALSE(ordo::visible(v, qs, slot));
+        const ordo::step_view st = v.step(a(r));
+        const ordo::index_t q = g.index({0, r, 0});
+        const ordo::index_t row = st.from(v.rank_of[static_cast<std::size_t>(q)] - st.first_rank)[0].row;
+        // row r starts in the slot (and at the rotary position) of its raster predecessor (r-1, W-1)
+        REQUIRE(st.fed[row] == slot(r - 1, 4));
+        REQUIRE(ordo::rope_of(v, st.fed[row]).at == ordo::coord{0, r - 1, 4});
+        // row 1 from the real (0, 4); row 2 from a copy of (0, 4); row 3 from a copy of (1, min(2w-1, W-1)) = (1, 3)
+        const ordo::index_t want = r == 1 ? slot(0, 4) : r == 2 ? slot(0, 4) : slot(1, 3);
+        REQUIRE(st.content_of(row) == want);
+        REQUIRE((st.stand_ins.size() == 1) == (r >= 2));
     }
-    // with a full window there is nothing to stand in for
-    CHECK(ordo::make_plan(ordo::next_set_wavefront{5}, g).view().header.num_stand_ins == 0);
+    // a finished row's last token is fed the step after it is emitted, read by no position: the
+    // predecessor's own feed, which overwrites the stand-in
+    for (ordo::index_t r = 1; r < 3; ++r) {
+        const ordo::step_view st = v.step(a(r) + 5);
+        REQUIRE(st.fed[0] == slot(r, 4));
+        REQUIRE(st.content_of(0) == slot(r, 4));
+        for (ordo::index_t k = 0; k < st.num_emitted(); ++k) REQUIRE(st.from(k)[0].row != 0);
+    }
+    // the stand-in slot is first written by the stand-in (step a(r)), then by (r-1, 4) itself
+    REQUIRE(v.fed_step[static_cast<std::size_t>(slot(1, 4))] == a(2));
+    // the mask: every slot up to the row's own, written or not
+    const ordo::index_t s = a(2) + 1, q = slot(2, 0);
+    for (ordo::index_t kv = 0; kv < 21; ++kv) {
+        REQUIRE(ordo::visible(v, q, kv) == (kv <= q));
+        REQUIRE(ordo::written(v.fed_step.data(), kv, s) == (kv <= slot(1, 2) || kv == slot(1, 4) || kv == slot(2, 0) || kv == 0));
+    }
+}
+
+TEST_CASE("zipar takes the windows the released code supports: 2..W-1", "[properties][errors]") {
+    const auto g = ordo::grid_shape::make(8, 8);
+    for (ordo::index_t w : {0, 1, 8, 9, 1000}) {
+        INFO("window " << w);
+        CHECK_THROWS_WITH(ordo::make_plan(ordo::next_set_wavefront{w}, g), Catch::Contains("zipar window must lie in 2..7") && Catch::Contains("got " + std::to_string(w)));
+        CHECK_THROWS_WITH(ordo::num_steps(ordo::next_set_wavefront{w}, g), Catch::Contains("2..7"));
+    }
+    for (ordo::index_t w = 2; w <= 7; ++w) CHECK(ordo::make_plan(ordo::next_set_wavefront{w}, g).num_steps() == 16 + 6 * w);
+    CHECK_THROWS_WITH(ordo::make_plan(ordo::next_set_wavefront{2}, ordo::grid_shape::make(8, 2)), Catch::Contains("2..1"));
 }
 
 TEST_CASE("plans stay compact: at most 64 bytes per position", "[properties]") {

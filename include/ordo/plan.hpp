@@ -616,11 +616,13 @@ private:
                     if (c.kind == slot_kind::token && step[c.index] >= s) [[unlikely]]
                         fail_rule("step " + detail::itos(s) + " feeds a stand-in that copies position " + detail::itos(c.index) + " before it is emitted (step " +
                                   detail::itos(step[c.index]) + ")");
+                    // it stands in for a token not decoded yet (so its own feed, after that, comes later)
+                    const index_t target = slots[slot].index;
+                    if (step[target] < s) [[unlikely]]
+                        fail_rule("step " + detail::itos(s) + " writes a stand-in into the slot of position " + detail::itos(target) +
+                                  ", which step " + detail::itos(step[target]) + " emitted (a stand-in stands in for a token not decoded yet)");
                     ++si;
                     if (own_step.empty()) own_step.assign(fs, fs + h.num_slots);  // so far every write was a slot's own feed
-                    if (own_step[static_cast<std::size_t>(slot)] != steps) [[unlikely]]
-                        fail_rule("step " + detail::itos(s) + " writes a stand-in into slot " + detail::itos(slot) + ", which step " +
-                                  detail::itos(own_step[static_cast<std::size_t>(slot)]) + " fed its own token");
                     if (fs[slot] == steps) fs[slot] = s;
                     continue;
                 }
