@@ -40,8 +40,8 @@ cmp -s "$tmp/z.json" "$tmp/z2.json" && echo "ok: plan --plan writes the file it 
   && echo "ok: plan --plan --format text" || { echo "FAIL: plan --plan --format text differs"; fails=$((fails+1)); }
 [ "$("$ordo" show --plan "$tmp/z.json" --color never)" = "$("$ordo" show --policy zipar:3 --grid 4x2x6 --color never)" ] \
   && echo "ok: show --plan" || { echo "FAIL: show --plan differs from show --policy"; fails=$((fails+1)); }
-sed 's/"kv_cache_len": 64/"kv_cache_len": 56/' "$tmp/z.json" > "$tmp/bad.json"
-bad "/plan/kv_cache_len: the file has 56, the plan it describes has 64" "$ordo" show --plan "$tmp/bad.json"
+sed 's/"kv_cache_len": 56/"kv_cache_len": 48/' "$tmp/z.json" > "$tmp/bad.json"
+bad "/plan/kv_cache_len: the file has 48, the plan it describes has 56" "$ordo" show --plan "$tmp/bad.json"
 head -c 500 "$tmp/z.json" > "$tmp/cut.json"
 bad "plan JSON: unexpected end" "$ordo" plan --plan "$tmp/cut.json"
 bad "cannot read plan file" "$ordo" show --plan "$tmp/none.json"
