@@ -202,6 +202,35 @@ TEST_CASE("session: misuse is a clear error and corrupts nothing", "[engine][err
     CHECK_THROWS_WITH(ordo::session(p.view(), std::span<const ordo::request>(), kSampler, 8), Catch::Contains("no requests"));
 }
 
+// zipar:2 on 4x5: step 7 writes row 2's stand-in into the slot of (1, 4), which step 10 overwrites
+// with (1, 4) itself. Once step 10 has run, the cache no longer holds what steps 8..10 saw there.
+TEST_CASE("session: a rewind that needs an overwritten stand-in is refused; the others work", "[engine][errors]") {
+    const ordo::plan p = ordo::make_plan(ordo::next_set_wavefront{2}, ordo::grid_shape::make(4, 5));
+    const std::vector<ordo::request> reqs{{1, 1}};
+    ordo::session s(p.view(), std::span<const ordo::request>(reqs), kSampler, 8);
+    auto run_to = [&](ordo::index_t step) {
+        while (s.step() < step) {
+            const auto& b = s.next();
+            REQUIRE(b.written_through == b.step);
+            s.commit(std::vector<float>(b.logits_size(), 0.25f));
+        }
+    };
+    run_to(10);
+    s.rewind(9);  // step 10 has not run: the stand-in is still in its slot
+    s.rewind(8);
+    run_to(10);
+    s.next();  // step 10 in flight: its forward may have overwritten the slot
+    CHECK_THROWS_WITH(s.rewind(9), Catch::Contains("rewind(9): slot 10 held a stand-in (written at step 7) that step 10 has overwritten"));
+    s.cancel();
+    run_to(12);
+    for (ordo::index_t bad : {8, 9, 10}) CHECK_THROWS_WITH(s.rewind(bad), Catch::Contains("rewind to step 7 or earlier, or past 10"));
+    CHECK(s.step() == 12);
+    s.rewind(11);  // past the overwrite
+    s.rewind(7);   // the stand-in is written again
+    CHECK(s.step() == 7);
+    run_to(p.num_steps());
+}
+
 TEST_CASE("session: commit() that throws for a later request records no request's token", "[engine][errors]") {
     // Literal NaN/inf logits are refused before any sampling (above). These logits are finite but the
     // sampler refuses request 1's: its temperature or its CFG combine overflows to +inf. Request 0 is

@@ -22,9 +22,10 @@ namespace {
 
 float bf16_round(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
-// out[h][i] for one query row over kv slots [0, kv_end) visible under the plan's mask.
-std::vector<float> host_attention(const ordo::plan_view& p, ordo::index_t qslot, ordo::index_t kv_end, const float* q, ordo::index_t n_head,
-                                  ordo::index_t kv_heads, ordo::index_t hd, const std::vector<float>& k, const std::vector<float>& v) {
+// out[h][i] for one query row over kv slots [0, kv_end) visible under the plan's mask; a visible
+// slot the plan has not written by step `written_through` counts as K = V = 0 (ZipAR).
+std::vector<float> host_attention(const ordo::plan_view& p, ordo::index_t qslot, ordo::index_t kv_end, ordo::index_t written_through, const float* q,
+                                  ordo::index_t n_head, ordo::index_t kv_heads, ordo::index_t hd, const std::vector<float>& k, const std::vector<float>& v) {
     std::vector<float> out(static_cast<std::size_t>(n_head * hd), 0.0f);
     const ordo::index_t width = kv_heads * hd;
     for (ordo::index_t h = 0; h < n_head; ++h) {
@@ -33,16 +34,17 @@ std::vector<float> host_attention(const ordo::plan_view& p, ordo::index_t qslot,
         std::vector<ordo::index_t> vis;
         for (ordo::index_t kv = 0; kv < kv_end; ++kv) {
             if (!ordo::visible(p, qslot, kv)) continue;
+            const bool written = ordo::written(p.fed_step.data(), kv, written_through);
             double dot = 0;
-            for (ordo::index_t i = 0; i < hd; ++i) dot += double(q[h * hd + i]) * k[static_cast<std::size_t>(kv * width + kh * hd + i)];
+            for (ordo::index_t i = 0; written && i < hd; ++i) dot += double(q[h * hd + i]) * k[static_cast<std::size_t>(kv * width + kh * hd + i)];
             sc.push_back(dot / std::sqrt(double(hd)));
-            vis.push_back(kv);
+            vis.push_back(written ? kv : -1);
         }
         double m = -1e300, sum = 0;
         for (double s : sc) m = std::max(m, s);
         for (double& s : sc) sum += (s = std::exp(s - m));
         for (std::size_t j = 0; j < vis.size(); ++j)
-            for (ordo::index_t i = 0; i < hd; ++i)
+            for (ordo::index_t i = 0; vis[j] >= 0 && i < hd; ++i)
                 out[static_cast<std::size_t>(h * hd + i)] += float(sc[j] / sum * v[static_cast<std::size_t>(vis[j] * width + kh * hd + i)]);
     }
     return out;
@@ -96,12 +98,12 @@ void check_plan(const char* spec, const char* grid, bool paged, ordo::index_t kv
         oc::device_buffer<float> d_qkv{std::span<const float>(qkv)};
         oc::device_buffer<oc::row_info> d_rows{std::span<const oc::row_info>(rows)};
         oc::device_buffer<float> d_out(static_cast<std::size_t>(nr * n_head * hd));
-        oc::decode_attention(d_qkv.data(), d_rows.data(), 1, nr, n_head, kv_heads, hd, dp, kv_end, layout, 0, d_out.data(), nullptr);
+        oc::decode_attention(d_qkv.data(), d_rows.data(), 1, nr, n_head, kv_heads, hd, dp, kv_end, st, layout, 0, d_out.data(), nullptr);
         std::vector<float> out(d_out.size());
         d_out.download(out);
         float worst = 0;  // +inf once a row holds NaN or inf (tolerance.hpp)
         for (ordo::index_t r = 0; r < nr; ++r) {
-            const std::vector<float> want = host_attention(p.view(), rows[static_cast<std::size_t>(r)].slot, kv_end, qkv.data() + r * qkv_w, n_head, kv_heads, hd, k, v);
+            const std::vector<float> want = host_attention(p.view(), rows[static_cast<std::size_t>(r)].slot, kv_end, st, qkv.data() + r * qkv_w, n_head, kv_heads, hd, k, v);
             worst = std::max(worst, tolerance::max_abs_diff(want, std::span<const float>(out).subspan(static_cast<std::size_t>(r * n_head * hd), want.size())));
         }
         INFO("step " << st);
@@ -153,11 +155,11 @@ float big_last_step(ordo::index_t side, ordo::index_t hd, int repeats) {
     oc::device_buffer<oc::row_info> d_rows{std::span<const oc::row_info>(rows)};
     oc::device_buffer<float> d_out(static_cast<std::size_t>(n_head * hd));
     for (int i = 0; i < repeats; ++i)
-        oc::decode_attention(d_qkv.data(), d_rows.data(), 1, 1, n_head, kv_heads, hd, dp, slots, cache.layout(), 0, d_out.data(), stream);
+        oc::decode_attention(d_qkv.data(), d_rows.data(), 1, 1, n_head, kv_heads, hd, dp, slots, ordo::max_index, cache.layout(), 0, d_out.data(), stream);
     std::vector<float> out(d_out.size());
     d_out.download(out, stream);
     oc::check(cudaStreamDestroy(stream), "test stream");
-    const std::vector<float> want = host_attention(p.view(), rows[0].slot, slots, qkv.data(), n_head, kv_heads, hd, k, v);
+    const std::vector<float> want = host_attention(p.view(), rows[0].slot, slots, ordo::max_index, qkv.data(), n_head, kv_heads, hd, k, v);
     float worst = 0;
     for (std::size_t i = 0; i < want.size(); ++i) {
         const float d = std::abs(want[i] - out[i]);
