@@ -215,6 +215,6 @@ TEST_CASE("cuda attention: a kv range outside the plan is an error", "[cuda-atte
     const ordo::plan p = ordo::make_plan(ordo::parse_policy("raster"), ordo::grid_shape::make(4, 4));
     const oc::device_plan dp(p.view());
     oc::device_kv_cache<float> cache(1, 1, 24, 32);
-    auto run = [&] { oc::decode_attention<float, float>(nullptr, nullptr, 1, 1, 2, 2, 16, dp, p.num_slots() + 1, cache.layout(), 0, nullptr, nullptr); };
+    auto run = [&] { oc::decode_attention<float, float>(nullptr, nullptr, 1, 1, 2, 2, 16, dp, p.num_slots() + 1, ordo::max_index, cache.layout(), 0, nullptr, nullptr); };
     CHECK_THROWS_WITH(run(), Catch::Contains("kv_end"));
 }
