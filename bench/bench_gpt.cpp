@@ -88,7 +88,8 @@ ordo::models::llamagen::gpt_config config_for(const ordo::plan& p) {
 }
 
 // Roofline time of one image: per step, max(bytes / BW, FLOPs / peak). Bytes: every weight matrix
-// the step multiplies (embedding tables are only indexed) plus the K/V rows it attends to.
+// the step multiplies (embedding tables are only indexed) plus the K/V rows it attends to (not the
+// visible rows not written yet, which read as zeros).
 double roofline_seconds(const ordo::plan& p, const ordo::models::llamagen::gpt_config& c, int sequences) {
     const double d = c.dim, layer_params = static_cast<double>(c.qkv_rows()) * d + d * d + 3.0 * c.ffn_hidden() * d;
     const int heads = p.header().num_heads;
@@ -100,7 +101,7 @@ double roofline_seconds(const ordo::plan& p, const ordo::models::llamagen::gpt_c
             const ordo::step_view st = v.step(s);
             double seen = 0;
             for (ordo::index_t q : st.fed)
-                for (ordo::index_t kv = 0; kv < v.num_slots(); ++kv) seen += mask(q, kv) ? 1 : 0;
+                for (ordo::index_t kv = 0; kv < v.num_slots(); ++kv) seen += mask(q, kv) && ordo::written(v.fed_step.data(), kv, s) ? 1 : 0;
             const double rows = static_cast<double>(st.num_rows()) * sequences, layers = heads > 1 ? c.num_layers() : c.n_layer;
             const double bytes = 4.0 * params + 4.0 * 2 * c.kv_width() * seen * sequences * layers;
             const double flops = 2.0 * rows * params + 4.0 * d * seen * sequences * layers;

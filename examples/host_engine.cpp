@@ -29,7 +29,8 @@ struct toy_model {
             for (ordo::index_t r = 0; r < b.num_rows; ++r) {
                 unsigned seen = 0;
                 for (ordo::index_t kv = 0; kv < cache.capacity(); ++kv)
-                    if (ordo::visible(b.plan, b.slots[r], kv)) seen = seen * 31 + static_cast<unsigned>(cache.key(0, s, kv)[0]);
+                    if (ordo::visible(b.plan, b.slots[r], kv))  // a slot not written yet counts as 0 (ZipAR shows such slots)
+                        seen = seen * 31 + (ordo::written(b.plan.fed_step.data(), kv, b.written_through) ? static_cast<unsigned>(cache.key(0, s, kv)[0]) : 0u);
                 for (ordo::index_t h = 0; h < b.num_heads; ++h)
                     for (ordo::index_t v = 0; v < kVocab; ++v)
                         logits[static_cast<std::size_t>(((s * b.num_rows + r) * b.num_heads + h) * kVocab + v)] =

@@ -38,8 +38,10 @@ struct context_model {
                 std::uint64_t h = mix(0, static_cast<std::uint64_t>(b.slots[r]));
                 for (ordo::index_t kv = 0; kv < cache.capacity(); ++kv)
                     if (ordo::visible(b.plan, b.slots[r], kv)) {
+                        // a slot not written yet reads as zeros, whatever the memory holds (ZipAR)
+                        const bool written = ordo::written(b.plan.fed_step.data(), kv, b.written_through);
                         auto k = cache.key(0, s, kv);
-                        h = mix(mix(h, static_cast<std::uint64_t>(kv)), static_cast<std::uint64_t>(k[0] * 131 + k[1]));
+                        h = mix(mix(h, static_cast<std::uint64_t>(kv)), written ? static_cast<std::uint64_t>(k[0] * 131 + k[1]) : 0);
                     }
                 for (ordo::index_t hd = 0; hd < b.num_heads; ++hd) {
                     std::uint64_t x = mix(h, static_cast<std::uint64_t>(hd));

@@ -247,3 +247,41 @@ TEST_CASE("strings written to JSON are escaped by one shared helper", "[errors][
         if (text != all) CHECK(j["policy"].get<std::string>() == text);
     }
 }
+
+TEST_CASE("plan rules for stand-ins: one per slot, before the position, copying what is decoded", "[errors]") {
+    // 2x3; step 1 writes a stand-in into the slot of position 4, step 2 (optionally) a second one
+    auto build = [](bool second, ordo::mask_mode mode, ordo::index_t copy) {
+        ordo::plan_builder b(ordo::grid_shape::make(2, 3), 1, mode);
+        for (ordo::index_t q = 0; q < 6; ++q) b.add_token_slot(q);
+        b.begin_step();
+        b.feed(0);
+        b.emit(0, {{0, 0, 1.0f}});
+        b.begin_step();
+        b.feed(b.slot_of(0));
+        b.feed_stand_in(b.slot_of(4), copy);
+        b.emit(1, {{0, 0, 1.0f}});
+        b.emit(3, {{1, 0, 1.0f}});
+        b.begin_step();
+        b.feed(b.slot_of(1));
+        if (second) b.feed_stand_in(b.slot_of(4), b.slot_of(1));
+        else b.feed(b.slot_of(3));
+        b.emit(2, {{0, 0, 1.0f}});
+        b.emit(4, {{1, 0, 1.0f}});
+        b.begin_step();
+        b.feed(b.slot_of(2));
+        b.emit(5, {{0, 0, 1.0f}});
+        return std::move(b).finish();
+    };
+    CHECK(build(false, ordo::mask_mode::slot_causal, 1).view().header.num_stand_ins == 1);
+    CHECK_THROWS_WITH(build(true, ordo::mask_mode::slot_causal, 1), Contains("step 2 writes a second stand-in into slot 5 (the first in step 1)"));
+    CHECK_THROWS_WITH(build(false, ordo::mask_mode::step_causal, 1), Contains("stand-ins need the slot_causal mask"));
+    CHECK_THROWS_WITH(build(false, ordo::mask_mode::slot_causal, 2), Contains("step 1 feeds a stand-in that copies position 1 before it is emitted (step 1)"));
+    CHECK_NOTHROW(build(false, ordo::mask_mode::slot_causal, 0));  // a copy of the prefix row
+    ordo::plan_builder b(ordo::grid_shape::make(2, 3), 1, ordo::mask_mode::slot_causal);
+    for (ordo::index_t q = 0; q < 6; ++q) b.add_token_slot(q);
+    CHECK_THROWS_WITH(b.feed_stand_in(1, 0), Contains("feed_stand_in called before begin_step()"));
+    b.begin_step();
+    CHECK_THROWS_WITH(b.feed_stand_in(0, 0), Contains("a stand-in is written into a token slot; slot 0 is not one"));
+    CHECK_THROWS_WITH(b.feed_stand_in(2, 9), Contains("a stand-in copies a prefix or token slot; slot 9 is neither"));
+}
+

@@ -75,7 +75,8 @@ std::unique_ptr<step_batches> make_batches(const ordo::plan& p, int requests, or
     for (ordo::index_t s = 0; s < p.num_steps(); ++s) {
         const auto& sl = sb->slots[static_cast<std::size_t>(s)];
         sb->batches.push_back(ordo::step_batch{v, s, seqs, static_cast<ordo::index_t>(sl.size()), v.header.num_heads, 16384, sl,
-                                               sb->rope[static_cast<std::size_t>(s)], sb->inputs[static_cast<std::size_t>(s)], sb->requests});
+                                               sb->rope[static_cast<std::size_t>(s)], sb->inputs[static_cast<std::size_t>(s)], sb->requests,
+                                               ordo::max_index, s});
     }
     return sb;
 }

@@ -26,9 +26,9 @@ inline constexpr index_t max_index = INT32_MAX;
 // (slots, kv lengths, block ends) then fits index_t with room to spare.
 inline constexpr index_t max_grid_positions = index_t{1} << 22;  // 4,194,304 tokens: 2048x2048, or 64 frames of 256x256
 inline constexpr index_t max_prefix = index_t{1} << 16;          // conditioning rows before the image tokens
-// Slots of a plan: prefix, one per position, and at most one transition token and one stand-in per position.
+// Slots of a plan: prefix, one per position, and at most one transition token per position.
 inline constexpr index_t max_plan_slots = index_t{1} << 24;
-static_assert(static_cast<long long>(max_prefix) + 3LL * max_grid_positions <= max_plan_slots);
+static_assert(static_cast<long long>(max_prefix) + 2LL * max_grid_positions <= max_plan_slots);
 
 // Every bad input (a grid regions don't divide, an overflowing extent, a malformed spec,
 // a policy that breaks the plan rules) throws ordo::error with a message naming the problem.

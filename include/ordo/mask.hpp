@@ -100,6 +100,8 @@ inline void packed_mask_indptr(std::span<const index_t> q_rows, std::span<const 
 }
 
 // Packs the mask of rows q_slots against kv slots [0, kv_len) into out (packed_mask_bytes of them).
+// The masks say what is visible; under slot_causal a kernel that takes them must also read the
+// visible slots not written yet (written()) as zeros, e.g. from a zero-initialised cache.
 // No allocation: bits go through a 64-bit accumulator.
 inline void pack_mask(const plan_view& p, std::span<const index_t> q_slots, index_t kv_len, std::span<std::uint8_t> out) {
     detail::check_rows(p, q_slots, kv_len, "pack_mask");

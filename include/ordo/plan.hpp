@@ -364,6 +364,23 @@ constexpr std::uint64_t digest(const plan_view& p) {
     return h.finish();
 }
 
+// own[slot] = the step that feeds `slot` its own content (not a stand-in's), num_steps if none:
+// what the slot holds from then on. (fed_step is a slot's first write.)
+constexpr void own_feed_steps(const plan_view& p, std::span<index_t> own) {
+    if (own.size() != static_cast<std::size_t>(p.num_slots())) throw error("own_feed_steps: the output needs one entry per slot");
+    std::fill(own.begin(), own.end(), p.num_steps());
+    auto si = p.stand_ins.begin();
+    for (index_t s = 0; s < p.num_steps(); ++s)
+        for (index_t r = p.fed_offsets[static_cast<std::size_t>(s)]; r < p.fed_offsets[static_cast<std::size_t>(s) + 1]; ++r) {
+            if (si != p.stand_ins.end() && si->fed_row == r) {
+                ++si;
+                continue;
+            }
+            index_t& o = own[static_cast<std::size_t>(p.fed[static_cast<std::size_t>(r)])];
+            if (o == p.num_steps()) o = s;
+        }
+}
+
 // True iff a and b hold the same plan: every header field and every array element equal (weights
 // bit for bit). Equal plans have equal digests.
 constexpr bool same_plan(const plan_view& a, const plan_view& b) {
@@ -621,9 +638,13 @@ private:
                     if (step[target] < s) [[unlikely]]
                         fail_rule("step " + detail::itos(s) + " writes a stand-in into the slot of position " + detail::itos(target) +
                                   ", which step " + detail::itos(step[target]) + " emitted (a stand-in stands in for a token not decoded yet)");
+                    // one stand-in a slot: a second one (in one step, two writes of one cache row) has no order
+                    if (fs[slot] != steps) [[unlikely]]
+                        fail_rule("step " + detail::itos(s) + " writes a second stand-in into slot " + detail::itos(slot) + " (the first in step " +
+                                  detail::itos(fs[slot]) + ")");
                     ++si;
                     if (own_step.empty()) own_step.assign(fs, fs + h.num_slots);  // so far every write was a slot's own feed
-                    if (fs[slot] == steps) fs[slot] = s;
+                    fs[slot] = s;
                     continue;
                 }
                 if (fs[slot] != steps) {

@@ -203,13 +203,18 @@ public:
     // `step` that a later step, already run, overwrote: that content is gone, and the rewind refused.
     void rewind(index_t step) {
         if (step < 0 || step > step_) throw error("session: rewind(" + detail::itos(step) + ") outside steps 0.." + detail::itos(step_));
-        const index_t ran = step_ + (pending_ ? 1 : 0);  // steps that may have written the cache
-        for (const stand_in_entry& e : plan_.stand_ins) {
-            const index_t written = step_at_row(e.fed_row), slot = plan_.fed[static_cast<std::size_t>(e.fed_row)];
-            const index_t own = own_feed_step(slot, written);
-            if (written < step && step <= own && own < ran)
-                throw error("session: rewind(" + detail::itos(step) + "): slot " + detail::itos(slot) + " held a stand-in (written at step " + detail::itos(written) +
-                            ") that step " + detail::itos(own) + " has overwritten; rewind to step " + detail::itos(written) + " or earlier, or past " + detail::itos(own));
+        if (!plan_.stand_ins.empty()) {  // (not a hot path: allocates)
+            const index_t ran = step_ + (pending_ ? 1 : 0);  // steps that may have written the cache
+            std::vector<index_t> own(static_cast<std::size_t>(plan_.num_slots()));
+            own_feed_steps(plan_, own);
+            for (const stand_in_entry& e : plan_.stand_ins) {
+                const index_t slot = plan_.fed[static_cast<std::size_t>(e.fed_row)], written = plan_.fed_step[static_cast<std::size_t>(slot)];
+                const index_t over = own[static_cast<std::size_t>(slot)];  // a rerun of step `over` rewrites the slot itself
+                if (written < step && step < over && over < ran)
+                    throw error("session: rewind(" + detail::itos(step) + "): slot " + detail::itos(slot) + " held a stand-in (written at step " +
+                                detail::itos(written) + ") that step " + detail::itos(over) + " has overwritten; rewind to step " + detail::itos(written) +
+                                " or earlier, or to step " + detail::itos(over) + " or later");
+            }
         }
         const index_t n = plan_.num_positions();
         for (std::size_t i = 0; i < requests_.size(); ++i)
@@ -262,20 +267,7 @@ private:
         }
         return {};
     }
-    // the step that feeds plan-wide fed row `row`
-    index_t step_at_row(index_t row) const {
-        const auto it = std::upper_bound(plan_.fed_offsets.begin(), plan_.fed_offsets.end(), row);
-        return static_cast<index_t>(it - plan_.fed_offsets.begin()) - 1;
-    }
-    // the step that feeds `slot` its own content after the stand-in written at step `after` (num_steps: none)
-    index_t own_feed_step(index_t slot, index_t after) const {
-        for (index_t s = after + 1; s < plan_.num_steps(); ++s) {
-            const step_view st = plan_.step(s);
-            for (index_t r = 0; r < st.num_rows(); ++r)
-                if (st.fed[r] == slot && st.content_of(r) == slot) return s;
-        }
-        return plan_.num_steps();
-    }
+
     // out = the head mix of request i's cond sequence, combined with its uncond mix when guided
     void mix_guided(std::span<const float> logits, index_t i, std::span<const contribution> from, float scale, std::span<float> out) {
         mix(logits, i, from, out);

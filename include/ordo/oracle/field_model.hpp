@@ -69,11 +69,14 @@ public:
         target_.assign(static_cast<std::size_t>(b.num_rows * b.num_heads), -1);
         for (index_t k = 0; k < st.num_emitted(); ++k)
             for (const contribution& c : st.from(k)) target_[static_cast<std::size_t>(c.row * b.num_heads + c.head)] = st.emitted[k];
-        // the positions emitted before this step, all fed by now
+        // the positions emitted before this step whose slots hold them by now (a stand-in's copy
+        // sits in a slot until its own feed)
+        own_.resize(static_cast<std::size_t>(p.num_slots()));
+        own_feed_steps(p, own_);
         known_.clear();
         for (index_t slot = 0; slot < p.num_slots(); ++slot) {
             const slot_entry& e = p.slots[static_cast<std::size_t>(slot)];
-            if (e.kind == slot_kind::token && p.fed_step[static_cast<std::size_t>(slot)] <= b.step && p.step_of[static_cast<std::size_t>(e.index)] < b.step)
+            if (e.kind == slot_kind::token && own_[static_cast<std::size_t>(slot)] <= b.step && p.step_of[static_cast<std::size_t>(e.index)] < b.step)
                 known_.push_back({e.index, slot});
         }
         const Eigen::Index m = static_cast<Eigen::Index>(known_.size());
@@ -141,7 +144,7 @@ private:
     Eigen::MatrixXd sigma_;
     index_t bins_;
     std::vector<double> z_edges_, z_mid_;
-    std::vector<index_t> target_;
+    std::vector<index_t> target_, own_;
     std::vector<known_position> known_;
     Eigen::MatrixXd weights_;  // [known positions x (row, head)]
     std::vector<double> sd_;

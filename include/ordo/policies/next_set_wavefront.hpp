@@ -69,6 +69,8 @@ struct next_set_wavefront {
 
 private:
     constexpr void check(grid_shape g) const {
+        if (g.cols() < 3)
+            throw error("zipar needs a grid at least 3 tokens wide (windows 2..W-1), got " + detail::itos(g.cols()));
         if (window < 2 || window > g.cols() - 1)
             throw error("zipar window must lie in 2.." + detail::itos(g.cols() - 1) + " on a grid " + detail::itos(g.cols()) +
                         " tokens wide (the released ZipAR supports no other window), got " + detail::itos(window));
