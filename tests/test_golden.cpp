@@ -158,11 +158,15 @@ json zipar_reference_form(const json& written) {
 
 // A ZipAR structure case: the official file without the fields that only describe the script
 // (its phase names, the step-count formula as text; ZipAR trains as raster: no train section).
-void check_zipar_case(const std::string& file, const json& written) {
-    INFO(file);
+json load_zipar(const std::string& file) {
     json ref = load(file);
     ref["plan"].erase("num_forward_calls_formula");
     for (auto& st : ref["plan"]["steps"]) st.erase("phase");
+    return ref;
+}
+void check_zipar_case(const std::string& file, const json& written) {
+    INFO(file);
+    const json ref = load_zipar(file);
     const json ours = zipar_reference_form(written);
     CHECK(ours["cls_token_num"] == ref["cls_token_num"]);
     CHECK(ours["heads"] == ref["heads"]);
@@ -221,9 +225,7 @@ TEST_CASE("golden: ZipAR as released, 8x8 w3, 12x12 w3, 16x16 w5", "[golden]") {
 
 TEST_CASE("golden: the ZipAR comparison notices the differences the issue found", "[golden]") {
     const auto& [file, policy, grid] = kZiparCases[0];
-    json ref = load(file);
-    ref["plan"].erase("num_forward_calls_formula");
-    for (auto& st : ref["plan"]["steps"]) st.erase("phase");
+    const json ref = load_zipar(file);
     const json written = json::parse(ordo::plan_to_json(ordo::make_plan(ordo::parse_policy(policy), ordo::parse_grid(grid)), policy));
     REQUIRE(diff(zipar_reference_form(written)["plan"], ref["plan"]) == "");
     // a stand-in that copied another token, or a slot written at another call, shows
@@ -257,32 +259,29 @@ TEST_CASE("golden: the comparison notices a different order", "[golden]") {
 #ifdef ORDO_CLI
 #include <cstdio>
 #include <memory>
+// What `ordo plan --format json` prints for a policy and grid.
+json cli_plan(const std::string& policy, const std::string& grid) {
+    const std::string cmd = std::string(ORDO_CLI) + " plan --format json --policy " + policy + " --grid " + grid;
+    std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
+    REQUIRE(pipe);
+    std::string out;
+    char buf[65536];
+    for (std::size_t n; (n = fread(buf, 1, sizeof buf, pipe.get())) > 0;) out.append(buf, n);
+    return json::parse(out);
+}
+
 // `ordo plan` itself prints what the golden files hold.
 TEST_CASE("golden: the ordo CLI prints the reference plans", "[golden][cli]") {
     for (const auto& [file, policy, grid] : std::vector<std::array<std::string, 3>>{
              {"raster_G8.json", "raster", "8x8"}, {"par_G16_n4.json", "par:2x2", "16x16"}, {"par_G24_n16.json", "par:4x4", "24x24"},
              {"nar_img_G16.json", "nar", "16x16"}, {"nar_vid_T4H8W8.json", "nar", "4x8x8"}}) {
         INFO(file);
-        const std::string cmd = std::string(ORDO_CLI) + " plan --format json --policy " + policy + " --grid " + grid;
-        std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-        REQUIRE(pipe);
-        std::string out;
-        char buf[65536];
-        for (std::size_t n; (n = fread(buf, 1, sizeof buf, pipe.get())) > 0;) out.append(buf, n);
-        json ours = reference_form(json::parse(out)), ref = load(file);
+        json ours = reference_form(cli_plan(policy, grid)), ref = load(file);
         ref["train"].erase("mask_note");
         for (auto& s : ref["plan"]["steps"]) s.erase("idx_arg_grid");
         CHECK(diff(ours["train"], ref["train"], "/train") == "");
         CHECK(diff(ours["plan"], ref["plan"], "/plan") == "");
     }
-    for (const auto& [file, policy, grid] : kZiparCases) {
-        const std::string cmd = std::string(ORDO_CLI) + " plan --format json --policy " + policy + " --grid " + grid;
-        std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-        REQUIRE(pipe);
-        std::string out;
-        char buf[65536];
-        for (std::size_t n; (n = fread(buf, 1, sizeof buf, pipe.get())) > 0;) out.append(buf, n);
-        check_zipar_case(file, json::parse(out));
-    }
+    for (const auto& [file, policy, grid] : kZiparCases) check_zipar_case(file, cli_plan(policy, grid));
 }
 #endif
