@@ -1,0 +1,621 @@
+// ordo._ordo - the Python extension (nanobind): plans and their arrays, masks, Python-defined
+// orders, the step-wise session, the CPU backend and the oracle. Arrays a plan or a session owns
+// come out as read-only NumPy views (zero-copy; the view keeps its owner alive); arrays go in
+// through the buffer protocol or DLPack (NumPy, CPU torch tensors) without a copy, and must have
+// the documented dtype and layout: anything else is a ValueError naming what is wrong.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <ordo/eigen/gpt.hpp>
+#include <ordo/engine/teacher.hpp>
+#include <ordo/exchange.hpp>
+#include <ordo/models/llamagen/checkpoint.hpp>
+#include <ordo/models/llamagen/model_args.hpp>
+#include <ordo/oracle/oracle.hpp>
+#include <ordo/ordo.hpp>
+
+namespace nb = nanobind;
+using namespace nb::literals;
+using ordo::index_t;
+
+namespace {
+
+template <class T, std::size_t N>
+using out_array = nb::ndarray<nb::numpy, T, nb::ndim<N>>;
+
+// A read-only view of n elements at `data`, `stride` elements apart, owned by `owner`.
+template <class T>
+out_array<const T, 1> view(const T* data, std::size_t n, nb::handle owner, std::int64_t stride = 1) {
+    const std::size_t shape[1] = {n};
+    const std::int64_t strides[1] = {stride};
+    return out_array<const T, 1>(data, 1, shape, owner, strides);
+}
+// A fresh array (the capsule owns the vector).
+template <class T, std::size_t N>
+out_array<T, N> owned(std::vector<T>&& v, std::array<std::size_t, N> shape) {
+    auto* heap = new std::vector<T>(std::move(v));
+    nb::capsule del(heap, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
+    return out_array<T, N>(heap->data(), N, shape.data(), del);
+}
+
+[[noreturn]] void fail(const std::string& what) { throw ordo::error(what); }
+
+// A 1-D int32 array in (any array-like of integers of int32 dtype).
+std::span<const index_t> int32_span(const nb::ndarray<>& a, const char* what) {
+    if (a.device_type() != nb::device::cpu::value) fail(std::string(what) + ": the array must be in CPU memory");
+    if (a.dtype() != nb::dtype<std::int32_t>()) fail(std::string(what) + ": expected int32 values");
+    if (a.ndim() != 1) fail(std::string(what) + ": expected a 1-D array, got " + std::to_string(a.ndim()) + " dimensions");
+    if (a.shape(0) > 0 && a.stride(0) != 1) fail(std::string(what) + ": the array must be contiguous");
+    return {static_cast<const index_t*>(a.data()), a.shape(0)};
+}
+std::vector<index_t> int_list(const std::vector<long long>& v, const char* what) {
+    std::vector<index_t> out;
+    for (long long x : v) {
+        if (x < INT32_MIN || x > INT32_MAX) fail(std::string(what) + ": " + std::to_string(x) + " does not fit the 32-bit index type");
+        out.push_back(static_cast<index_t>(x));
+    }
+    return out;
+}
+
+const char* kind_name(ordo::slot_kind k) {
+    switch (k) {
+        case ordo::slot_kind::prefix: return "prefix";
+        case ordo::slot_kind::token: return "token";
+        case ordo::slot_kind::transition: return "transition";
+    }
+    return "?";
+}
+const char* mode_name(ordo::mask_mode m) { return m == ordo::mask_mode::slot_causal ? "slot_causal" : "step_causal"; }
+
+// A plan shared between Python objects (sessions and views keep it alive).
+struct py_plan {
+    std::shared_ptr<const ordo::plan> p;
+    std::string policy;
+    ordo::plan_view view() const { return p->view(); }
+};
+
+// Rotary coordinates of slots: [n, 3] (t, h, w) and a zero flag per slot (cos = sin = 0 rows).
+nb::tuple rope_arrays(const ordo::plan_view& v, std::span<const index_t> slots) {
+    std::vector<std::int32_t> c(slots.size() * 3);
+    std::vector<std::uint8_t> z(slots.size());
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+        const ordo::rope_coord r = ordo::rope_of(v, slots[i]);
+        z[i] = r.zero;
+        c[3 * i] = r.at.t;
+        c[3 * i + 1] = r.at.h;
+        c[3 * i + 2] = r.at.w;
+    }
+    auto zero = owned<std::uint8_t, 1>(std::move(z), {slots.size()});
+    return nb::make_tuple(owned<std::int32_t, 2>(std::move(c), {slots.size(), 3}), zero);
+}
+
+std::vector<index_t> check_slots(const ordo::plan_view& v, std::span<const index_t> q, const char* what) {
+    for (index_t s : q)
+        if (s < 0 || s >= v.num_slots()) fail(std::string(what) + ": slot " + std::to_string(s) + " is outside the plan's " + std::to_string(v.num_slots()) + " slots");
+    return {q.begin(), q.end()};
+}
+
+out_array<bool, 2> dense(const ordo::plan_view& v, std::span<const index_t> q, index_t kv_len) {
+    if (kv_len < 0) fail("dense_mask: kv_len must be >= 0");
+    std::vector<std::uint8_t> bytes(q.size() * static_cast<std::size_t>(kv_len));
+    ordo::dense_mask(v, q, kv_len, bytes);
+    auto* heap = new std::vector<std::uint8_t>(std::move(bytes));
+    nb::capsule del(heap, [](void* p) noexcept { delete static_cast<std::vector<std::uint8_t>*>(p); });
+    const std::size_t shape[2] = {q.size(), static_cast<std::size_t>(kv_len)};
+    return out_array<bool, 2>(reinterpret_cast<bool*>(heap->data()), 2, shape, del);
+}
+
+// ---- a plan built from Python: a layout and a list of steps -------------------------------------
+ordo::mask_mode parse_mode(const std::string& s) {
+    if (s == "step_causal") return ordo::mask_mode::step_causal;
+    if (s == "slot_causal") return ordo::mask_mode::slot_causal;
+    fail("mask must be \"step_causal\" or \"slot_causal\", got \"" + s + "\"");
+}
+
+// steps: a list of {"feed": [slot | (slot, copy_of)], "emit": [(pos, row) | (pos, [(row, head, weight), ...])]}
+ordo::plan plan_from_steps(const std::string& grid, const nb::list& steps, index_t prefix, const std::optional<nb::list>& layout, const std::string& mask,
+                           const std::vector<std::string>& heads, const std::string& encoding, const std::string& forcing) {
+    ordo::plan_builder b(ordo::parse_grid(grid), prefix, parse_mode(mask));
+    std::vector<std::string_view> names(heads.begin(), heads.end());
+    b.set_heads(std::span<const std::string_view>(names));
+    if (encoding != "rope" && encoding != "absolute") fail("encoding must be \"rope\" or \"absolute\", got \"" + encoding + "\"");
+    b.set_encoding(encoding == "rope" ? ordo::position_encoding::rope : ordo::position_encoding::absolute);
+    if (forcing != "shifted" && forcing != "full") fail("forcing must be \"shifted\" or \"full\", got \"" + forcing + "\"");
+    b.set_forcing(forcing == "shifted" ? ordo::teacher_forcing::shifted : ordo::teacher_forcing::full);
+    if (layout) {
+        std::size_t i = 0;
+        for (nb::handle e : *layout) {
+            try {
+                if (nb::isinstance<nb::str>(e)) {
+                    if (nb::cast<std::string>(e) != "M") fail("a layout entry is a position or \"M\" (a transition token)");
+                    b.add_transition_slot();
+                } else {
+                    b.add_token_slot(nb::cast<index_t>(e));
+                }
+            } catch (const ordo::error& err) {
+                fail("layout entry " + std::to_string(i) + ": " + std::string(err.what()).substr(6));
+            } catch (const nb::cast_error&) {
+                fail("layout entry " + std::to_string(i) + ": expected a position (int) or \"M\"");
+            }
+            ++i;
+        }
+    } else {
+        for (index_t q = 0; q < b.grid().size(); ++q) b.add_token_slot(q);
+    }
+    std::vector<ordo::source> from;
+    std::size_t k = 0;
+    for (nb::handle step : steps) {
+        try {
+            if (!nb::isinstance<nb::dict>(step)) fail("expected a dict with \"feed\" and \"emit\"");
+            nb::dict d = nb::borrow<nb::dict>(step);
+            if (!d.contains("feed") || !d.contains("emit")) fail("expected a dict with \"feed\" and \"emit\"");
+            b.begin_step();
+            for (nb::handle f : d["feed"]) {
+                if (nb::isinstance<nb::tuple>(f) || nb::isinstance<nb::list>(f)) {
+                    auto pair = nb::cast<std::pair<index_t, index_t>>(f);
+                    b.feed_stand_in(pair.first, pair.second);
+                } else {
+                    b.feed(nb::cast<index_t>(f));
+                }
+            }
+            for (nb::handle e : d["emit"]) {
+                auto pos_and = nb::cast<nb::tuple>(e);
+                if (pos_and.size() != 2) fail("an emit entry is (position, row) or (position, [(row, head, weight), ...])");
+                const index_t pos = nb::cast<index_t>(pos_and[0]);
+                from.clear();
+                if (nb::isinstance<nb::int_>(pos_and[1])) {
+                    from.push_back({nb::cast<index_t>(pos_and[1]), 0, 1.0f});
+                } else {
+                    for (nb::handle t : pos_and[1]) {
+                        auto term = nb::cast<nb::tuple>(t);
+                        if (term.size() != 3) fail("a contribution is (row, head, weight)");
+                        index_t head = 0;
+                        if (nb::isinstance<nb::str>(term[1])) {
+                            const std::string name = nb::cast<std::string>(term[1]);
+                            head = -1;
+                            for (std::size_t h = 0; h < heads.size(); ++h)
+                                if (heads[h] == name) head = static_cast<index_t>(h);
+                            if (head < 0) fail("no head is named \"" + name + "\"");
+                        } else {
+                            head = nb::cast<index_t>(term[1]);
+                        }
+                        from.push_back({nb::cast<index_t>(term[0]), head, nb::cast<float>(term[2])});
+                    }
+                }
+                b.emit(pos, from.begin(), from.end());
+            }
+        } catch (const ordo::error& err) {
+            fail("step " + std::to_string(k) + ": " + std::string(err.what()).substr(6));
+        } catch (const nb::cast_error&) {
+            fail("step " + std::to_string(k) + ": a value has the wrong type (slots, positions and rows are ints, weights floats)");
+        }
+        ++k;
+    }
+    return std::move(b).finish();
+}
+
+// ---- the session ---------------------------------------------------------------------------------
+using greedy_chain = decltype(ordo::make_sampler(ordo::temperature{}, ordo::top_k{}, ordo::top_p{}, ordo::greedy{}));
+using multinomial_chain = decltype(ordo::make_sampler(ordo::temperature{}, ordo::top_k{}, ordo::top_p{}, ordo::multinomial{}));
+
+struct sampling {
+    float temperature = 1.0f;
+    index_t top_k = 0;
+    float top_p = 1.0f;
+    bool greedy = false;
+};
+
+struct py_session {
+    std::shared_ptr<const ordo::plan> plan;  // the session keeps a view of it
+    index_t vocab = 0;
+    std::variant<ordo::session<greedy_chain>, ordo::session<multinomial_chain>> s;
+
+    template <class F>
+    decltype(auto) visit(F&& f) {
+        return std::visit(f, s);
+    }
+};
+
+std::vector<ordo::request> make_requests(const std::vector<long long>& labels, const std::optional<std::vector<long long>>& ids) {
+    if (labels.empty()) fail("Session: no requests (labels is empty)");
+    if (ids && ids->size() != labels.size()) fail("Session: " + std::to_string(ids->size()) + " ids for " + std::to_string(labels.size()) + " labels");
+    std::vector<ordo::request> out;
+    const std::vector<index_t> l = int_list(labels, "labels");
+    for (std::size_t i = 0; i < l.size(); ++i)
+        out.push_back({l[i], ids ? static_cast<std::uint64_t>((*ids)[i]) : static_cast<std::uint64_t>(i), {}});
+    return out;
+}
+
+py_session* new_session(const py_plan& p, const std::vector<long long>& labels, index_t vocab, float cfg, index_t cfg_interval,
+                        std::uint64_t seed, index_t null_label, const std::optional<std::vector<long long>>& ids, const sampling& smp) {
+    const std::vector<ordo::request> reqs = make_requests(labels, ids);
+    ordo::session_options o;
+    o.guidance.scale = cfg;
+    o.guidance.interval = cfg_interval;
+    o.seed = seed;
+    o.null_label = null_label;
+    if (!(smp.top_p > 0.0f && smp.top_p <= 1.0f)) fail("Session: top_p must lie in (0, 1], got " + std::to_string(smp.top_p));
+    if (smp.top_k < 0) fail("Session: top_k must be >= 0 (0: off), got " + std::to_string(smp.top_k));
+    auto* out = new py_session{p.p, vocab, std::variant<ordo::session<greedy_chain>, ordo::session<multinomial_chain>>(
+                                            std::in_place_index<1>, p.view(), std::span<const ordo::request>(reqs),
+                                            ordo::make_sampler(ordo::temperature{smp.temperature}, ordo::top_k{smp.top_k}, ordo::top_p{smp.top_p}, ordo::multinomial{}),
+                                            vocab, o)};
+    if (smp.greedy)
+        out->s.emplace<0>(p.view(), std::span<const ordo::request>(reqs),
+                          ordo::make_sampler(ordo::temperature{smp.temperature}, ordo::top_k{smp.top_k}, ordo::top_p{smp.top_p}, ordo::greedy{}), vocab, o);
+    return out;
+}
+
+// Logits: float32, C-contiguous, in CPU memory (the session checks the size).
+std::span<const float> logits_span(const nb::ndarray<>& a, const char* what) {
+    if (a.device_type() != nb::device::cpu::value) fail(std::string(what) + ": the logits must be in CPU memory (call .cpu() on a device tensor)");
+    if (a.dtype() != nb::dtype<float>()) fail(std::string(what) + ": the logits must be float32");
+    std::int64_t expect = 1;
+    for (std::size_t d = a.ndim(); d-- > 0;) {
+        if (a.shape(d) != 1 && a.stride(d) != expect) fail(std::string(what) + ": the logits must be C-contiguous");
+        expect *= static_cast<std::int64_t>(a.shape(d));
+    }
+    return {static_cast<const float*>(a.data()), a.size()};
+}
+
+// The step batch of a session, as arrays (views valid until the session's next commit/next).
+struct py_batch {
+    nb::object session;  // keeps the session (and its buffers) alive
+    ordo::step_batch b;
+};
+
+// ---- the CPU backend -----------------------------------------------------------------------------
+struct py_model {
+    ordo::models::llamagen::gpt_config config;
+    ordo::models::llamagen::gpt_weights weights;
+};
+
+}  // namespace
+
+NB_MODULE(_ordo, m) {
+    m.doc() = "ordo: decode orders for autoregressive visual generation (C++ core, Python bindings)";
+    nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+        try {
+            std::rethrow_exception(p);
+        } catch (const ordo::error& e) {
+            const std::string_view w = e.what();
+            PyErr_SetString(PyExc_ValueError, std::string(w.starts_with("ordo: ") ? w.substr(6) : w).c_str());
+        }
+    });
+
+    // ---- plans ----
+    nb::class_<py_plan>(m, "Plan", "A decode plan: the slot layout, what each step feeds and emits, head mixing and the mask.")
+        .def_prop_ro("policy", [](const py_plan& p) { return p.policy; }, "the policy's spec string")
+        .def_prop_ro("grid", [](const py_plan& p) {
+            const ordo::grid_shape& g = p.view().grid();
+            return g.rank() == 3 ? nb::make_tuple(g.frames(), g.rows(), g.cols()) : nb::make_tuple(g.rows(), g.cols());
+        }, "(H, W) or (T, H, W)")
+        .def_prop_ro("prefix", [](const py_plan& p) { return p.view().header.prefix; })
+        .def_prop_ro("num_steps", [](const py_plan& p) { return p.view().num_steps(); })
+        .def_prop_ro("num_slots", [](const py_plan& p) { return p.view().num_slots(); })
+        .def_prop_ro("num_positions", [](const py_plan& p) { return p.view().num_positions(); })
+        .def_prop_ro("train_slots", [](const py_plan& p) { return p.view().header.train_slots; }, "slots the teacher-forcing forward feeds: [0, train_slots)")
+        .def_prop_ro("num_transitions", [](const py_plan& p) { return p.view().header.num_transitions; })
+        .def_prop_ro("num_stand_ins", [](const py_plan& p) { return p.view().header.num_stand_ins; })
+        .def_prop_ro("heads", [](const py_plan& p) {
+            std::vector<std::string> out;
+            for (index_t h = 0; h < p.view().header.num_heads; ++h) out.emplace_back(p.view().header.head_names[static_cast<std::size_t>(h)].view());
+            return out;
+        })
+        .def_prop_ro("mask_mode", [](const py_plan& p) { return std::string(mode_name(p.view().header.mask)); })
+        .def_prop_ro("position_encoding", [](const py_plan& p) { return std::string(p.view().header.encoding == ordo::position_encoding::rope ? "rope" : "absolute"); })
+        .def_prop_ro("teacher_forcing", [](const py_plan& p) { return std::string(p.view().header.forcing == ordo::teacher_forcing::shifted ? "shifted" : "full"); })
+        .def_prop_ro("kv_cache_len", [](const py_plan& p) { return ordo::kv_cache_len(p.view()); }, "cache rows a decode needs (the official find_multiple(prefix + N, 8))")
+        .def_prop_ro("max_rows_per_step", [](const py_plan& p) { return p.view().max_rows_per_step(); })
+        .def_prop_ro("digest", [](const py_plan& p) { return ordo::digest(p.view()); }, "64-bit identity of the plan's content")
+        .def_prop_ro("nbytes", [](const py_plan& p) { return p.p->bytes(); })
+        // the plan's arrays, zero-copy and read-only
+        .def_prop_ro("fed_step", [](nb::handle self) { const auto v = nb::cast<const py_plan&>(self).view(); return view(v.fed_step.data(), v.fed_step.size(), self); },
+                     "per slot, the step that first writes it (num_steps: never)")
+        .def_prop_ro("fed_offsets", [](nb::handle self) { const auto v = nb::cast<const py_plan&>(self).view(); return view(v.fed_offsets.data(), v.fed_offsets.size(), self); })
+        .def_prop_ro("fed", [](nb::handle self) { const auto v = nb::cast<const py_plan&>(self).view(); return view(v.fed.data(), v.fed.size(), self); },
+                     "the slots each step feeds, steps concatenated (fed_offsets)")
+        .def_prop_ro("emit_offsets", [](nb::handle self) { const auto v = nb::cast<const py_plan&>(self).view(); return view(v.emit_offsets.data(), v.emit_offsets.size(), self); })
+        .def_prop_ro("order", [](nb::handle self) { const auto v = nb::cast<const py_plan&>(self).view(); return view(v.order.data(), v.order.size(), self); },
+                     "the positions in emission order (emit_offsets per step)")
+        .def_prop_ro("contrib_offsets", [](nb::handle self) { const auto v = nb::cast<const py_plan&>(self).view(); return view(v.contrib_offsets.data(), v.contrib_offsets.size(), self); })
+        .def_prop_ro("contrib_row", [](nb::handle self) { const auto v = nb::cast<const py_plan&>(self).view(); return view(&v.contribs.data()->row, v.contribs.size(), self, 4); })
+        .def_prop_ro("contrib_head", [](nb::handle self) { const auto v = nb::cast<const py_plan&>(self).view(); return view(&v.contribs.data()->head, v.contribs.size(), self, 8); })
+        .def_prop_ro("contrib_weight", [](nb::handle self) { const auto v = nb::cast<const py_plan&>(self).view(); return view(&v.contribs.data()->weight, v.contribs.size(), self, 2); })
+        .def_prop_ro("rank_of", [](nb::handle self) { const auto v = nb::cast<const py_plan&>(self).view(); return view(v.rank_of.data(), v.rank_of.size(), self); })
+        .def_prop_ro("step_of", [](nb::handle self) { const auto v = nb::cast<const py_plan&>(self).view(); return view(v.step_of.data(), v.step_of.size(), self); })
+        .def_prop_ro("slot_of", [](nb::handle self) { const auto v = nb::cast<const py_plan&>(self).view(); return view(v.slot_of.data(), v.slot_of.size(), self); })
+        .def_prop_ro("slot_kind", [](nb::handle self) {
+            const auto v = nb::cast<const py_plan&>(self).view();
+            return view(reinterpret_cast<const std::uint8_t*>(&v.slots.data()->kind), v.slots.size(), self, sizeof(ordo::slot_entry));
+        }, "per slot: 0 prefix, 1 token, 2 transition")
+        .def_prop_ro("slot_index", [](nb::handle self) {
+            const auto v = nb::cast<const py_plan&>(self).view();
+            return view(&v.slots.data()->index, v.slots.size(), self, sizeof(ordo::slot_entry) / sizeof(index_t));
+        }, "per slot: the prefix row, the position, or the transition number M_i")
+        .def_prop_ro("stand_ins", [](nb::handle self) {
+            const auto v = nb::cast<const py_plan&>(self).view();
+            const std::size_t shape[2] = {v.stand_ins.size(), 2};
+            return out_array<const index_t, 2>(reinterpret_cast<const index_t*>(v.stand_ins.data()), 2, shape, self);
+        }, "[k, 2]: (fed row, slot whose content it copies) of each stand-in row (ZipAR)")
+        .def("rope", [](const py_plan& p, std::optional<nb::ndarray<>> slots) {
+            const auto v = p.view();
+            std::vector<index_t> all;
+            if (!slots) for (index_t s = 0; s < v.num_slots(); ++s) all.push_back(s);
+            else all = check_slots(v, int32_span(*slots, "rope"), "rope");
+            return rope_arrays(v, all);
+        }, "slots"_a = nb::none(), "Rotary coordinates (t, h, w) of the slots (all by default) and a flag for zero rows (cos = sin = 0).")
+        .def("step", [](nb::handle self, index_t s) {
+            const auto v = nb::cast<const py_plan&>(self).view();
+            if (s < 0 || s >= v.num_steps()) fail("step " + std::to_string(s) + " is outside the plan's " + std::to_string(v.num_steps()) + " steps");
+            const ordo::step_view st = v.step(s);
+            std::vector<index_t> content;
+            for (index_t r = 0; r < st.num_rows(); ++r) content.push_back(st.content_of(r));
+            nb::list from;
+            for (index_t k = 0; k < st.num_emitted(); ++k) {
+                nb::list terms;
+                for (const ordo::contribution& c : st.from(k))
+                    terms.append(nb::make_tuple(static_cast<int>(c.row), std::string(v.header.head_names[c.head].view()), c.weight));
+                from.append(terms);
+            }
+            nb::dict d;
+            d["fed"] = view(st.fed.data(), st.fed.size(), self);
+            d["content"] = owned<index_t, 1>(std::move(content), {st.fed.size()});
+            d["emitted"] = view(st.emitted.data(), st.emitted.size(), self);
+            d["from"] = from;
+            return d;
+        }, "s"_a, "One step: the fed slots, the slot whose content each row carries, the positions emitted and each one's (row, head, weight) terms.")
+        .def("dense_mask", [](const py_plan& p, nb::ndarray<> q_slots, std::optional<index_t> kv_len) {
+            const auto v = p.view();
+            const std::vector<index_t> q = check_slots(v, int32_span(q_slots, "dense_mask"), "dense_mask");
+            return dense(v, q, kv_len ? *kv_len : ordo::kv_cache_len(v));
+        }, "q_slots"_a, "kv_len"_a = nb::none(), "bool [rows, kv_len]: which kv slots each query slot sees (kv_len: the decode cache by default).")
+        .def("train_mask", [](const py_plan& p) {
+            const auto v = p.view();
+            const std::vector<index_t> q = ordo::train_rows(v);
+            return dense(v, q, v.header.train_slots);
+        }, "bool [train_slots, train_slots]: the teacher-forcing forward's mask.")
+        .def("pack_mask", [](const py_plan& p, nb::ndarray<> q_slots, index_t kv_len) {
+            const auto v = p.view();
+            const std::vector<index_t> q = check_slots(v, int32_span(q_slots, "pack_mask"), "pack_mask");
+            if (kv_len < 0) fail("pack_mask: kv_len must be >= 0");
+            std::vector<std::uint8_t> out(ordo::packed_mask_bytes(q.size(), static_cast<std::size_t>(kv_len)));
+            ordo::pack_mask(v, q, kv_len, out);
+            const std::size_t n = out.size();
+            return owned<std::uint8_t, 1>(std::move(out), {n});
+        }, "q_slots"_a, "kv_len"_a, "FlashInfer's packed mask: the rows x kv bits row-major, flattened, 8 per byte, little-endian bit order.")
+        .def("block_mask", [](const py_plan& p, nb::ndarray<> q_slots, index_t kv_len, index_t block_q, index_t block_kv) {
+            const auto v = p.view();
+            const std::vector<index_t> q = check_slots(v, int32_span(q_slots, "block_mask"), "block_mask");
+            ordo::block_mask bm = ordo::make_block_mask(v, q, kv_len, block_q, block_kv);
+            nb::dict d;
+            const std::size_t a = bm.full_offsets.size(), b = bm.full_blocks.size(), c = bm.partial_offsets.size(), e = bm.partial_blocks.size();
+            d["full_offsets"] = owned<index_t, 1>(std::move(bm.full_offsets), {a});
+            d["full_blocks"] = owned<index_t, 1>(std::move(bm.full_blocks), {b});
+            d["partial_offsets"] = owned<index_t, 1>(std::move(bm.partial_offsets), {c});
+            d["partial_blocks"] = owned<index_t, 1>(std::move(bm.partial_blocks), {e});
+            return d;
+        }, "q_slots"_a, "kv_len"_a, "block_q"_a, "block_kv"_a,
+             "The block-sparse summary: per query block (CSR), the kv blocks all of whose pairs are visible (full) and those with some (partial).")
+        .def("visible", [](const py_plan& p, index_t q, index_t kv) {
+            const auto v = p.view();
+            if (q < 0 || q >= v.num_slots()) fail("visible: query slot " + std::to_string(q) + " is outside the plan");
+            return ordo::visible(v, q, kv);
+        }, "q"_a, "kv"_a)
+        .def("to_json", [](const py_plan& p) { return ordo::plan_to_json(p.view(), p.policy); }, "The plan exchange format (docs/plan-format.md).")
+        .def("to_text", [](const py_plan& p) { return ordo::plan_to_text(p.view(), p.policy); })
+        .def("__eq__", [](const py_plan& a, const py_plan& b) { return ordo::same_plan(a.view(), b.view()); })
+        .def("__repr__", [](const py_plan& p) {
+            return "ordo.Plan('" + p.policy + "', '" + p.view().grid().str() + "', steps=" + std::to_string(p.view().num_steps()) + ")";
+        });
+
+    m.def("plan", [](const std::string& policy, const std::string& grid, index_t prefix) {
+        const ordo::any_policy pol = ordo::parse_policy(policy);
+        return py_plan{std::make_shared<const ordo::plan>(ordo::make_plan(pol, ordo::parse_grid(grid), prefix)), ordo::spec_of(pol)};
+    }, "policy"_a, "grid"_a, "prefix"_a = 1, "The plan of a built-in order ('raster', 'par:2x2', 'par:2x2+nar', 'nar', 'zipar:8') on a grid ('24x24', '4x16x16').");
+    m.def("policies", [](const std::string& grid) { return ordo::builtin_policies(ordo::parse_grid(grid)); }, "grid"_a,
+          "The built-in orders worth comparing on a grid.");
+    m.def("plan_from_json", [](const std::string& text) {
+        ordo::plan_document d = ordo::plan_from_json(text);
+        return py_plan{std::make_shared<const ordo::plan>(std::move(d.plan)), d.policy};
+    }, "text"_a, "Reads the plan exchange format back (every rule checked).");
+    m.def("plan_from_steps", [](const std::string& grid, const nb::list& steps, index_t prefix, std::optional<nb::list> layout, const std::string& mask,
+                                 const std::vector<std::string>& heads, const std::string& encoding, const std::string& forcing, const std::string& policy) {
+        return py_plan{std::make_shared<const ordo::plan>(plan_from_steps(grid, steps, prefix, layout, mask, heads, encoding, forcing)), policy};
+    }, "grid"_a, "steps"_a, "prefix"_a = 1, "layout"_a = nb::none(), "mask"_a = "step_causal", "heads"_a = std::vector<std::string>{"main"},
+          "encoding"_a = "rope", "forcing"_a = "shifted", "policy"_a = "python",
+          "A plan from an order written in Python, through the same builder and rules as a C++ policy.\n\n"
+          "steps: a list of {'feed': [slot, ... | (slot, copy_of)], 'emit': [(position, row) | (position, [(row, head, weight), ...])]};\n"
+          "layout: the slots after the prefix, in order: positions, or 'M' for a transition token (default: every position, raster).");
+    m.def("packed_mask_indptr", [](const std::vector<long long>& q_rows, const std::vector<long long>& kv_lens) {
+        const std::vector<index_t> q = int_list(q_rows, "q_rows"), kv = int_list(kv_lens, "kv_lens");
+        std::vector<std::int64_t> out(q.size() + 1);
+        ordo::packed_mask_indptr(q, kv, out);
+        const std::size_t n = out.size();
+        return owned<std::int64_t, 1>(std::move(out), {n});
+    }, "q_rows"_a, "kv_lens"_a, "Byte offsets of each request's packed mask in a batch (FlashInfer's mask_indptr).");
+
+    // ---- the session ----
+    nb::class_<py_batch>(m, "StepBatch", "What the model runs for one step. The arrays are views of the session's buffers, valid until its next commit().")
+        .def_prop_ro("step", [](const py_batch& b) { return b.b.step; })
+        .def_prop_ro("num_sequences", [](const py_batch& b) { return b.b.num_sequences; }, "requests x halves: [cond of every request; uncond of every request] with CFG")
+        .def_prop_ro("num_rows", [](const py_batch& b) { return b.b.num_rows; })
+        .def_prop_ro("num_heads", [](const py_batch& b) { return b.b.num_heads; })
+        .def_prop_ro("vocab", [](const py_batch& b) { return b.b.vocab; })
+        .def_prop_ro("written_through", [](const py_batch& b) { return b.b.written_through; },
+                     "visible slots with fed_step > written_through are not written yet: they read as K = V = 0 (ZipAR)")
+        .def_prop_ro("logits_shape", [](const py_batch& b) { return nb::make_tuple(b.b.num_sequences, b.b.num_rows, b.b.num_heads, b.b.vocab); })
+        .def_prop_ro("slots", [](nb::handle self) { const py_batch& b = nb::cast<const py_batch&>(self); return view(b.b.slots.data(), b.b.slots.size(), self); },
+                     "the cache slot of each row")
+        .def_prop_ro("input_kind", [](nb::handle self) {
+            const py_batch& b = nb::cast<const py_batch&>(self);
+            const std::size_t shape[2] = {static_cast<std::size_t>(b.b.num_sequences), static_cast<std::size_t>(b.b.num_rows)};
+            const std::int64_t strides[2] = {static_cast<std::int64_t>(b.b.num_rows) * static_cast<std::int64_t>(sizeof(ordo::fed_input)), sizeof(ordo::fed_input)};
+            return out_array<const std::uint8_t, 2>(reinterpret_cast<const std::uint8_t*>(&b.b.inputs.data()->kind), 2, shape, self, strides);
+        }, "[sequences, rows]: 0 prefix row, 1 token, 2 transition token")
+        .def_prop_ro("input_value", [](nb::handle self) {
+            const py_batch& b = nb::cast<const py_batch&>(self);
+            const std::size_t shape[2] = {static_cast<std::size_t>(b.b.num_sequences), static_cast<std::size_t>(b.b.num_rows)};
+            const std::int64_t w = sizeof(ordo::fed_input) / sizeof(index_t);
+            const std::int64_t strides[2] = {static_cast<std::int64_t>(b.b.num_rows) * w, w};
+            return out_array<const index_t, 2>(&b.b.inputs.data()->value, 2, shape, self, strides);
+        }, "[sequences, rows]: the id to embed (class label, token id, transition number)")
+        .def_prop_ro("input_index", [](nb::handle self) {
+            const py_batch& b = nb::cast<const py_batch&>(self);
+            const std::size_t shape[2] = {static_cast<std::size_t>(b.b.num_sequences), static_cast<std::size_t>(b.b.num_rows)};
+            const std::int64_t w = sizeof(ordo::fed_input) / sizeof(index_t);
+            const std::int64_t strides[2] = {static_cast<std::int64_t>(b.b.num_rows) * w, w};
+            return out_array<const index_t, 2>(&b.b.inputs.data()->index, 2, shape, self, strides);
+        }, "[sequences, rows]: the prefix row, position or transition number the row's content is")
+        .def("rope", [](const py_batch& b) { return rope_arrays(b.b.plan, b.b.slots); }, "Rotary coordinates (t, h, w) of each row and its zero flag.")
+        .def("mask", [](const py_batch& b, std::optional<index_t> kv_len) {
+            return dense(b.b.plan, b.b.slots, kv_len ? *kv_len : ordo::kv_cache_len(b.b.plan));
+        }, "kv_len"_a = nb::none(), "bool [rows, kv_len]: the kv slots each row sees.")
+        .def("written", [](const py_batch& b, std::optional<index_t> kv_len) {
+            const index_t n = kv_len ? *kv_len : ordo::kv_cache_len(b.b.plan);
+            std::vector<std::uint8_t> w(static_cast<std::size_t>(std::max<index_t>(n, 0)));
+            for (index_t kv = 0; kv < n && kv < b.b.plan.num_slots(); ++kv) w[static_cast<std::size_t>(kv)] = ordo::written(b.b.plan.fed_step.data(), kv, b.b.written_through);
+            const std::size_t size = w.size();
+            return owned<std::uint8_t, 1>(std::move(w), {size});
+        }, "kv_len"_a = nb::none(), "Per kv slot: does it hold what the plan wrote by this step? (Visible slots that do not read as zeros.)");
+
+    nb::class_<py_session>(m, "Session", "The decode loop step by step: next() says what to run, commit(logits) mixes heads, guides, samples and records.")
+        .def("__init__", [](py_session* self, const py_plan& plan, const std::vector<long long>& labels, index_t vocab, float cfg, index_t cfg_interval,
+                            std::uint64_t seed, index_t null_label, std::optional<std::vector<long long>> ids, float temperature, index_t top_k, float top_p,
+                            bool greedy) {
+            py_session* s = new_session(plan, labels, vocab, cfg, cfg_interval, seed, null_label, ids, sampling{temperature, top_k, top_p, greedy});
+            new (self) py_session(std::move(*s));
+            delete s;
+        }, "plan"_a, "labels"_a, "vocab"_a, nb::kw_only(), "cfg"_a = 1.0f, "cfg_interval"_a = -1, "seed"_a = 0, "null_label"_a = 0, "ids"_a = nb::none(),
+             "temperature"_a = 1.0f, "top_k"_a = 0, "top_p"_a = 1.0f, "greedy"_a = false,
+             "One request per label (ids key each one's random stream; default 0, 1, ...). cfg > 1: classifier-free guidance with the null_label "
+             "in the uncond half. Sampling as LlamaGen: temperature, top-k, top-p, then a multinomial draw (or argmax: greedy=True).")
+        .def_prop_ro("done", [](py_session& s) { return s.visit([](auto& x) { return x.done(); }); })
+        .def_prop_ro("step", [](py_session& s) { return s.visit([](auto& x) { return x.step(); }); })
+        .def_prop_ro("pending", [](py_session& s) { return s.visit([](auto& x) { return x.pending(); }); })
+        .def_prop_ro("num_sequences", [](py_session& s) { return s.visit([](auto& x) { return x.num_sequences(); }); })
+        .def_prop_ro("num_requests", [](py_session& s) { return s.visit([](auto& x) { return x.num_requests(); }); })
+        .def_prop_ro("guidance_scale", [](py_session& s) { return s.visit([](auto& x) { return x.guidance_scale(); }); })
+        .def("next", [](nb::handle self) {
+            py_session& s = nb::cast<py_session&>(self);
+            const ordo::step_batch& b = s.visit([](auto& x) -> const ordo::step_batch& { return x.next(); });
+            return py_batch{nb::borrow(self), b};
+        }, "The batch of the current step (a second call before commit() is an error; cancel() drops it).")
+        .def("commit", [](py_session& s, nb::ndarray<> logits) { s.visit([&](auto& x) { x.commit(logits_span(logits, "commit")); }); }, "logits"_a, "Consumes float32 logits [sequences, rows, heads, vocab] (C-contiguous, CPU; not copied): mixes heads, applies CFG, samples, records.")
+        .def("final_logits", [](py_session& s, nb::ndarray<> logits, index_t request, index_t k) {
+            std::vector<float> out(static_cast<std::size_t>(s.vocab));
+            s.visit([&](auto& x) { x.final_logits(logits_span(logits, "final_logits"), request, k, out); });
+            return owned<float, 1>(std::move(out), {static_cast<std::size_t>(s.vocab)});
+        }, "logits"_a, "request"_a, "k"_a,
+             "The logits the sampler sees for the k-th position the pending step emits, for request i (the plan's head mix, then CFG).")
+        .def("tokens", [](py_session& s, index_t i) {
+            std::vector<index_t> out;
+            s.visit([&](auto& x) {
+                if (i < 0 || i >= x.num_requests()) fail("tokens: request " + std::to_string(i) + " is outside the session's " + std::to_string(x.num_requests()));
+                const auto t = x.tokens(i);
+                out.assign(t.begin(), t.end());
+            });
+            const std::size_t n = out.size();
+            return owned<index_t, 1>(std::move(out), {n});
+        }, "i"_a = 0, "Request i's tokens in raster order (-1 where not decoded yet), a copy.")
+        .def("rewind", [](py_session& s, index_t step) { s.visit([&](auto& x) { x.rewind(step); }); }, "step"_a)
+        .def("cancel", [](py_session& s) { s.visit([](auto& x) { x.cancel(); }); });
+
+    // ---- the CPU backend (LlamaGen / PAR / NAR GPT on Eigen) ----
+    nb::class_<py_model>(m, "Model", "A LlamaGen-family checkpoint on the CPU backend (fp32, Eigen).")
+        .def("__init__", [](py_model* self, const std::string& weights, const std::optional<std::string>& config) {
+            const ordo::io::safetensors file = ordo::io::safetensors::open(weights);
+            ordo::models::llamagen::gpt_config cfg;
+            if (config) cfg = ordo::models::llamagen::model_args_from_file(*config);
+            else fail("Model: give config=, the ModelArgs JSON of the checkpoint");
+            new (self) py_model{cfg, ordo::models::llamagen::load_weights(file, cfg)};
+        }, "weights"_a, "config"_a = nb::none(), "Loads a safetensors checkpoint with its ModelArgs JSON.")
+        .def_prop_ro("vocab_size", [](const py_model& m) { return m.config.vocab_size; })
+        .def_prop_ro("num_classes", [](const py_model& m) { return m.config.num_classes; })
+        .def_prop_ro("null_label", [](const py_model& m) { return m.config.null_label(); })
+        .def_prop_ro("config", [](const py_model& m) { return m.config.str(); })
+        .def("generate", [](const py_model& m, const py_plan& p, const std::vector<long long>& labels, float cfg, index_t cfg_interval, std::uint64_t seed,
+                            float temperature, index_t top_k, float top_p, bool greedy) {
+            const std::vector<ordo::request> reqs = make_requests(labels, std::nullopt);
+            ordo::eigen::gpt_model model(m.weights);
+            ordo::generate_options o;
+            o.session.guidance.scale = cfg;
+            o.session.guidance.interval = cfg_interval;
+            o.session.seed = seed;
+            o.session.null_label = m.config.null_label();
+            const index_t seqs = static_cast<index_t>(reqs.size()) * (o.session.guidance.active() ? 2 : 1);
+            ordo::contiguous_kv_cache<float> cache(model.num_layers(), seqs, ordo::kv_cache_len(p.view()), model.cache_width());
+            std::vector<std::vector<index_t>> grids;
+            {
+                nb::gil_scoped_release release;
+                if (greedy)
+                    grids = ordo::generate(model, cache, p.view(), ordo::make_sampler(ordo::temperature{temperature}, ordo::top_k{top_k}, ordo::top_p{top_p}, ordo::greedy{}),
+                                           std::span<const ordo::request>(reqs), o);
+                else
+                    grids = ordo::generate(model, cache, p.view(), ordo::make_sampler(ordo::temperature{temperature}, ordo::top_k{top_k}, ordo::top_p{top_p}, ordo::multinomial{}),
+                                           std::span<const ordo::request>(reqs), o);
+            }
+            const std::size_t n = static_cast<std::size_t>(p.view().num_positions());
+            std::vector<index_t> flat;
+            for (const auto& g : grids) flat.insert(flat.end(), g.begin(), g.end());
+            return owned<index_t, 2>(std::move(flat), {grids.size(), n});
+        }, "plan"_a, "labels"_a, nb::kw_only(), "cfg"_a = 1.0f, "cfg_interval"_a = -1, "seed"_a = 0, "temperature"_a = 1.0f, "top_k"_a = 0, "top_p"_a = 1.0f,
+             "greedy"_a = false, "Decodes one image per label under the plan: int32 [images, positions] in raster order (as `ordo generate`).")
+        .def("teacher_forcing_logits", [](const py_model& m, const py_plan& p, nb::ndarray<> tokens, index_t label) {
+            ordo::eigen::gpt_model model(m.weights);
+            const auto v = p.view();
+            ordo::contiguous_kv_cache<float> cache(model.num_layers(), 1, ordo::teacher_cache_len(v), model.cache_width());
+            std::vector<float> out = ordo::teacher_forcing_logits(model, cache, v, int32_span(tokens, "teacher_forcing_logits"), label);
+            return owned<float, 2>(std::move(out), {static_cast<std::size_t>(v.num_positions()), static_cast<std::size_t>(m.config.vocab_size)});
+        }, "plan"_a, "tokens"_a, "label"_a, "float32 [positions, vocab]: the training forward's logits for a token grid (int32, raster order).");
+
+    // ---- the oracle ----
+    m.def("exact_kl", [](const py_plan& p, const std::string& kernel, double ell, double nugget) {
+        if (kernel != "exp" && kernel != "sqexp") fail("exact_kl: kernel must be \"exp\" or \"sqexp\", got \"" + kernel + "\"");
+        ordo::oracle::field_kernel k = ordo::oracle::field_kernel::isotropic(
+            kernel == "exp" ? ordo::oracle::kernel_shape::exponential : ordo::oracle::kernel_shape::squared_exponential, ell, nugget);
+        k.validate();
+        ordo::oracle::plan_kl kl;
+        {
+            nb::gil_scoped_release release;
+            kl = ordo::oracle::exact_kl(p.view(), k);
+        }
+        const std::size_t n = kl.per_step.size();
+        return nb::make_tuple(kl.total, owned<double, 1>(std::move(kl.per_step), {n}));
+    }, "plan"_a, "kernel"_a = "exp", "ell"_a = 2.0, "nugget"_a = 1e-4,
+          "Exact KL (nats) of the plan's order on a Gaussian token field, and its per-step terms (docs/oracle.md).");
+
+    // ---- for the overhead benchmark: the C++ session's loop alone ----
+    m.def("_time_cpp_session", [](const py_plan& p, index_t batch, index_t vocab, index_t repeats) {
+        std::vector<ordo::request> reqs;
+        for (index_t i = 0; i < batch; ++i) reqs.push_back({0, static_cast<std::uint64_t>(i), {}});
+        std::vector<float> logits;
+        std::int64_t steps = 0;
+        const auto t0 = std::chrono::steady_clock::now();
+        for (index_t r = 0; r < repeats; ++r) {
+            ordo::session s(p.view(), std::span<const ordo::request>(reqs),
+                            ordo::make_sampler(ordo::temperature{}, ordo::top_k{}, ordo::top_p{}, ordo::greedy{}), vocab);
+            while (!s.done()) {
+                const ordo::step_batch& b = s.next();
+                if (logits.size() != b.logits_size()) logits.assign(b.logits_size(), 0.5f);
+                s.commit(logits);
+                ++steps;
+            }
+        }
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / static_cast<double>(steps);
+    }, "plan"_a, "batch"_a, "vocab"_a, "repeats"_a, "Seconds per step of a C++ session loop (greedy, constant logits).");
+}
