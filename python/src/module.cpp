@@ -55,7 +55,7 @@ out_array<T, N> owned(std::vector<T>&& v, std::array<std::size_t, N> shape) {
 [[noreturn]] void fail(const std::string& what) { throw ordo::error(what); }
 
 // A 1-D int32 array in (any array-like of integers of int32 dtype).
-std::span<const index_t> int32_span(const nb::ndarray<>& a, const char* what) {
+std::span<const index_t> int32_span(const nb::ndarray<nb::ro>& a, const char* what) {
     if (a.device_type() != nb::device::cpu::value) fail(std::string(what) + ": the array must be in CPU memory");
     if (a.dtype() != nb::dtype<std::int32_t>()) fail(std::string(what) + ": expected int32 values");
     if (a.ndim() != 1) fail(std::string(what) + ": expected a 1-D array, got " + std::to_string(a.ndim()) + " dimensions");
@@ -261,7 +261,7 @@ py_session* new_session(const py_plan& p, const std::vector<long long>& labels, 
 }
 
 // Logits: float32, C-contiguous, in CPU memory (the session checks the size).
-std::span<const float> logits_span(const nb::ndarray<>& a, const char* what) {
+std::span<const float> logits_span(const nb::ndarray<nb::ro>& a, const char* what) {
     if (a.device_type() != nb::device::cpu::value) fail(std::string(what) + ": the logits must be in CPU memory (call .cpu() on a device tensor)");
     if (a.dtype() != nb::dtype<float>()) fail(std::string(what) + ": the logits must be float32");
     std::int64_t expect = 1;
@@ -301,7 +301,7 @@ NB_MODULE(_ordo, m) {
     nb::class_<py_plan>(m, "Plan", "A decode plan: the slot layout, what each step feeds and emits, head mixing and the mask.")
         .def_prop_ro("policy", [](const py_plan& p) { return p.policy; }, "the policy's spec string")
         .def_prop_ro("grid", [](const py_plan& p) {
-            const ordo::grid_shape& g = p.view().grid();
+            const ordo::grid_shape g = p.view().grid();
             return g.rank() == 3 ? nb::make_tuple(g.frames(), g.rows(), g.cols()) : nb::make_tuple(g.rows(), g.cols());
         }, "(H, W) or (T, H, W)")
         .def_prop_ro("prefix", [](const py_plan& p) { return p.view().header.prefix; })
@@ -352,7 +352,7 @@ NB_MODULE(_ordo, m) {
             const std::size_t shape[2] = {v.stand_ins.size(), 2};
             return out_array<const index_t, 2>(reinterpret_cast<const index_t*>(v.stand_ins.data()), 2, shape, self);
         }, "[k, 2]: (fed row, slot whose content it copies) of each stand-in row (ZipAR)")
-        .def("rope", [](const py_plan& p, std::optional<nb::ndarray<>> slots) {
+        .def("rope", [](const py_plan& p, std::optional<nb::ndarray<nb::ro>> slots) {
             const auto v = p.view();
             std::vector<index_t> all;
             if (!slots) for (index_t s = 0; s < v.num_slots(); ++s) all.push_back(s);
@@ -379,7 +379,7 @@ NB_MODULE(_ordo, m) {
             d["from"] = from;
             return d;
         }, "s"_a, "One step: the fed slots, the slot whose content each row carries, the positions emitted and each one's (row, head, weight) terms.")
-        .def("dense_mask", [](const py_plan& p, nb::ndarray<> q_slots, std::optional<index_t> kv_len) {
+        .def("dense_mask", [](const py_plan& p, nb::ndarray<nb::ro> q_slots, std::optional<index_t> kv_len) {
             const auto v = p.view();
             const std::vector<index_t> q = check_slots(v, int32_span(q_slots, "dense_mask"), "dense_mask");
             return dense(v, q, kv_len ? *kv_len : ordo::kv_cache_len(v));
@@ -389,7 +389,7 @@ NB_MODULE(_ordo, m) {
             const std::vector<index_t> q = ordo::train_rows(v);
             return dense(v, q, v.header.train_slots);
         }, "bool [train_slots, train_slots]: the teacher-forcing forward's mask.")
-        .def("pack_mask", [](const py_plan& p, nb::ndarray<> q_slots, index_t kv_len) {
+        .def("pack_mask", [](const py_plan& p, nb::ndarray<nb::ro> q_slots, index_t kv_len) {
             const auto v = p.view();
             const std::vector<index_t> q = check_slots(v, int32_span(q_slots, "pack_mask"), "pack_mask");
             if (kv_len < 0) fail("pack_mask: kv_len must be >= 0");
@@ -398,7 +398,7 @@ NB_MODULE(_ordo, m) {
             const std::size_t n = out.size();
             return owned<std::uint8_t, 1>(std::move(out), {n});
         }, "q_slots"_a, "kv_len"_a, "FlashInfer's packed mask: the rows x kv bits row-major, flattened, 8 per byte, little-endian bit order.")
-        .def("block_mask", [](const py_plan& p, nb::ndarray<> q_slots, index_t kv_len, index_t block_q, index_t block_kv) {
+        .def("block_mask", [](const py_plan& p, nb::ndarray<nb::ro> q_slots, index_t kv_len, index_t block_q, index_t block_kv) {
             const auto v = p.view();
             const std::vector<index_t> q = check_slots(v, int32_span(q_slots, "block_mask"), "block_mask");
             ordo::block_mask bm = ordo::make_block_mask(v, q, kv_len, block_q, block_kv);
@@ -515,8 +515,8 @@ NB_MODULE(_ordo, m) {
             const ordo::step_batch& b = s.visit([](auto& x) -> const ordo::step_batch& { return x.next(); });
             return py_batch{nb::borrow(self), b};
         }, "The batch of the current step (a second call before commit() is an error; cancel() drops it).")
-        .def("commit", [](py_session& s, nb::ndarray<> logits) { s.visit([&](auto& x) { x.commit(logits_span(logits, "commit")); }); }, "logits"_a, "Consumes float32 logits [sequences, rows, heads, vocab] (C-contiguous, CPU; not copied): mixes heads, applies CFG, samples, records.")
-        .def("final_logits", [](py_session& s, nb::ndarray<> logits, index_t request, index_t k) {
+        .def("commit", [](py_session& s, nb::ndarray<nb::ro> logits) { s.visit([&](auto& x) { x.commit(logits_span(logits, "commit")); }); }, "logits"_a, "Consumes float32 logits [sequences, rows, heads, vocab] (C-contiguous, CPU; not copied): mixes heads, applies CFG, samples, records.")
+        .def("final_logits", [](py_session& s, nb::ndarray<nb::ro> logits, index_t request, index_t k) {
             std::vector<float> out(static_cast<std::size_t>(s.vocab));
             s.visit([&](auto& x) { x.final_logits(logits_span(logits, "final_logits"), request, k, out); });
             return owned<float, 1>(std::move(out), {static_cast<std::size_t>(s.vocab)});
@@ -575,7 +575,7 @@ NB_MODULE(_ordo, m) {
             return owned<index_t, 2>(std::move(flat), {grids.size(), n});
         }, "plan"_a, "labels"_a, nb::kw_only(), "cfg"_a = 1.0f, "cfg_interval"_a = -1, "seed"_a = 0, "temperature"_a = 1.0f, "top_k"_a = 0, "top_p"_a = 1.0f,
              "greedy"_a = false, "Decodes one image per label under the plan: int32 [images, positions] in raster order (as `ordo generate`).")
-        .def("teacher_forcing_logits", [](const py_model& m, const py_plan& p, nb::ndarray<> tokens, index_t label) {
+        .def("teacher_forcing_logits", [](const py_model& m, const py_plan& p, nb::ndarray<nb::ro> tokens, index_t label) {
             ordo::eigen::gpt_model model(m.weights);
             const auto v = p.view();
             ordo::contiguous_kv_cache<float> cache(model.num_layers(), 1, ordo::teacher_cache_len(v), model.cache_width());
