@@ -404,6 +404,27 @@ def _tensor(a, dtype=None) -> torch.Tensor:
 
 
 @torch.no_grad()
+def step(model: GPT, plan, b, cache: KVCache, attention: str = "sdpa", use_ordo_block_mask: bool = True) -> np.ndarray:
+    """One forward for a session's step batch `b`: writes the rows' K/V into `cache` at their slots,
+    attends under the step's mask and returns float32 logits [sequences, rows, heads, vocab]."""
+    kv_len = cache.num_slots
+    coords, zero = b.rope()
+    mask_np = b.mask(kv_len)
+    block_mask = None
+    if attention == "flex":
+        block_mask = flex_block_mask(plan, b.slots, kv_len, dense=mask_np, use_ordo=use_ordo_block_mask)
+    logits = model(
+        _tensor(b.input_kind, torch.long), _tensor(b.input_value, torch.long),
+        _tensor(coords, torch.long), _tensor(zero, torch.bool), _tensor(b.slots, torch.long), cache,
+        _tensor(mask_np, torch.bool), _tensor(b.written(kv_len), torch.bool),
+        heads=b.num_heads, attention=attention, block_mask=block_mask,
+    )
+    out = np.ascontiguousarray(logits.numpy(), dtype=np.float32)
+    assert out.shape == tuple(b.logits_shape), (out.shape, b.logits_shape)
+    return out
+
+
+@torch.no_grad()
 def decode(model: GPT, plan, session, attention: str = "sdpa", return_logits: bool = False, cache: KVCache | None = None,
            use_ordo_block_mask: bool = True):
     """Runs `session` to the end: one forward per step, ordo mixes heads, guides and samples.
@@ -415,24 +436,10 @@ def decode(model: GPT, plan, session, attention: str = "sdpa", return_logits: bo
     """
     if cache is None:
         cache = model.new_cache(session.num_sequences, plan.kv_cache_len)
-    kv_len = cache.num_slots
     steps = []
     while not session.done:
         b = session.next()
-        slots = _tensor(b.slots, torch.long)
-        coords, zero = b.rope()
-        mask_np = b.mask(kv_len)
-        block_mask = None
-        if attention == "flex":
-            block_mask = flex_block_mask(plan, b.slots, kv_len, dense=mask_np, use_ordo=use_ordo_block_mask)
-        logits = model(
-            _tensor(b.input_kind, torch.long), _tensor(b.input_value, torch.long),
-            _tensor(coords, torch.long), _tensor(zero, torch.bool), slots, cache,
-            _tensor(mask_np, torch.bool), _tensor(b.written(kv_len), torch.bool),
-            heads=b.num_heads, attention=attention, block_mask=block_mask,
-        )
-        out = np.ascontiguousarray(logits.numpy(), dtype=np.float32)  # (sequences, rows, heads, vocab)
-        assert out.shape == tuple(b.logits_shape), (out.shape, b.logits_shape)
+        out = step(model, plan, b, cache, attention, use_ordo_block_mask)
         if return_logits:
             emitted = int(plan.emit_offsets[b.step + 1] - plan.emit_offsets[b.step])
             steps.append(np.stack([
@@ -470,9 +477,9 @@ def mix_terms(plan):
     return q, slot, np.array(plan.contrib_head).astype(np.int64), np.array(plan.contrib_weight)
 
 
-@torch.no_grad()
 def train_forward(model: GPT, plan, tokens, label: int, attention: str = "sdpa", use_ordo_block_mask: bool = True) -> torch.Tensor:
-    """One teacher-forcing forward: logits [positions, vocab] in raster order, no guidance.
+    """One teacher-forcing forward: logits [positions, vocab] in raster order, no guidance
+    (differentiable: a training step is this, a cross-entropy against `tokens`, and backward()).
 
     Every slot of the training layout is fed at once under plan.train_mask(); each position's
     logits are then mixed from the rows and heads the plan names, as a decode step would mix them.
