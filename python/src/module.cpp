@@ -150,6 +150,10 @@ ordo::plan plan_from_steps(const std::string& grid, const nb::list& steps, index
                 fail("layout entry " + std::to_string(i) + ": " + std::string(err.what()).substr(6));
             } catch (const nb::cast_error&) {
                 fail("layout entry " + std::to_string(i) + ": expected a position (int) or \"M\"");
+            } catch (nb::python_error& e) {
+                e.restore();
+                PyErr_Clear();
+                fail("layout entry " + std::to_string(i) + ": expected a position (int) or \"M\"");
             }
             ++i;
         }
@@ -202,6 +206,10 @@ ordo::plan plan_from_steps(const std::string& grid, const nb::list& steps, index
             fail("step " + std::to_string(k) + ": " + std::string(err.what()).substr(6));
         } catch (const nb::cast_error&) {
             fail("step " + std::to_string(k) + ": a value has the wrong type (slots, positions and rows are ints, weights floats)");
+        } catch (nb::python_error& e) {  // e.g. a number where a list belongs
+            e.restore();
+            PyErr_Clear();
+            fail("step " + std::to_string(k) + ": a value has the wrong type (feed and emit are lists; a contribution list holds (row, head, weight))");
         }
         ++k;
     }
@@ -359,6 +367,19 @@ NB_MODULE(_ordo, m) {
             else all = check_slots(v, int32_span(*slots, "rope"), "rope");
             return rope_arrays(v, all);
         }, "slots"_a = nb::none(), "Rotary coordinates (t, h, w) of the slots (all by default) and a flag for zero rows (cos = sin = 0).")
+        .def("positions", [](const py_plan& p, std::optional<nb::ndarray<nb::ro>> slots) {
+            const auto v = p.view();
+            std::vector<index_t> all;
+            if (!slots) for (index_t s = 0; s < v.num_slots(); ++s) all.push_back(s);
+            else all = check_slots(v, int32_span(*slots, "positions"), "positions");
+            std::vector<index_t> out;
+            for (index_t s : all) {
+                const ordo::slot_entry& e = v.slots[static_cast<std::size_t>(s)];
+                out.push_back(e.kind == ordo::slot_kind::token ? e.index : -1);
+            }
+            const std::size_t n = out.size();
+            return owned<index_t, 1>(std::move(out), {n});
+        }, "slots"_a = nb::none(), "The raster position (1-D position id) of each slot's token, -1 for prefix and transition slots.")
         .def("step", [](nb::handle self, index_t s) {
             const auto v = nb::cast<const py_plan&>(self).view();
             if (s < 0 || s >= v.num_steps()) fail("step " + std::to_string(s) + " is outside the plan's " + std::to_string(v.num_steps()) + " steps");

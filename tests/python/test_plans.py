@@ -139,3 +139,42 @@ def test_bad_specs_are_value_errors():
                                   ("raster", "0x4", "extents must be >= 1"), ("raster", "99999x99999", "more than")]:
         with pytest.raises(ValueError, match=message):
             ordo.plan(policy, grid)
+
+
+def test_positions_give_1d_ids_of_the_training_layout():
+    p = ordo.plan("par:2x2", "4x4")
+    pos = p.positions(np.arange(p.train_slots, dtype=np.int32))
+    assert pos[0] == -1 and (pos[5:8] == -1).all()  # cls and the three transition tokens M_1..M_3
+    assert sorted(pos[pos >= 0].tolist()) == list(range(15))  # every token but the last (shifted forcing)
+    coords, zero = p.rope()
+    assert np.array_equal(coords[p.slot_of][:, 1] * 4 + coords[p.slot_of][:, 2], np.arange(16))
+
+
+def test_random_python_orders_are_refused_cleanly():
+    """A fuzz of the Python order reader: mutated steps are plans or ValueErrors, nothing else."""
+    rng = np.random.default_rng(0)
+    base = [{"feed": [0], "emit": [(0, 0)]}] + [{"feed": [q], "emit": [(q, 0)]} for q in range(1, 9)]
+    junk = [-1, 0, 3, 9, 99, 2**31, -(2**40), 1.5, "x", None, (1,), (1, 2, 3), [(0, "main", 1.0)], [(0, 7, 1.0)], [(0, 0, 2.0)], {}]
+    outcomes = {"plan": 0, "error": 0}
+    for _ in range(400):
+        steps = [{"feed": list(s["feed"]), "emit": list(s["emit"])} for s in base]
+        for _ in range(int(rng.integers(1, 4))):
+            s = steps[int(rng.integers(len(steps)))]
+            what = int(rng.integers(4))
+            if what == 0:
+                s["feed"].append(junk[int(rng.integers(len(junk)))])
+            elif what == 1 and s["emit"]:
+                pos, _ = s["emit"][0]
+                s["emit"][0] = (pos, junk[int(rng.integers(len(junk)))])
+            elif what == 2:
+                s["emit"].append((junk[int(rng.integers(len(junk)))], 0))
+            else:
+                steps.pop(int(rng.integers(len(steps))))
+        try:
+            ordo.plan_from_steps("3x3", steps)
+            outcomes["plan"] += 1
+        except ValueError as e:
+            assert str(e), "an error names the problem"
+            outcomes["error"] += 1
+    assert outcomes["error"] > 300
+
