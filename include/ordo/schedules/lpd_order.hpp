@@ -256,7 +256,7 @@ inline lpd_order make_lpd_order(const grid_shape& grid, std::span<const index_t>
 
     struct candidate { double score; index_t cell; };
     std::vector<candidate> candidates;
-    std::vector<index_t> close, rest, picked, rejected;  // the reference's candidates1, candidates2, step_selected, step_filtered
+    std::vector<index_t> proximate, rest, picked, rejected;  // the reference's candidates1, candidates2, step_selected, step_filtered
     std::vector<std::int64_t> nearest2;                  // squared distance from each of `rest` to the nearest pick
     for (std::size_t step = 1; step < group_sizes.size(); ++step) {
         const auto want = static_cast<std::size_t>(group_sizes[step]);
@@ -267,20 +267,20 @@ inline lpd_order make_lpd_order(const grid_shape& grid, std::span<const index_t>
         py.shuffle(std::span<candidate>(candidates));
         std::stable_sort(candidates.begin(), candidates.end(), [](const candidate& a, const candidate& b) { return a.score > b.score; });
 
-        close.clear(); rest.clear(); picked.clear(); rejected.clear();
-        for (const candidate& c : candidates) (c.score >= proximity_threshold ? close : rest).push_back(c.cell);
+        proximate.clear(); rest.clear(); picked.clear(); rejected.clear();
+        for (const candidate& c : candidates) (c.score >= proximity_threshold ? proximate : rest).push_back(c.cell);
 
         // proximity picks, skipping (not dropping) cells too close to one picked in this step
         std::size_t visited = 0;
-        while (picked.size() < want && visited < close.size()) {
-            const index_t cell = close[visited++];
+        while (picked.size() < want && visited < proximate.size()) {
+            const index_t cell = proximate[visited++];
             const bool too_close =
                 std::any_of(picked.begin(), picked.end(), [&](index_t p) { return chebyshev_within(cell, p, repulsion_threshold); });
             (too_close ? rejected : picked).push_back(cell);
         }
         // the fallback pool, in the reference's order: low scores, then skipped, then unvisited
         rest.insert(rest.end(), rejected.begin(), rejected.end());
-        rest.insert(rest.end(), close.begin() + static_cast<std::ptrdiff_t>(visited), close.end());
+        rest.insert(rest.end(), proximate.begin() + static_cast<std::ptrdiff_t>(visited), proximate.end());
 
         // farthest-point fill, measured from this step's picks only; first index wins ties. Squared
         // integer distances order exactly as the reference's float ones (sqrt is monotone and
