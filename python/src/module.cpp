@@ -13,6 +13,7 @@
 #include <nanobind/stl/vector.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -286,6 +287,19 @@ struct py_batch {
     ordo::step_batch b;
 };
 
+// One field (at byte `offset`, of type T) of the batch's fed_input structs, as a read-only
+// [sequences, rows] strided view.
+template <class T>
+out_array<const T, 2> input_field(nb::handle self, std::size_t offset) {
+    static_assert(sizeof(ordo::fed_input) % sizeof(T) == 0, "strides count whole elements");
+    const py_batch& b = nb::cast<const py_batch&>(self);
+    const std::size_t shape[2] = {static_cast<std::size_t>(b.b.num_sequences), static_cast<std::size_t>(b.b.num_rows)};
+    const std::int64_t per_row = sizeof(ordo::fed_input) / sizeof(T);
+    const std::int64_t strides[2] = {static_cast<std::int64_t>(b.b.num_rows) * per_row, per_row};
+    const T* first = reinterpret_cast<const T*>(reinterpret_cast<const std::byte*>(b.b.inputs.data()) + offset);
+    return out_array<const T, 2>(first, 2, shape, self, strides);
+}
+
 // ---- the CPU backend -----------------------------------------------------------------------------
 struct py_model {
     ordo::models::llamagen::gpt_config config;
@@ -482,26 +496,12 @@ NB_MODULE(_ordo, m) {
         .def_prop_ro("logits_shape", [](const py_batch& b) { return nb::make_tuple(b.b.num_sequences, b.b.num_rows, b.b.num_heads, b.b.vocab); })
         .def_prop_ro("slots", [](nb::handle self) { const py_batch& b = nb::cast<const py_batch&>(self); return view(b.b.slots.data(), b.b.slots.size(), self); },
                      "the cache slot of each row")
-        .def_prop_ro("input_kind", [](nb::handle self) {
-            const py_batch& b = nb::cast<const py_batch&>(self);
-            const std::size_t shape[2] = {static_cast<std::size_t>(b.b.num_sequences), static_cast<std::size_t>(b.b.num_rows)};
-            const std::int64_t strides[2] = {static_cast<std::int64_t>(b.b.num_rows) * static_cast<std::int64_t>(sizeof(ordo::fed_input)), sizeof(ordo::fed_input)};
-            return out_array<const std::uint8_t, 2>(reinterpret_cast<const std::uint8_t*>(&b.b.inputs.data()->kind), 2, shape, self, strides);
-        }, "[sequences, rows]: 0 prefix row, 1 token, 2 transition token")
-        .def_prop_ro("input_value", [](nb::handle self) {
-            const py_batch& b = nb::cast<const py_batch&>(self);
-            const std::size_t shape[2] = {static_cast<std::size_t>(b.b.num_sequences), static_cast<std::size_t>(b.b.num_rows)};
-            const std::int64_t w = sizeof(ordo::fed_input) / sizeof(index_t);
-            const std::int64_t strides[2] = {static_cast<std::int64_t>(b.b.num_rows) * w, w};
-            return out_array<const index_t, 2>(&b.b.inputs.data()->value, 2, shape, self, strides);
-        }, "[sequences, rows]: the id to embed (class label, token id, transition number)")
-        .def_prop_ro("input_index", [](nb::handle self) {
-            const py_batch& b = nb::cast<const py_batch&>(self);
-            const std::size_t shape[2] = {static_cast<std::size_t>(b.b.num_sequences), static_cast<std::size_t>(b.b.num_rows)};
-            const std::int64_t w = sizeof(ordo::fed_input) / sizeof(index_t);
-            const std::int64_t strides[2] = {static_cast<std::int64_t>(b.b.num_rows) * w, w};
-            return out_array<const index_t, 2>(&b.b.inputs.data()->index, 2, shape, self, strides);
-        }, "[sequences, rows]: the prefix row, position or transition number the row's content is")
+        .def_prop_ro("input_kind", [](nb::handle self) { return input_field<std::uint8_t>(self, offsetof(ordo::fed_input, kind)); },
+                     "[sequences, rows]: 0 prefix row, 1 token, 2 transition token")
+        .def_prop_ro("input_value", [](nb::handle self) { return input_field<index_t>(self, offsetof(ordo::fed_input, value)); },
+                     "[sequences, rows]: the id to embed (class label, token id, transition number)")
+        .def_prop_ro("input_index", [](nb::handle self) { return input_field<index_t>(self, offsetof(ordo::fed_input, index)); },
+                     "[sequences, rows]: the prefix row, position or transition number the row's content is")
         .def("rope", [](const py_batch& b) { return rope_arrays(b.b.plan, b.b.slots); }, "Rotary coordinates (t, h, w) of each row and its zero flag.")
         .def("mask", [](const py_batch& b, std::optional<index_t> kv_len) {
             return dense(b.b.plan, b.b.slots, kv_len ? *kv_len : ordo::kv_cache_len(b.b.plan));
