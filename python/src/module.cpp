@@ -221,17 +221,28 @@ ordo::plan plan_from_steps(const std::string& grid, const nb::list& steps, index
 using greedy_chain = decltype(ordo::make_sampler(ordo::temperature{}, ordo::top_k{}, ordo::top_p{}, ordo::greedy{}));
 using multinomial_chain = decltype(ordo::make_sampler(ordo::temperature{}, ordo::top_k{}, ordo::top_p{}, ordo::multinomial{}));
 
+// LlamaGen's sampling options; with_chain(f) calls f with the chain they make (greedy or multinomial draw).
 struct sampling {
     float temperature = 1.0f;
     index_t top_k = 0;
     float top_p = 1.0f;
     bool greedy = false;
+
+    template <class F>
+    decltype(auto) with_chain(F&& f) const {
+        if (!(top_p > 0.0f && top_p <= 1.0f)) fail("top_p must lie in (0, 1], got " + std::to_string(top_p));
+        if (top_k < 0) fail("top_k must be >= 0 (0: off), got " + std::to_string(top_k));
+        if (greedy) return f(ordo::make_sampler(ordo::temperature{temperature}, ordo::top_k{top_k}, ordo::top_p{top_p}, ordo::greedy{}));
+        return f(ordo::make_sampler(ordo::temperature{temperature}, ordo::top_k{top_k}, ordo::top_p{top_p}, ordo::multinomial{}));
+    }
 };
+
+using session_variant = std::variant<ordo::session<greedy_chain>, ordo::session<multinomial_chain>>;
 
 struct py_session {
     std::shared_ptr<const ordo::plan> plan;  // the session keeps a view of it
     index_t vocab = 0;
-    std::variant<ordo::session<greedy_chain>, ordo::session<multinomial_chain>> s;
+    session_variant s;
 
     template <class F>
     decltype(auto) visit(F&& f) {
@@ -249,24 +260,19 @@ std::vector<ordo::request> make_requests(const std::vector<long long>& labels, c
     return out;
 }
 
-py_session* new_session(const py_plan& p, const std::vector<long long>& labels, index_t vocab, float cfg, index_t cfg_interval,
-                        std::uint64_t seed, index_t null_label, const std::optional<std::vector<long long>>& ids, const sampling& smp) {
+// Constructs a py_session at `self` (nanobind's __init__).
+void init_session(py_session* self, const py_plan& p, const std::vector<long long>& labels, index_t vocab, float cfg, index_t cfg_interval,
+                  std::uint64_t seed, index_t null_label, const std::optional<std::vector<long long>>& ids, const sampling& smp) {
     const std::vector<ordo::request> reqs = make_requests(labels, ids);
     ordo::session_options o;
     o.guidance.scale = cfg;
     o.guidance.interval = cfg_interval;
     o.seed = seed;
     o.null_label = null_label;
-    if (!(smp.top_p > 0.0f && smp.top_p <= 1.0f)) fail("Session: top_p must lie in (0, 1], got " + std::to_string(smp.top_p));
-    if (smp.top_k < 0) fail("Session: top_k must be >= 0 (0: off), got " + std::to_string(smp.top_k));
-    auto* out = new py_session{p.p, vocab, std::variant<ordo::session<greedy_chain>, ordo::session<multinomial_chain>>(
-                                            std::in_place_index<1>, p.view(), std::span<const ordo::request>(reqs),
-                                            ordo::make_sampler(ordo::temperature{smp.temperature}, ordo::top_k{smp.top_k}, ordo::top_p{smp.top_p}, ordo::multinomial{}),
-                                            vocab, o)};
-    if (smp.greedy)
-        out->s.emplace<0>(p.view(), std::span<const ordo::request>(reqs),
-                          ordo::make_sampler(ordo::temperature{smp.temperature}, ordo::top_k{smp.top_k}, ordo::top_p{smp.top_p}, ordo::greedy{}), vocab, o);
-    return out;
+    smp.with_chain([&](auto chain) {
+        using session_t = ordo::session<decltype(chain)>;
+        new (self) py_session{p.p, vocab, session_variant(std::in_place_type<session_t>, p.view(), std::span<const ordo::request>(reqs), chain, vocab, o)};
+    });
 }
 
 // Logits: float32, C-contiguous, in CPU memory (the session checks the size).
@@ -518,9 +524,7 @@ NB_MODULE(_ordo, m) {
         .def("__init__", [](py_session* self, const py_plan& plan, const std::vector<long long>& labels, index_t vocab, float cfg, index_t cfg_interval,
                             std::uint64_t seed, index_t null_label, std::optional<std::vector<long long>> ids, float temperature, index_t top_k, float top_p,
                             bool greedy) {
-            py_session* s = new_session(plan, labels, vocab, cfg, cfg_interval, seed, null_label, ids, sampling{temperature, top_k, top_p, greedy});
-            new (self) py_session(std::move(*s));
-            delete s;
+            init_session(self, plan, labels, vocab, cfg, cfg_interval, seed, null_label, ids, sampling{temperature, top_k, top_p, greedy});
         }, "plan"_a, "labels"_a, "vocab"_a, nb::kw_only(), "cfg"_a = 1.0f, "cfg_interval"_a = -1, "seed"_a = 0, "null_label"_a = 0, "ids"_a = nb::none(),
              "temperature"_a = 1.0f, "top_k"_a = 0, "top_p"_a = 1.0f, "greedy"_a = false,
              "One request per label (ids key each one's random stream; default 0, 1, ...). cfg > 1: classifier-free guidance with the null_label "
@@ -581,15 +585,10 @@ NB_MODULE(_ordo, m) {
             const index_t seqs = static_cast<index_t>(reqs.size()) * (o.session.guidance.active() ? 2 : 1);
             ordo::contiguous_kv_cache<float> cache(model.num_layers(), seqs, ordo::kv_cache_len(p.view()), model.cache_width());
             std::vector<std::vector<index_t>> grids;
-            {
+            sampling{temperature, top_k, top_p, greedy}.with_chain([&](auto chain) {
                 nb::gil_scoped_release release;
-                if (greedy)
-                    grids = ordo::generate(model, cache, p.view(), ordo::make_sampler(ordo::temperature{temperature}, ordo::top_k{top_k}, ordo::top_p{top_p}, ordo::greedy{}),
-                                           std::span<const ordo::request>(reqs), o);
-                else
-                    grids = ordo::generate(model, cache, p.view(), ordo::make_sampler(ordo::temperature{temperature}, ordo::top_k{top_k}, ordo::top_p{top_p}, ordo::multinomial{}),
-                                           std::span<const ordo::request>(reqs), o);
-            }
+                grids = ordo::generate(model, cache, p.view(), chain, std::span<const ordo::request>(reqs), o);
+            });
             const std::size_t n = static_cast<std::size_t>(p.view().num_positions());
             std::vector<index_t> flat;
             for (const auto& g : grids) flat.insert(flat.end(), g.begin(), g.end());
