@@ -363,7 +363,7 @@ def _ordo_torch():
         import ordo.torch as ot
     except ImportError:
         return None
-    return ot if hasattr(ot, "block_mask") else None
+    return ot
 
 
 def flex_block_mask(plan, q_slots: np.ndarray, kv_len: int, dense: np.ndarray | None = None, use_ordo: bool = True):
@@ -373,7 +373,7 @@ def flex_block_mask(plan, q_slots: np.ndarray, kv_len: int, dense: np.ndarray | 
     plan. Without it, torch's ``create_block_mask`` derives it from the dense bool mask (``dense``,
     or ``plan.dense_mask``) by evaluating every pair - fine for small grids.
     """
-    q_slots = np.array(q_slots, dtype=np.int32)  # a writable copy: the bindings take no read-only views
+    q_slots = np.asarray(q_slots, dtype=np.int32)
     ot = _ordo_torch() if use_ordo else None
     if ot is not None:
         return ot.block_mask(plan, q_slots=q_slots, kv_len=kv_len)
