@@ -9,6 +9,7 @@
 //   contrib_offsets[N+1], contribs[...]     per emitted position, the (row, head, weight) it is mixed from
 //   rank_of[N], step_of[N], slot_of[N]      per position: emission rank, step, slot
 //   stand_ins[...]                          fed rows that carry a copy of another slot's content
+//   queries[...]                            fed rows that carry the query token of a target position
 // Building is constexpr (transient std::vector); iterating a step allocates nothing.
 #pragma once
 
@@ -67,9 +68,10 @@
 
 namespace ordo {
 
-// What a slot holds: prefix row `index`, the token of position `index`, or transition token
-// M_index (1-based).
-enum class slot_kind : std::uint8_t { prefix, token, transition };
+// What a slot (or a fed row) holds: prefix row `index`, the token of position `index`, transition
+// token M_index (1-based), or the query token of position `index` (a fed row's content only: the
+// model's learned query vector told the target position, LPD's mask token; see query_entry).
+enum class slot_kind : std::uint8_t { prefix, token, transition, query };
 
 struct slot_entry {
     index_t index = 0;
@@ -85,12 +87,16 @@ struct slot_entry {
 enum class mask_mode : std::uint8_t { step_causal, slot_causal };
 
 // rope: token slots rotate with their own grid coordinates, prefix/transition slots get zero rows
-// (cos = sin = 0, the LlamaGen quirk); absolute: learned absolute embedding indexed by slot (NAR video).
-enum class position_encoding : std::uint8_t { rope, absolute };
+// (cos = sin = 0, the LlamaGen quirk); absolute: learned absolute embedding indexed by slot (NAR video);
+// cell_table: a learned table row per grid cell added to the input (LPD's pos_embed), read from each
+// sequence's fed_input::cell, so requests in one batch may map positions to cells differently.
+enum class position_encoding : std::uint8_t { rope, absolute, cell_table };
 
 // shifted: teacher forcing feeds z[:-1] (the last slot is not fed; LlamaGen, PAR);
-// full: it feeds every token (NAR).
-enum class teacher_forcing : std::uint8_t { shifted, full };
+// full: it feeds every token (NAR); replay: the plan's own steps, run on the given tokens (a plan
+// whose slots a query shares with a token has no one-pass layout of its own: LPD, whose decode
+// equals its official training pass).
+enum class teacher_forcing : std::uint8_t { shifted, full, replay };
 
 inline constexpr int max_heads = 4;
 
@@ -102,6 +108,19 @@ struct stand_in_entry {
     index_t fed_row = 0;
     index_t copy_of = 0;
     friend constexpr bool operator==(const stand_in_entry&, const stand_in_entry&) = default;
+};
+
+// A fed row that carries the query token of position `target` (LPD's mask token plus the target's
+// position embedding): the row predicts `target`, which its step emits. It is written into the
+// token slot of a position not fed yet (LPD: the target's own slot, overwritten by the target's
+// token next step), at most one stand-in or query per slot. A step-causal mask dates the slot by
+// this write, so a step's queries see each other and what is decoded, and the rows that later feed
+// the group's tokens see their whole group (LPD's bidirectional groups). `fed_row` indexes
+// plan_view::fed.
+struct query_entry {
+    index_t fed_row = 0;
+    index_t target = 0;
+    friend constexpr bool operator==(const query_entry&, const query_entry&) = default;
 };
 
 // A head's name, stored in the plan (not a view into the policy's strings).
@@ -146,6 +165,7 @@ struct plan_header {
     index_t train_slots = 0;  // slots the teacher-forcing forward feeds (a prefix of the layout)
     index_t num_transitions = 0;
     index_t num_stand_ins = 0;
+    index_t num_queries = 0;
     index_t num_heads = 1;
     mask_mode mask = mask_mode::step_causal;
     position_encoding encoding = position_encoding::rope;
@@ -161,16 +181,24 @@ struct step_view {
     index_t first_rank = 0;            // emission rank of emitted[0]
     index_t first_row = 0;             // index of fed[0] in the plan's fed rows
     std::span<const stand_in_entry> stand_ins;  // the step's stand-in rows, ascending
+    std::span<const query_entry> queries;       // the step's query rows, ascending
     const index_t* contrib_offsets = nullptr;
     const contribution* contribs = nullptr;
 
     constexpr index_t num_rows() const { return static_cast<index_t>(fed.size()); }
     constexpr index_t num_emitted() const { return static_cast<index_t>(emitted.size()); }
     // The slot whose content row r carries: its own slot, or what a stand-in copies.
+    // (A query row carries no slot's content: see query_target.)
     constexpr index_t content_of(index_t r) const {
         for (const stand_in_entry& e : stand_ins)
             if (e.fed_row == first_row + r) return e.copy_of;
         return fed[static_cast<std::size_t>(r)];
+    }
+    // The position whose query token row r carries, or -1 if it is not a query row.
+    constexpr index_t query_target(index_t r) const {
+        for (const query_entry& e : queries)
+            if (e.fed_row == first_row + r) return e.target;
+        return -1;
     }
     // contributions of emitted[i]
     constexpr std::span<const contribution> from(index_t i) const {
@@ -199,6 +227,7 @@ struct basic_plan_view {
     std::span<const index_t> step_of;
     std::span<const index_t> slot_of;
     std::span<const stand_in_entry> stand_ins;
+    std::span<const query_entry> queries;
 
     constexpr const grid_shape& grid() const { return header.grid; }
     constexpr index_t num_steps() const { return header.num_steps; }
@@ -219,6 +248,12 @@ struct basic_plan_view {
             const auto b = std::lower_bound(stand_ins.begin(), stand_ins.end(), fed_offsets[s], below);
             const auto e = std::lower_bound(b, stand_ins.end(), fed_offsets[s + 1], below);
             v.stand_ins = stand_ins.subspan(static_cast<std::size_t>(b - stand_ins.begin()), static_cast<std::size_t>(e - b));
+        }
+        if (!queries.empty()) {  // the step's queries: sorted by fed row
+            const auto below = [](const query_entry& e, index_t row) { return e.fed_row < row; };
+            const auto b = std::lower_bound(queries.begin(), queries.end(), fed_offsets[s], below);
+            const auto e = std::lower_bound(b, queries.end(), fed_offsets[s + 1], below);
+            v.queries = queries.subspan(static_cast<std::size_t>(b - queries.begin()), static_cast<std::size_t>(e - b));
         }
         v.contrib_offsets = contrib_offsets.data();
         v.contribs = contribs.data();
@@ -277,18 +312,23 @@ inline constexpr auto plan_word_of_contribution = [](const contribution& c) -> s
 inline constexpr auto plan_word_of_stand_in = [](const stand_in_entry& e) -> std::uint64_t {
     return static_cast<std::uint32_t>(e.fed_row) | std::uint64_t{static_cast<std::uint32_t>(e.copy_of)} << 32;
 };
+inline constexpr auto plan_word_of_query = [](const query_entry& e) -> std::uint64_t {
+    return static_cast<std::uint32_t>(e.fed_row) | std::uint64_t{static_cast<std::uint32_t>(e.target)} << 32;
+};
 inline constexpr auto plan_word = [](std::uint64_t w) { return w; };
 
 // (the structured bindings name every member: a field added to plan_header or plan_view without
 // being added here is a compile error)
-inline constexpr std::size_t plan_header_words = 18;
+inline constexpr std::size_t plan_header_words = 19;
 constexpr std::array<std::uint64_t, plan_header_words> header_words(const plan_header& h) {
-    const auto& [grid, prefix, num_steps, num_slots, train_slots, num_transitions, num_stand_ins, num_heads, mask, encoding, forcing, head_names] = h;
+    const auto& [grid, prefix, num_steps, num_slots, train_slots, num_transitions, num_stand_ins, num_queries, num_heads, mask, encoding, forcing,
+                 head_names] = h;
     std::array<std::uint64_t, plan_header_words> w{
         static_cast<std::uint64_t>(grid.rank()),  plan_word_of_index(grid.frames()), plan_word_of_index(grid.rows()),
         plan_word_of_index(grid.cols()),          plan_word_of_index(prefix),        plan_word_of_index(num_steps),
         plan_word_of_index(num_slots),            plan_word_of_index(train_slots),   plan_word_of_index(num_transitions),
-        plan_word_of_index(num_stand_ins),        plan_word_of_index(num_heads),     static_cast<std::uint64_t>(mask),
+        plan_word_of_index(num_stand_ins),        plan_word_of_index(num_queries),   plan_word_of_index(num_heads),
+        static_cast<std::uint64_t>(mask),
         static_cast<std::uint64_t>(encoding),     static_cast<std::uint64_t>(forcing)};
     std::size_t i = plan_header_words - max_heads;
     for (const head_name& n : head_names) {
@@ -302,9 +342,9 @@ constexpr std::array<std::uint64_t, plan_header_words> header_words(const plan_h
 template <class F>
 constexpr void for_each_plan_field(const plan_view& a, const plan_view& b, F&& f) {
     const auto& [ah, a_slots, a_fed_step, a_fed_offsets, a_fed, a_emit_offsets, a_order, a_contrib_offsets, a_contribs, a_rank_of, a_step_of,
-                 a_slot_of, a_stand_ins] = a;
+                 a_slot_of, a_stand_ins, a_queries] = a;
     const auto& [bh, b_slots, b_fed_step, b_fed_offsets, b_fed, b_emit_offsets, b_order, b_contrib_offsets, b_contribs, b_rank_of, b_step_of,
-                 b_slot_of, b_stand_ins] = b;
+                 b_slot_of, b_stand_ins, b_queries] = b;
     const auto ha = header_words(ah), hb = header_words(bh);
     f(std::span<const std::uint64_t>(ha), std::span<const std::uint64_t>(hb), plan_word);
     f(a_slots, b_slots, plan_word_of_slot);
@@ -319,6 +359,7 @@ constexpr void for_each_plan_field(const plan_view& a, const plan_view& b, F&& f
     f(a_step_of, b_step_of, plan_word_of_index);
     f(a_slot_of, b_slot_of, plan_word_of_index);
     f(a_stand_ins, b_stand_ins, plan_word_of_stand_in);
+    f(a_queries, b_queries, plan_word_of_query);
 }
 
 // xxHash64's round and final mix over a stream of 64-bit words, four independent lanes (the
@@ -402,7 +443,7 @@ public:
     constexpr operator plan_view() const { return view(); }
     constexpr plan_view view() const {
         return {header_, slots_, fed_step_, fed_offsets_, fed_, emit_offsets_, order_,
-                contrib_offsets_, contribs_, rank_of_, step_of_, slot_of_, stand_ins_};
+                contrib_offsets_, contribs_, rank_of_, step_of_, slot_of_, stand_ins_, queries_};
     }
     constexpr const plan_header& header() const { return header_; }
     constexpr index_t num_steps() const { return header_.num_steps; }
@@ -411,14 +452,14 @@ public:
     // Bytes held by the plan's arrays (what a plan costs to keep around).
     constexpr std::size_t bytes() const {
         return slots_.size() * sizeof(slot_entry) + contribs_.size() * sizeof(contribution) +
-               stand_ins_.size() * sizeof(stand_in_entry) +
+               stand_ins_.size() * sizeof(stand_in_entry) + queries_.size() * sizeof(query_entry) +
                (fed_step_.size() + fed_offsets_.size() + fed_.size() + emit_offsets_.size() + order_.size() +
                 contrib_offsets_.size() + rank_of_.size() + step_of_.size() + slot_of_.size()) * sizeof(index_t);
     }
 
 private:
     friend class plan_builder;
-    template <index_t, index_t, index_t, index_t, index_t, index_t>
+    template <index_t, index_t, index_t, index_t, index_t, index_t, index_t>
     friend class static_plan;
     plan_header header_{};
     std::vector<slot_entry> slots_;
@@ -426,6 +467,7 @@ private:
     std::vector<contribution> contribs_;
     std::vector<index_t> rank_of_, step_of_, slot_of_;
     std::vector<stand_in_entry> stand_ins_;
+    std::vector<query_entry> queries_;
 };
 
 // What a policy's build() writes into. The prefix slots [0, prefix) are laid out on construction;
@@ -446,7 +488,7 @@ public:
         // once, at most n steps), so the built-in policies never regrow these arrays; contribs_ is
         // sized by set_heads, which they all call. finish() gives back what a plan leaves unused.
         p_.slots_.reserve(static_cast<std::size_t>(n + prefix) + transition_room);
-        // (+ one stand-in per row: ZipAR)
+        // (+ one stand-in per row: ZipAR; a query-row plan regrows it once)
         p_.fed_.reserve(static_cast<std::size_t>(n + prefix) + transition_room + static_cast<std::size_t>(g.frames()) * static_cast<std::size_t>(g.rows()));
         p_.order_.reserve(static_cast<std::size_t>(n));
         p_.contrib_offsets_.reserve(static_cast<std::size_t>(n) + 1);
@@ -522,6 +564,17 @@ public:
             throw error("feed_stand_in: a stand-in copies a prefix or token slot; slot " + detail::itos(copy_of) + " is neither");
         p_.stand_ins_.push_back({static_cast<index_t>(p_.fed_.size()), copy_of});
         ++p_.header_.num_stand_ins;
+        return feed(slot);
+    }
+    // Feeds token slot `slot` in the open step with the query token of position `target` (see
+    // query_entry); returns its row within the step.
+    constexpr index_t feed_query(index_t slot, index_t target) {
+        require_open("feed_query");
+        if (slot < 0 || slot >= num_slots() || p_.slots_[static_cast<std::size_t>(slot)].kind != slot_kind::token)
+            throw error("feed_query: a query is written into a token slot; slot " + detail::itos(slot) + " is not one");
+        check_pos(target, "feed_query");
+        p_.queries_.push_back({static_cast<index_t>(p_.fed_.size()), target});
+        ++p_.header_.num_queries;
         return feed(slot);
     }
     // Emits a position in the open step, mixed from rows of this step.
@@ -612,9 +665,10 @@ private:
                 if (rank[q] < 0) fail_rule("policy never emitted position " + detail::itos(q));
 
         // Each slot is fed its own content at most once, prefix rows in step 0 and tokens after
-        // their emission; before that, a token slot may be written with stand-ins (slot_causal plans
-        // only: that mask reads the cache as written, where a step-causal one would date the slot
-        // by its first write). fed_step is a slot's first write.
+        // their emission; before that, a token slot may be written once with a stand-in
+        // (slot_causal plans only: that mask reads the cache as written, where a step-causal one
+        // would date the slot by its first write) or a query (either mask: dating the slot by the
+        // query is the point). fed_step is a slot's first write.
         p_.fed_step_.assign(static_cast<std::size_t>(h.num_slots), steps);
         const index_t* const fed = p_.fed_.data();
         const slot_entry* const slots = p_.slots_.data();
@@ -624,10 +678,29 @@ private:
         std::vector<index_t> own_step;  // the step of each slot's own feed, once a stand-in was written (rare: sized then)
         const stand_in_entry* si = p_.stand_ins_.data();
         const stand_in_entry* const si_end = si + p_.stand_ins_.size();
+        const query_entry* qi = p_.queries_.data();
+        const query_entry* const qi_end = qi + p_.queries_.size();
         for (index_t s = 0; s < steps; ++s)
             for (index_t r = fed_off[s]; r < fed_off[s + 1]; ++r) {
                 const index_t slot = fed[r];
                 const bool stand_in = si != si_end && si->fed_row == r;
+                if (qi != qi_end && qi->fed_row == r) {
+                    if (stand_in) [[unlikely]] fail_rule("fed row " + detail::itos(r) + " is both a stand-in and a query");
+                    if (step[qi->target] != s) [[unlikely]]
+                        fail_rule("step " + detail::itos(s) + " feeds a query for position " + detail::itos(qi->target) + ", which step " +
+                                  detail::itos(step[qi->target]) + " emits (a query predicts a position of its own step)");
+                    const index_t target = slots[slot].index;
+                    if (step[target] < s) [[unlikely]]
+                        fail_rule("step " + detail::itos(s) + " writes a query into the slot of position " + detail::itos(target) + ", which step " +
+                                  detail::itos(step[target]) + " emitted (the slot must not hold its token yet)");
+                    if (fs[slot] != steps) [[unlikely]]
+                        fail_rule("step " + detail::itos(s) + " writes a query into slot " + detail::itos(slot) + ", already written in step " +
+                                  detail::itos(fs[slot]) + " (one stand-in or query a slot)");
+                    ++qi;
+                    if (own_step.empty()) own_step.assign(fs, fs + h.num_slots);
+                    fs[slot] = s;
+                    continue;
+                }
                 if (stand_in) {
                     const slot_entry c = slots[si->copy_of];
                     if (c.kind == slot_kind::token && step[c.index] >= s) [[unlikely]]
@@ -641,7 +714,7 @@ private:
                     // one stand-in a slot: a second one (in one step, two writes of one cache row) has no order
                     if (fs[slot] != steps) [[unlikely]]
                         fail_rule("step " + detail::itos(s) + " writes a second stand-in into slot " + detail::itos(slot) + " (the first in step " +
-                                  detail::itos(fs[slot]) + ")");
+                                  detail::itos(fs[slot]) + "; one stand-in or query a slot)");
                     ++si;
                     if (own_step.empty()) own_step.assign(fs, fs + h.num_slots);  // so far every write was a slot's own feed
                     fs[slot] = s;
@@ -659,6 +732,7 @@ private:
                 if (!fed_in_time(e, s, step)) [[unlikely]] fail_fed_early(e, slot, s);
             }
         if (si != si_end) [[unlikely]] fail_rule("stand-in rows must be listed in fed-row order, each once");
+        if (qi != qi_end) [[unlikely]] fail_rule("query rows must be listed in fed-row order, each once");
         for (index_t i = 0; i < h.prefix; ++i)
             if (fs[i] != 0) [[unlikely]] fail_rule("step 0 must feed every prefix row; row " + detail::itos(i) + " is missing");
 
@@ -744,13 +818,14 @@ private:
 
 // A plan with fixed-size array storage, for a plan that is itself a constexpr value
 // (see make_static_plan in policy.hpp). Same view, same algorithms.
-template <index_t Slots, index_t Steps, index_t Fed, index_t Positions, index_t Contribs, index_t StandIns>
+template <index_t Slots, index_t Steps, index_t Fed, index_t Positions, index_t Contribs, index_t StandIns, index_t Queries>
 class static_plan {
 public:
     constexpr static_plan() = default;
     constexpr explicit static_plan(const plan& p) : header_(p.header_) {
         if (p.slots_.size() != Slots || static_cast<index_t>(p.fed_offsets_.size()) != Steps + 1 || p.fed_.size() != Fed ||
-            p.order_.size() != Positions || p.contribs_.size() != Contribs || p.stand_ins_.size() != StandIns)
+            p.order_.size() != Positions || p.contribs_.size() != Contribs || p.stand_ins_.size() != StandIns ||
+            p.queries_.size() != Queries)
             throw error("static_plan sizes do not match the plan");
         std::copy(p.slots_.begin(), p.slots_.end(), slots_.begin());
         std::copy(p.fed_step_.begin(), p.fed_step_.end(), fed_step_.begin());
@@ -764,11 +839,12 @@ public:
         std::copy(p.step_of_.begin(), p.step_of_.end(), step_of_.begin());
         std::copy(p.slot_of_.begin(), p.slot_of_.end(), slot_of_.begin());
         std::copy(p.stand_ins_.begin(), p.stand_ins_.end(), stand_ins_.begin());
+        std::copy(p.queries_.begin(), p.queries_.end(), queries_.begin());
     }
     constexpr operator plan_view() const { return view(); }
     constexpr plan_view view() const {
         return {header_, slots_, fed_step_, fed_offsets_, fed_, emit_offsets_, order_,
-                contrib_offsets_, contribs_, rank_of_, step_of_, slot_of_, stand_ins_};
+                contrib_offsets_, contribs_, rank_of_, step_of_, slot_of_, stand_ins_, queries_};
     }
     constexpr index_t num_steps() const { return Steps; }
     constexpr index_t num_slots() const { return Slots; }
@@ -786,6 +862,7 @@ private:
     std::array<contribution, Contribs> contribs_{};
     std::array<index_t, Positions> rank_of_{}, step_of_{}, slot_of_{};
     std::array<stand_in_entry, StandIns> stand_ins_{};
+    std::array<query_entry, Queries> queries_{};
 };
 
 // A temporary plan that owns its arrays (a plan or static_plan prvalue or xvalue): its plan_view

@@ -55,10 +55,11 @@ constexpr auto make_static_plan() {
     constexpr auto sizes = [] {
         plan p = make_plan(Policy, Grid, Prefix);
         plan_view v = p.view();
-        return std::array<index_t, 6>{v.num_slots(), v.num_steps(), v.num_fed_rows(), v.num_positions(),
-                                      static_cast<index_t>(v.contribs.size()), static_cast<index_t>(v.stand_ins.size())};
+        return std::array<index_t, 7>{v.num_slots(), v.num_steps(), v.num_fed_rows(), v.num_positions(),
+                                      static_cast<index_t>(v.contribs.size()), static_cast<index_t>(v.stand_ins.size()),
+                                      static_cast<index_t>(v.queries.size())};
     }();
-    return static_plan<sizes[0], sizes[1], sizes[2], sizes[3], sizes[4], sizes[5]>(make_plan(Policy, Grid, Prefix));
+    return static_plan<sizes[0], sizes[1], sizes[2], sizes[3], sizes[4], sizes[5], sizes[6]>(make_plan(Policy, Grid, Prefix));
 }
 
 }  // namespace ordo

@@ -21,27 +21,35 @@ namespace ordo {
 // on which other requests share the batch. Class-conditional: `label` is the prefix row's content.
 // Text-conditional: `prefix_embeddings` holds prefix x dim floats (caller-owned, alive while the
 // request runs); the model embeds prefix row i of the cond half from row i of it.
+// Position table: `order` (caller-owned, alive while the session is made) gives the grid cell of
+// each plan position, so requests sharing one plan (a schedule: LPD's group sizes) decode their own
+// orders; empty means position p is cell p. A plan whose encoding is not cell_table reads one
+// position per row for every sequence, so its requests must all use the identity.
 struct request {
     index_t label = 0;
     std::uint64_t id = 0;
     std::span<const float> prefix_embeddings{};
+    std::span<const index_t> order{};
 };
 
-// What one fed row carries for one sequence. kind/index name the content (prefix row, position or
-// transition M_index: the slot's own, or what a stand-in row copies); value is the id to embed:
-// the class label (the null class in the uncond half) for a prefix row, the token id for a token,
-// the transition index for M_i.
+// What one fed row carries for one sequence. kind/index name the content (prefix row, position,
+// transition M_index or the query of a position: the slot's own, what a stand-in row copies, or a
+// query row's target); value is the id to embed: the class label (the null class in the uncond
+// half) for a prefix row, the token id for a token, the transition index for M_i, -1 for a query;
+// cell is the grid cell of a token's or query's position in this sequence's request (its position
+// table), -1 for other rows.
 struct fed_input {
     slot_kind kind = slot_kind::prefix;
     index_t index = 0;
     index_t value = 0;
+    index_t cell = -1;
     friend constexpr bool operator==(const fed_input&, const fed_input&) = default;
 };
 
 // Everything the model needs for one step. Sequences are [cond of every request; uncond of every
 // request] (the official CFG batch); without CFG only the cond half. Sequence s serves
 // requests[s % requests.size()]. Row r of every sequence goes
-// to slot slots[r] with rotary coordinates rope[r]; it may attend to kv slot k iff
+// to slot slots[r] with rotary coordinates rope[r] (a query row: its target's); it may attend to kv slot k iff
 // visible(plan, slots[r], k) and k < kv_limit, and reads k as K = V = 0 unless
 // written(plan.fed_step, k, written_through). The model writes logits[seq][row][head][vocab] (logits_size()).
 struct step_batch {
@@ -87,6 +95,7 @@ public:
         detail::checked_mul(detail::checked_mul(halves_, static_cast<long long>(std::min<std::size_t>(requests.size(), max_index)), "session: sequences"),
                             rows, "session: sequences x rows per step");
         tokens_.assign(requests.size() * static_cast<std::size_t>(plan.num_positions()), -1);
+        set_cells();
         slots_.resize(static_cast<std::size_t>(rows));
         rope_.resize(static_cast<std::size_t>(rows));
         inputs_.resize(static_cast<std::size_t>(rows) * static_cast<std::size_t>(num_sequences()));
@@ -116,9 +125,10 @@ public:
         const step_view st = plan_.step(step_);
         const index_t rows = st.num_rows(), nreq = num_requests();
         for (index_t r = 0; r < rows; ++r) {
-            const index_t slot = st.fed[r], content = st.content_of(r);
+            const index_t slot = st.fed[r], target = st.query_target(r);
             slots_[static_cast<std::size_t>(r)] = slot;
-            rope_[static_cast<std::size_t>(r)] = rope_of(plan_, slot);
+            rope_[static_cast<std::size_t>(r)] = target < 0 ? rope_of(plan_, slot) : rope_coord{false, plan_.grid().at(target)};
+            const slot_entry content = target < 0 ? plan_.slots[static_cast<std::size_t>(st.content_of(r))] : slot_entry{target, slot_kind::query};
             for (index_t h = 0; h < halves_; ++h)
                 for (index_t i = 0; i < nreq; ++i)
                     inputs_[static_cast<std::size_t>((h * nreq + i) * rows + r)] = input_of(content, i, h == 1);
@@ -147,12 +157,11 @@ public:
         if (bad) report_bad_logits(logits);
         const step_view st = plan_.step(step_);
         const index_t nreq = num_requests();
-        const float scale = guidance_scale();
         const index_t per_request = st.num_emitted();
         // every token is drawn (the sampler may still throw) before any is recorded
         for (index_t i = 0; i < nreq; ++i)
             for (index_t k = 0; k < per_request; ++k) {
-                mix_guided(logits, i, st.from(k), scale, cond_);
+                mix_guided(logits, i, st.from(k), guidance_scale(k), cond_);
                 sampled_[static_cast<std::size_t>(i) * static_cast<std::size_t>(per_request) + static_cast<std::size_t>(k)] =
                     sample(sampler_, std::span<float>(cond_), workspace_, draw_key{options_.seed, requests_[static_cast<std::size_t>(i)].id, st.emitted[k]});
             }
@@ -180,8 +189,11 @@ public:
         record(st, tokens, stride);
     }
 
-    // The CFG scale of the current step (1: cond logits only), as commit() applies it.
-    float guidance_scale() const { return halves_ == 2 ? options_.guidance.scale_at(step_) : 1.0f; }
+    // The CFG scale of the k-th position the current step emits (1: cond logits only), as commit()
+    // applies it.
+    float guidance_scale(index_t k = 0) const {
+        return halves_ == 2 ? options_.guidance.scale_at(step_, plan_.emit_offsets[static_cast<std::size_t>(step_)] + k, plan_.num_positions()) : 1.0f;
+    }
 
     // The logits the sampler sees for the k-th position the pending step emits, for request i:
     // the plan's head mix, then CFG. commit() samples from exactly these; a caller may read them
@@ -192,7 +204,7 @@ public:
         if (i < 0 || i >= num_requests() || k < 0 || k >= st.num_emitted() || out.size() != static_cast<std::size_t>(vocab_) ||
             logits.size() != batch_.logits_size())
             throw error("session: final_logits(): request, emitted index or buffer sizes do not fit step " + detail::itos(step_));
-        mix_guided(logits, i, st.from(k), guidance_scale(), out);
+        mix_guided(logits, i, st.from(k), guidance_scale(k), out);
     }
 
     // Drops the step in flight (next() without commit()); next() then returns it again.
@@ -217,27 +229,65 @@ public:
             }
         }
         const index_t n = plan_.num_positions();
-        for (std::size_t i = 0; i < requests_.size(); ++i)
+        for (index_t i = 0; i < num_requests(); ++i)
             for (index_t q = 0; q < n; ++q)
-                if (plan_.step_of[static_cast<std::size_t>(q)] >= step) tokens_[i * static_cast<std::size_t>(n) + static_cast<std::size_t>(q)] = -1;
+                if (plan_.step_of[static_cast<std::size_t>(q)] >= step) tokens_[token_index(i, q)] = -1;
         step_ = step;
         pending_ = false;
     }
 
-    // Request i's tokens in raster order (-1 where not decoded yet).
+    // Request i's tokens in raster order of its grid cells (-1 where not decoded yet).
     std::span<const index_t> tokens(index_t i) const {
         const std::size_t n = static_cast<std::size_t>(plan_.num_positions());
         return {tokens_.data() + static_cast<std::size_t>(i) * n, n};
     }
 
 private:
+    // cells_[i][p] = request i's grid cell of plan position p (its position table, or p).
+    void set_cells() {
+        const index_t n = plan_.num_positions();
+        const bool any = std::any_of(requests_.begin(), requests_.end(), [](const request& r) { return !r.order.empty(); });
+        if (!any) return;  // every request: position p is cell p
+        cells_.resize(requests_.size() * static_cast<std::size_t>(n));
+        std::vector<char> seen(static_cast<std::size_t>(n));
+        for (std::size_t i = 0; i < requests_.size(); ++i) {
+            const std::span<const index_t> order = requests_[i].order;
+            index_t* cell = cells_.data() + i * static_cast<std::size_t>(n);
+            if (order.empty()) {
+                for (index_t p = 0; p < n; ++p) cell[p] = p;
+            } else {
+                if (static_cast<index_t>(order.size()) != n)
+                    throw error("session: request " + detail::itos(static_cast<long long>(i)) + "'s order has " + detail::itos(static_cast<long long>(order.size())) +
+                                " cells, the grid " + plan_.grid().str() + " has " + detail::itos(n));
+                std::fill(seen.begin(), seen.end(), 0);
+                for (index_t p = 0; p < n; ++p) {
+                    const index_t c = order[static_cast<std::size_t>(p)];
+                    if (c < 0 || c >= n || seen[static_cast<std::size_t>(c)])
+                        throw error("session: request " + detail::itos(static_cast<long long>(i)) + "'s order is not a permutation of the grid's cells (cell " +
+                                    detail::itos(c) + " at position " + detail::itos(p) + " is outside the grid or repeated)");
+                    seen[static_cast<std::size_t>(c)] = 1;
+                    cell[p] = c;
+                }
+            }
+            if (plan_.header.encoding != position_encoding::cell_table)
+                for (index_t p = 0; p < n; ++p)
+                    if (cell[p] != p)
+                        throw error("session: request " + detail::itos(static_cast<long long>(i)) +
+                                    " has its own order, but the plan's position encoding gives every sequence the same position per row; "
+                                    "per-request orders need a cell_table plan (LPD) or an order built into the plan");
+        }
+    }
+    index_t cell_of(index_t req, index_t pos) const {
+        return cells_.empty() ? pos : cells_[static_cast<std::size_t>(req) * static_cast<std::size_t>(plan_.num_positions()) + static_cast<std::size_t>(pos)];
+    }
+    std::size_t token_index(index_t req, index_t pos) const {
+        return static_cast<std::size_t>(req) * static_cast<std::size_t>(plan_.num_positions()) + static_cast<std::size_t>(cell_of(req, pos));
+    }
     // Records step st's checked tokens (request i's k-th at tokens[i * stride + k]) and closes the step.
     void record(const step_view& st, std::span<const index_t> tokens, index_t stride) {
-        const index_t nreq = num_requests(), n = plan_.num_positions();
+        const index_t nreq = num_requests();
         for (index_t i = 0; i < nreq; ++i)
-            for (index_t k = 0; k < st.num_emitted(); ++k)
-                tokens_[static_cast<std::size_t>(i) * static_cast<std::size_t>(n) + static_cast<std::size_t>(st.emitted[k])] =
-                    tokens[static_cast<std::size_t>(1LL * i * stride + k)];
+            for (index_t k = 0; k < st.num_emitted(); ++k) tokens_[token_index(i, st.emitted[k])] = tokens[static_cast<std::size_t>(1LL * i * stride + k)];
         pending_ = false;
         ++step_;
     }
@@ -255,15 +305,14 @@ private:
         }
         throw error("session: non-finite logits at step " + detail::itos(step_));
     }
-    // what slot `content`'s content is for request req (a stand-in row passes the slot it copies)
-    fed_input input_of(index_t content, index_t req, bool uncond) const {
-        const slot_entry& e = plan_.slots[static_cast<std::size_t>(content)];
+    // what content e (a slot's, what a stand-in copies, or a query) is for request req
+    fed_input input_of(const slot_entry& e, index_t req, bool uncond) const {
         const index_t label = uncond ? options_.null_label : requests_[static_cast<std::size_t>(req)].label;
-        const std::size_t base = static_cast<std::size_t>(req) * static_cast<std::size_t>(plan_.num_positions());
         switch (e.kind) {
             case slot_kind::prefix: return {e.kind, e.index, label};
-            case slot_kind::token: return {e.kind, e.index, tokens_[base + static_cast<std::size_t>(e.index)]};
+            case slot_kind::token: return {e.kind, e.index, tokens_[token_index(req, e.index)], cell_of(req, e.index)};
             case slot_kind::transition: return {e.kind, e.index, e.index};
+            case slot_kind::query: return {e.kind, e.index, -1, cell_of(req, e.index)};
         }
         return {};
     }
@@ -303,6 +352,7 @@ private:
     bool pending_ = false;
     sampler_workspace workspace_;
     std::vector<index_t> tokens_, slots_;
+    std::vector<index_t> cells_;  // [request][position] grid cells; empty when every request uses the identity
     std::vector<index_t> sampled_;  // commit()'s tokens of the step, [request][emitted], recorded once all are drawn
     std::vector<rope_coord> rope_;
     std::vector<fed_input> inputs_;
