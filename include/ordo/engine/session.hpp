@@ -163,7 +163,7 @@ public:
             for (index_t k = 0; k < per_request; ++k) {
                 mix_guided(logits, i, st.from(k), guidance_scale(k), cond_);
                 sampled_[static_cast<std::size_t>(i) * static_cast<std::size_t>(per_request) + static_cast<std::size_t>(k)] =
-                    sample(sampler_, std::span<float>(cond_), workspace_, draw_key{options_.seed, requests_[static_cast<std::size_t>(i)].id, st.emitted[k]});
+                    sample(sampler_, std::span<float>(cond_), workspace_, draw_key{options_.seed, requests_[static_cast<std::size_t>(i)].id, cell_of(i, st.emitted[k])});
             }
         record(st, sampled_, per_request);
     }
