@@ -18,6 +18,7 @@ struct compare_args {
     std::string kernel = "exp", out = "ordo-compare", time_preset;
     double nugget = 1e-4;
     std::uint64_t max_memory = ordo::oracle::oracle_default_max_bytes;  // bytes the oracle may use per grid
+    int order_seeds = 10;  // a random-order policy (lpd) is measured over this many order seeds
 };
 void add_compare(CLI::App& app, compare_args& a, CLI::App*& cmd);
 int run_compare(const compare_args& a);

@@ -5,6 +5,7 @@
 // Prints a table per grid and length scale and writes compare.md, compare.json and pictures under
 // --out: step maps, per-step KL, KL against steps, and sample fields from the same noise.
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -34,6 +35,8 @@ void add_compare(CLI::App& app, compare_args& a, CLI::App*& cmd) {
     cmd->add_option("--out", a.out, "folder for compare.md and compare.json")->capture_default_str();
     cmd->add_option("--max-memory", a.max_memory, "memory the exact KL may use per grid (three N x N doubles), e.g. 8GiB; default 2GiB")
         ->transform(CLI::AsSizeValue(false));
+    cmd->add_option("--order-seeds", a.order_seeds, "orders drawn per random-order policy (lpd: seeds s..s+n-1); its KL is their mean, with the spread")
+        ->check(CLI::Range(1, 1000))->capture_default_str();
     cmd->add_option("--time-preset", a.time_preset, "also time one image per policy on this GPT preset with random weights (CPU backend), e.g. B");
 }
 
@@ -47,10 +50,45 @@ inline std::vector<std::string> compare_policies(const ordo::grid_shape& g) {
 struct compare_row {
     std::string policy;
     ordo::index_t steps = 0;
-    ordo::oracle::plan_kl kl;
+    ordo::oracle::plan_kl kl;  // of the policy's own plan (its seed's order)
     bool pareto = false;
-    double seconds = -1;  // measured time per image, when timed
+    double seconds = -1;    // measured time per image, when timed
+    double kl_mean = 0;     // over the order seeds (the plan's KL for a fixed order)
+    double kl_sd = 0;       // sample standard deviation over the order seeds (0 for a fixed order)
+    int seeds = 1;
 };
+
+// The KL of `spec`'s plan and, for a random-order policy, its mean and spread over `seeds` orders.
+inline compare_row measure(const std::string& spec, const ordo::plan& p, const ordo::grid_shape& g, const Eigen::MatrixXd& sigma, int seeds) {
+    const ordo::any_policy policy = ordo::parse_policy(spec);
+    compare_row r{ordo::spec_of(policy), p.num_steps(), ordo::oracle::exact_kl(p.view(), sigma)};
+    r.kl_mean = r.kl.total;
+    const auto* q = std::get_if<ordo::query_groups>(&policy);
+    if (!q || q->seed < 0 || seeds < 2) return r;
+    std::vector<double> kls{r.kl.total};
+    for (int j = 1; j < seeds; ++j) {
+        ordo::query_groups other = *q;
+        other.seed = q->seed + j;
+        kls.push_back(ordo::oracle::exact_kl(ordo::make_plan(other, g).view(), sigma).total);
+    }
+    double sum = 0, sq = 0;
+    for (double k : kls) sum += k;
+    r.kl_mean = sum / seeds;
+    for (double k : kls) sq += (k - r.kl_mean) * (k - r.kl_mean);
+    r.kl_sd = std::sqrt(sq / (seeds - 1));
+    r.seeds = seeds;
+    return r;
+}
+
+// --policies is split at commas, but an LPD spec has commas of its own (lpd:steps=32,seed=0): a
+// piece without ':' that holds '=' continues the policy before it.
+inline std::vector<std::string> regroup_policies(const std::vector<std::string>& pieces) {
+    std::vector<std::string> out;
+    for (const std::string& p : pieces)
+        if (!out.empty() && p.find(':') == std::string::npos && p.find('=') != std::string::npos) out.back() += "," + p;
+        else out.push_back(p);
+    return out;
+}
 
 // Seconds for one image of `p` on `preset` (random weights, batch 1, CFG 4).
 inline double time_image(const ordo::plan& p, const std::string& preset) {
@@ -92,7 +130,7 @@ int run_compare(const compare_args& a) {
           "Pareto: no other order has at most as many steps and a lower KL.\n";
     for (const std::string& gs : a.grids) {
         const ordo::grid_shape g = ordo::parse_grid(gs);
-        const std::vector<std::string> specs = a.policies.empty() ? compare_policies(g) : a.policies;
+        const std::vector<std::string> specs = a.policies.empty() ? compare_policies(g) : regroup_policies(a.policies);
         std::vector<ordo::plan> plans;
         for (const std::string& s : specs) plans.push_back(ordo::make_plan(ordo::parse_policy(s), g));
         for (std::size_t i = 0; i < specs.size(); ++i) {
@@ -113,12 +151,14 @@ int run_compare(const compare_args& a) {
                 a.kernel == "exp" ? ordo::oracle::kernel_shape::exponential : ordo::oracle::kernel_shape::squared_exponential, ell, a.nugget);
             const Eigen::MatrixXd sigma = ordo::oracle::field_covariance(g, k, a.max_memory);
             std::vector<compare_row> rows;
-            for (std::size_t i = 0; i < specs.size(); ++i)
-                rows.push_back({ordo::spec_of(ordo::parse_policy(specs[i])), plans[i].num_steps(), ordo::oracle::exact_kl(plans[i].view(), sigma), false, seconds[i]});
+            for (std::size_t i = 0; i < specs.size(); ++i) {
+                rows.push_back(measure(specs[i], plans[i], g, sigma, a.order_seeds));
+                rows.back().seconds = seconds[i];
+            }
             for (compare_row& r : rows) {
                 r.pareto = true;
                 for (const compare_row& o : rows)
-                    if (&o != &r && o.steps <= r.steps && o.kl.total < r.kl.total - 1e-12) r.pareto = false;
+                    if (&o != &r && o.steps <= r.steps && o.kl_mean < r.kl_mean - 1e-12) r.pareto = false;
             }
             const std::string tag = g.str() + "_" + ell_part(ell), what = g.str() + ", " + k.str();
             std::vector<pictures::series_data> per_step, scatter;
@@ -153,15 +193,19 @@ int run_compare(const compare_args& a) {
                << (timed ? " s/image (GPT-" + a.time_preset + ") | speedup |" : "") << "\n|---|---:|---:|---:|---:|:-:|" << (timed ? "---:|---:|" : "") << "\n";
             for (const compare_row& r : rows) {
                 const double ratio = static_cast<double>(g.size()) / r.steps;
-                char line[256];
-                std::snprintf(line, sizeof line, "%-14s %6d %6.2fx %12.4g %12.4g %7s", r.policy.c_str(), r.steps, ratio, r.kl.total,
-                              r.kl.per_token(g.size()), r.pareto ? "yes" : "");
+                // a random-order policy: the mean over its order seeds, ± their standard deviation
+                char kl[64];
+                if (r.seeds > 1) std::snprintf(kl, sizeof kl, "%.4g ± %.2g (%d orders)", r.kl_mean, r.kl_sd, r.seeds);
+                else std::snprintf(kl, sizeof kl, "%.4g", r.kl_mean);
+                char line[384];
+                std::snprintf(line, sizeof line, "%-14s %6d %6.2fx %12s %12.4g %7s", r.policy.c_str(), r.steps, ratio, kl,
+                              r.kl_mean / g.size(), r.pareto ? "yes" : "");
                 std::printf("%s", line);
                 if (timed) std::printf(" %9.2f %7.2fx", r.seconds, raster_seconds > 0 ? raster_seconds / r.seconds : 0.0);
                 std::printf("\n");
-                char cells[256];
-                std::snprintf(cells, sizeof cells, "| %s | %d | %.2fx | %.4g | %.4g | %s |", r.policy.c_str(), r.steps, ratio, r.kl.total,
-                              r.kl.per_token(g.size()), r.pareto ? "yes" : "");
+                char cells[384];
+                std::snprintf(cells, sizeof cells, "| %s | %d | %.2fx | %s | %.4g | %s |", r.policy.c_str(), r.steps, ratio, kl,
+                              r.kl_mean / g.size(), r.pareto ? "yes" : "");
                 md << cells;
                 if (timed) {
                     std::snprintf(cells, sizeof cells, " %.2f | %.2fx |", r.seconds, raster_seconds > 0 ? raster_seconds / r.seconds : 0.0);
@@ -172,6 +216,11 @@ int run_compare(const compare_args& a) {
                                  {"ell", ell},                 {"nugget", a.nugget},   {"steps", r.steps},
                                  {"step_ratio", ratio},        {"kl_nats", r.kl.total}, {"kl_per_token", r.kl.per_token(g.size())},
                                  {"kl_per_step", r.kl.per_step}, {"pareto", r.pareto}};
+                if (r.seeds > 1) {  // kl_nats and kl_per_step are the policy's own order's
+                    j["order_seeds"] = r.seeds;
+                    j["kl_nats_mean"] = r.kl_mean;
+                    j["kl_nats_sd"] = r.kl_sd;
+                }
                 if (timed) {
                     j["seconds_per_image"] = r.seconds;
                     j["model"] = "GPT-" + a.time_preset + " (random weights, batch 1, CFG 4)";
