@@ -263,11 +263,20 @@ std::vector<ordo::request> make_requests(const std::vector<long long>& labels, c
 
 // Constructs a py_session at `self` (nanobind's __init__).
 void init_session(py_session* self, const py_plan& p, const std::vector<long long>& labels, index_t vocab, float cfg, index_t cfg_interval,
-                  std::uint64_t seed, index_t null_label, const std::optional<std::vector<long long>>& ids, const sampling& smp) {
-    const std::vector<ordo::request> reqs = make_requests(labels, ids);
+                  std::uint64_t seed, index_t null_label, const std::optional<std::vector<long long>>& ids, const sampling& smp,
+                  const std::optional<std::vector<std::vector<long long>>>& orders = std::nullopt, const std::string& cfg_ramp = "per_step") {
+    std::vector<ordo::request> reqs = make_requests(labels, ids);
+    std::vector<std::vector<index_t>> tables;  // read by the session's constructor, which copies them
+    if (orders) {
+        if (orders->size() != reqs.size()) fail("Session: " + std::to_string(orders->size()) + " orders for " + std::to_string(reqs.size()) + " labels");
+        for (const auto& o : *orders) tables.push_back(int_list(o, "orders"));
+        for (std::size_t i = 0; i < reqs.size(); ++i) reqs[i].order = tables[i];
+    }
     ordo::session_options o;
     o.guidance.scale = cfg;
     o.guidance.interval = cfg_interval;
+    if (cfg_ramp != "per_step" && cfg_ramp != "linear_in_rank") fail("Session: cfg_ramp must be \"per_step\" or \"linear_in_rank\", got \"" + cfg_ramp + "\"");
+    o.guidance.ramp = cfg_ramp == "per_step" ? ordo::cfg_ramp::per_step : ordo::cfg_ramp::linear_in_rank;
     o.seed = seed;
     o.null_label = null_label;
     smp.with_chain([&](auto chain) {
@@ -532,12 +541,14 @@ NB_MODULE(_ordo, m) {
     nb::class_<py_session>(m, "Session", "The decode loop step by step: next() says what to run, commit(logits) mixes heads, guides, samples and records.")
         .def("__init__", [](py_session* self, const py_plan& plan, const std::vector<long long>& labels, index_t vocab, float cfg, index_t cfg_interval,
                             std::uint64_t seed, index_t null_label, std::optional<std::vector<long long>> ids, float temperature, index_t top_k, float top_p,
-                            bool greedy) {
-            init_session(self, plan, labels, vocab, cfg, cfg_interval, seed, null_label, ids, sampling{temperature, top_k, top_p, greedy});
+                            bool greedy, std::optional<std::vector<std::vector<long long>>> orders, const std::string& cfg_ramp) {
+            init_session(self, plan, labels, vocab, cfg, cfg_interval, seed, null_label, ids, sampling{temperature, top_k, top_p, greedy}, orders, cfg_ramp);
         }, "plan"_a, "labels"_a, "vocab"_a, nb::kw_only(), "cfg"_a = 1.0f, "cfg_interval"_a = -1, "seed"_a = 0, "null_label"_a = 0, "ids"_a = nb::none(),
-             "temperature"_a = 1.0f, "top_k"_a = 0, "top_p"_a = 1.0f, "greedy"_a = false,
+             "temperature"_a = 1.0f, "top_k"_a = 0, "top_p"_a = 1.0f, "greedy"_a = false, "orders"_a = nb::none(), "cfg_ramp"_a = "per_step",
              "One request per label (ids key each one's random stream; default 0, 1, ...). cfg > 1: classifier-free guidance with the null_label "
-             "in the uncond half. Sampling as LlamaGen: temperature, top-k, top-p, then a multinomial draw (or argmax: greedy=True).")
+             "in the uncond half (cfg_ramp=\"linear_in_rank\": LPD's per-token scale 1 + (cfg - 1) * t / N). orders: one position table per "
+             "request (grid cell of each plan position) over a schedule plan such as lpd:20,seed=request. Sampling as LlamaGen: temperature, "
+             "top-k, top-p, then a multinomial draw (or argmax: greedy=True).")
         .def_prop_ro("done", [](py_session& s) { return s.visit([](auto& x) { return x.done(); }); })
         .def_prop_ro("step", [](py_session& s) { return s.visit([](auto& x) { return x.step(); }); })
         .def_prop_ro("pending", [](py_session& s) { return s.visit([](auto& x) { return x.pending(); }); })
