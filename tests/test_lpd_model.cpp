@@ -268,3 +268,116 @@ TEST_CASE("lpd: the one-pass training forward equals the official teacher logits
     CHECK_THROWS_WITH(model.training_logits(label, order, tokens, short_groups), Contains("group sizes sum to"));
     CHECK_THROWS_WITH(model.training_logits(11, order, tokens, groups), Contains("class label 11"));
 }
+
+namespace {
+
+// The official sample_tokens layout as a plan, built by hand (the lpd policy's job; this keeps the
+// model test independent of it): slot 1 + t holds generation index t (position = its raster cell);
+// call k feeds the previous group's tokens (call 0: the class slot) and the queries of group k
+// written into the slots of the tokens they predict.
+ordo::plan lpd_layout(ordo::grid_shape g, std::span<const ordo::index_t> order, std::span<const ordo::index_t> groups, ordo::index_t prefix = 1,
+                      bool two_heads = false) {
+    ordo::plan_builder b(g, prefix, ordo::mask_mode::step_causal);
+    b.set_encoding(ordo::position_encoding::cell_table);
+    b.set_forcing(ordo::teacher_forcing::replay);
+    if (two_heads) b.set_heads({"main", "extra"});
+    else b.set_heads({"main"});
+    for (ordo::index_t cell : order) b.add_token_slot(cell);
+    ordo::index_t c = 0, prev = 0;
+    for (ordo::index_t gk : groups) {
+        b.begin_step();
+        if (c == 0)
+            for (ordo::index_t s = 0; s < prefix; ++s) b.feed(s);
+        for (ordo::index_t t = prev; t < c; ++t) b.feed(prefix + t);
+        for (ordo::index_t t = c; t < c + gk; ++t) {
+            const ordo::index_t row = b.feed_query(prefix + t, order[static_cast<std::size_t>(t)]);
+            b.emit(order[static_cast<std::size_t>(t)], {{row, 0, 1.0f}});
+        }
+        prev = c;
+        c += gk;
+    }
+    return std::move(b).finish();
+}
+
+}  // namespace
+
+TEST_CASE("lpd: KV-cache steps (cond and fake_latent halves in one batch) equal the training forward", "[lpd]") {
+    const io::safetensors wf = io::safetensors::open(e2e(kCase + ".weights.safetensors"));
+    const lpd::lpd_weights weights = lpd::load_checkpoint(wf, 4);
+    ordo::eigen::lpd_model model(weights);
+    const io::safetensors tf = io::safetensors::open(e2e(kCase + ".teacher.safetensors"));
+    const std::vector<ordo::index_t> tokens = read_ints(tf, "tokens_raster"), order = read_ints(tf, "order"), groups = read_ints(tf, "group_sizes");
+    const ordo::index_t label = 3, v = model.vocab_size();
+    const std::vector<float> cond = model.training_logits(label, order, tokens, groups);
+    const std::vector<float> uncond = model.training_logits(model.null_label(), order, tokens, groups);
+
+    const ordo::plan p = lpd_layout(ordo::grid_shape::make(16, 16), order, groups);
+    const ordo::plan_view pv = p.view();
+    REQUIRE(pv.num_steps() == 20);
+    ordo::contiguous_kv_cache<float> cache(model.num_layers(), 2, ordo::kv_cache_len(pv), model.cache_width());
+    const ordo::index_t sequences = 2;
+    model.prepare(pv, sequences);
+    const std::vector<ordo::request> reqs{{label, 0, {}, {}}};
+    std::vector<ordo::index_t> gen_of(256);  // raster cell -> generation index
+    for (std::size_t t = 0; t < order.size(); ++t) gen_of[static_cast<std::size_t>(order[t])] = static_cast<ordo::index_t>(t);
+    float worst = 0.0f;
+    std::size_t compared = 0;
+    for (ordo::index_t k = 0; k < pv.num_steps(); ++k) {
+        const ordo::step_view st = pv.step(k);
+        const ordo::index_t rows = st.num_rows();
+        std::vector<ordo::index_t> slots(st.fed.begin(), st.fed.end());
+        std::vector<ordo::rope_coord> rope(static_cast<std::size_t>(rows));
+        std::vector<ordo::fed_input> inputs(static_cast<std::size_t>(sequences * rows));
+        for (ordo::index_t s = 0; s < sequences; ++s)
+            for (ordo::index_t r = 0; r < rows; ++r) {
+                const ordo::index_t slot = slots[static_cast<std::size_t>(r)], target = st.query_target(r);
+                ordo::fed_input& in = inputs[static_cast<std::size_t>(s * rows + r)];
+                if (target >= 0) in = {ordo::slot_kind::query, target, -1, target};
+                else if (slot == 0) in = {ordo::slot_kind::prefix, 0, s == 0 ? label : model.null_label(), -1};
+                else {
+                    const ordo::index_t cell = order[static_cast<std::size_t>(slot - 1)];
+                    in = {ordo::slot_kind::token, cell, tokens[static_cast<std::size_t>(cell)], cell};
+                }
+            }
+        ordo::step_batch b{pv, k, sequences, rows, 1, v, slots, rope, inputs, reqs};
+        b.written_through = k;  // what a session passes: this step's writes and earlier ones
+        std::vector<float> logits(b.logits_size());
+        model.forward(b, cache, logits);
+        // each query row predicts its target: compare with the training row of that generation index
+        for (ordo::index_t r = 0; r < rows; ++r) {
+            const ordo::index_t target = st.query_target(r);
+            if (target < 0) continue;
+            const std::size_t t = static_cast<std::size_t>(gen_of[static_cast<std::size_t>(target)]);
+            for (ordo::index_t s = 0; s < sequences; ++s) {
+                const std::span<const float> ours(logits.data() + static_cast<std::size_t>(s * rows + r) * static_cast<std::size_t>(v), static_cast<std::size_t>(v));
+                const std::vector<float>& ref = s == 0 ? cond : uncond;
+                const std::span<const float> want(ref.data() + t * static_cast<std::size_t>(v), static_cast<std::size_t>(v));
+                worst = std::max(worst, tolerance::max_abs_diff(ours, want));
+                ++compared;
+            }
+        }
+    }
+    INFO("max |diff| KV steps vs training forward = " << worst);
+    CHECK(compared == 2 * 256);
+    CHECK(worst < kTolerance);
+}
+
+TEST_CASE("lpd: a plan the model cannot run is a clear error", "[lpd][errors]") {
+    const io::safetensors wf = io::safetensors::open(e2e(kCase + ".weights.safetensors"));
+    const lpd::lpd_weights weights = lpd::load_checkpoint(wf, 4);
+    ordo::eigen::lpd_model model(weights);
+    const io::safetensors tf = io::safetensors::open(e2e(kCase + ".teacher.safetensors"));
+    const std::vector<ordo::index_t> order = read_ints(tf, "order"), groups = read_ints(tf, "group_sizes");
+    CHECK_NOTHROW(model.prepare(lpd_layout(ordo::grid_shape::make(16, 16), order, groups).view(), 2));
+    // RoPE positions (a LlamaGen raster plan)
+    const ordo::plan raster = ordo::make_plan(ordo::parse_policy("raster"), ordo::grid_shape::make(16, 16));
+    CHECK_THROWS_WITH(model.prepare(raster.view(), 1), Contains("not cell_table"));
+    // another grid: 8 x 8 cells against pos_embed's 257 rows
+    std::vector<ordo::index_t> small(64);
+    for (ordo::index_t i = 0; i < 64; ++i) small[static_cast<std::size_t>(i)] = i;
+    const std::vector<ordo::index_t> g8{1, 3, 60};
+    CHECK_THROWS_WITH(model.prepare(lpd_layout(ordo::grid_shape::make(8, 8), small, g8).view(), 1), Contains("has 64 cells") && Contains("257 rows"));
+    // two prefix rows, two heads
+    CHECK_THROWS_WITH(model.prepare(lpd_layout(ordo::grid_shape::make(16, 16), order, groups, 2).view(), 1), Contains("2 prefix rows"));
+    CHECK_THROWS_WITH(model.prepare(lpd_layout(ordo::grid_shape::make(16, 16), order, groups, 1, true).view(), 1), Contains("reads 2 output heads"));
+}
