@@ -31,7 +31,7 @@ struct context_model {
             for (ordo::index_t r = 0; r < b.num_rows; ++r) {
                 auto k = cache.key(0, s, b.slots[r]);
                 k[0] = static_cast<float>(b.input(s, r).value);
-                k[1] = static_cast<float>(static_cast<int>(b.input(s, r).kind));
+                k[1] = static_cast<float>(static_cast<int>(b.input(s, r).kind) + 8 * (b.input(s, r).cell + 1));  // what, and where
             }
         for (ordo::index_t s = 0; s < b.num_sequences; ++s)
             for (ordo::index_t r = 0; r < b.num_rows; ++r) {

@@ -34,24 +34,27 @@ grids_t run(M& model, const ordo::plan& p, const std::vector<ordo::request>& req
 
 // What a row whose content is slot `content`'s (its own, or what a stand-in copies) should carry
 // for sequence seq, from the plan and the final token grids.
+// (A query row, content -1 - target, carries the query of its target.)
 ordo::fed_input expected_input(const ordo::plan_view& p, ordo::index_t content, const grids_t& out, const std::vector<ordo::request>& reqs,
                                ordo::index_t seq) {
     const ordo::index_t nreq = static_cast<ordo::index_t>(reqs.size());
     const ordo::index_t req = seq % nreq;
     const bool uncond = seq >= nreq;
+    if (content < 0) return {ordo::slot_kind::query, -1 - content, -1, -1 - content};
     const ordo::slot_entry& e = p.slots[static_cast<std::size_t>(content)];
     const ordo::index_t label = uncond ? 10 : reqs[static_cast<std::size_t>(req)].label;
     switch (e.kind) {
         case ordo::slot_kind::prefix: return {e.kind, e.index, label};
-        case ordo::slot_kind::token: return {e.kind, e.index, out[static_cast<std::size_t>(req)][static_cast<std::size_t>(e.index)]};
+        case ordo::slot_kind::token: return {e.kind, e.index, out[static_cast<std::size_t>(req)][static_cast<std::size_t>(e.index)], e.index};
         case ordo::slot_kind::transition: return {e.kind, e.index, e.index};
+        case ordo::slot_kind::query: break;
     }
     return {};
 }
 
 const std::vector<std::pair<std::string, std::string>> kCases{
     {"raster", "6x6"}, {"par:2x2", "8x8"}, {"par:4x4", "8x8"}, {"nar", "8x8"}, {"nar", "3x4x4"},
-    {"par:2x2+nar", "8x8"}, {"zipar:3", "6x8"}, {"par:1x2x2", "2x4x4"}};
+    {"par:2x2+nar", "8x8"}, {"zipar:3", "6x8"}, {"par:1x2x2", "2x4x4"}, {"lpd:sizes=1+3+8+12+12", "6x6"}};
 
 }  // namespace
 
@@ -74,11 +77,13 @@ TEST_CASE("generate: the recorded steps equal the plan, for every policy, with a
                     REQUIRE(rec.sequences == batch * (scale > 1 ? 2 : 1));
                     REQUIRE(std::equal(rec.slots.begin(), rec.slots.end(), st.fed.begin(), st.fed.end()));
                     for (ordo::index_t r = 0; r < st.num_rows(); ++r) {
-                        const ordo::rope_coord want = ordo::rope_of(v, st.fed[r]);
+                        const ordo::index_t target = st.query_target(r);
+                        const ordo::rope_coord want = target < 0 ? ordo::rope_of(v, st.fed[r]) : ordo::rope_coord{false, v.grid().at(target)};
                         REQUIRE(rec.rope[static_cast<std::size_t>(r)].zero == want.zero);
                         REQUIRE(rec.rope[static_cast<std::size_t>(r)].at == want.at);
+                        const ordo::index_t content = target < 0 ? st.content_of(r) : -1 - target;
                         for (ordo::index_t s = 0; s < rec.sequences; ++s)
-                            REQUIRE(rec.inputs[static_cast<std::size_t>(s * st.num_rows() + r)] == expected_input(v, st.content_of(r), out, reqs, s));
+                            REQUIRE(rec.inputs[static_cast<std::size_t>(s * st.num_rows() + r)] == expected_input(v, content, out, reqs, s));
                     }
                 }
             }
@@ -366,4 +371,45 @@ TEST_CASE("kv caches satisfy the concept; a model type is checked against it", "
     STATIC_REQUIRE_FALSE(ordo::kv_cache<std::vector<float>>);
     STATIC_REQUIRE(ordo::model_for<mock::context_model, ordo::contiguous_kv_cache<float>>);
     STATIC_REQUIRE_FALSE(ordo::model_for<int, ordo::contiguous_kv_cache<float>>);
+}
+
+TEST_CASE("session: requests with their own orders over one LPD schedule get the tokens each gets alone", "[engine][lpd]") {
+    // the schedule alone (seed=request) and three orders of the official generator
+    const ordo::grid_shape g = ordo::grid_shape::make(6, 6);
+    const std::string sizes = "sizes=1+3+8+12+12";
+    const ordo::plan schedule = ordo::make_plan(ordo::parse_policy("lpd:" + sizes + ",seed=request"), g);
+    mock::context_model m;
+    m.heads = 1;
+    auto reqs = make_requests(3);
+    std::vector<std::vector<ordo::index_t>> orders;
+    for (int seed : {0, 1, 2}) orders.push_back(std::get<ordo::query_groups>(ordo::parse_policy("lpd:" + sizes + ",seed=" + std::to_string(seed))).order(g));
+    REQUIRE(orders[0] != orders[1]);
+    for (std::size_t i = 0; i < reqs.size(); ++i) reqs[i].order = orders[i];
+    for (float scale : {1.0f, 3.0f}) {
+        INFO("cfg " << scale);
+        const grids_t together = run(m, schedule, reqs, opts(scale));
+        for (std::size_t i = 0; i < reqs.size(); ++i) {
+            // alone with its order as a table, and alone with the order built into the plan
+            CHECK(run(m, schedule, {reqs[i]}, opts(scale))[0] == together[i]);
+            const ordo::plan baked = ordo::make_plan(ordo::parse_policy("lpd:" + sizes + ",seed=" + std::to_string(i)), g);
+            ordo::request plain = reqs[i];
+            plain.order = {};
+            CHECK(run(m, baked, {plain}, opts(scale))[0] == together[i]);
+        }
+        // the order matters: the same request without its order decodes differently
+        ordo::request plain = reqs[1];
+        plain.order = {};
+        CHECK(run(m, schedule, {plain}, opts(scale))[0] != together[1]);
+    }
+    // bad tables are refused by name
+    auto bad = reqs;
+    bad[1].order = std::span<const ordo::index_t>(orders[1]).first(35);
+    CHECK_THROWS_WITH(run(m, schedule, bad, opts(1.0f)), Catch::Contains("request 1's order has 35 cells"));
+    std::vector<ordo::index_t> twice = orders[2];
+    twice[5] = twice[6];
+    bad[1].order = twice;
+    CHECK_THROWS_WITH(run(m, schedule, bad, opts(1.0f)), Catch::Contains("not a permutation"));
+    // a RoPE plan reads one position per row for every sequence: its requests cannot bring orders
+    const ordo::plan raster = ordo::make_plan(ordo::raster{}, g);
+    CHECK_THROWS_WITH(run(m, raster, reqs, opts(1.0f)), Catch::Contains("per-request orders need a cell_table plan"));
 }

@@ -7,6 +7,7 @@
 #include <set>
 #include <nlohmann/json.hpp>
 #include <ordo/ordo.hpp>
+#include <ordo/engine/guidance.hpp>
 
 using nlohmann::json;
 
@@ -283,5 +284,116 @@ TEST_CASE("golden: the ordo CLI prints the reference plans", "[golden][cli]") {
         CHECK(diff(ours["plan"], ref["plan"], "/plan") == "");
     }
     for (const auto& [file, policy, grid] : kZiparCases) check_zipar_case(file, cli_plan(policy, grid));
+}
+#endif
+
+// --- LPD (README-lpd-randar-arpg.md): each call's fed rows with their pos_embed rows, what is
+// sampled from which row, every row's visible slots, the slots written and overwritten next call,
+// and the linear CFG scale of each sampled row. Derived from ordo's plan file by those definitions
+// (visibility: the step-causal rule over slot_step, the first write of each slot).
+namespace {
+json lpd_reference_form(const json& written, int label, float cfg_scale) {
+    json ours = reference_form(written);  // adds each step's "visible"
+    json& pl = ours["plan"];
+    const int width = written["grid"][1], n = written["params"]["N"];
+    auto raster = [&](const json& cell) { return cell[0].get<int>() * width + cell[1].get<int>(); };
+    std::map<int, int> call_of;  // raster index -> the call that samples it
+    for (const json& st : pl["steps"])
+        for (const json& smp : st["sampled"]) call_of[raster(smp["grid"])] = st["call"];
+    const ordo::cfg guidance{cfg_scale, -1, {}, ordo::cfg_ramp::linear_in_rank};
+    int rank = 0;
+    json& steps = pl["steps"];
+    for (std::size_t k = 0; k < steps.size(); ++k) {
+        json& st = steps[k];
+        json uncond = json::array(), overwritten = json::array();
+        int kv_len = 0;
+        for (json& f : st["fed"]) {
+            kv_len = std::max(kv_len, f["slot"].get<int>() + 1);
+            if (f["what"] == "cls") {
+                f["label"] = label;
+                f["pos_embed_row"] = 0;
+                json u = f;
+                u["label"] = "fake_latent";
+                uncond.push_back(u);
+            } else if (f["what"] == "token") {
+                f["raster_index"] = raster(f["grid"]);
+                f["produced_by_call"] = call_of.at(raster(f["grid"]));
+                f["pos_embed_row"] = 1 + raster(f["grid"]);
+            } else if (f["what"] == "query") {
+                f["target_raster_index"] = raster(f["target_grid"]);
+                f["pos_embed_row"] = 1 + raster(f["target_grid"]);
+                if (k + 1 < steps.size())
+                    for (const json& g : steps[k + 1]["fed"])
+                        if (g["slot"] == f["slot"]) overwritten.push_back(f["slot"]);
+            }
+        }
+        json scales = json::array();
+        for (json& smp : st["sampled"]) {
+            smp["raster_index"] = raster(smp["grid"]);
+            scales.push_back(guidance.scale_at(static_cast<ordo::index_t>(k), rank++, n));
+        }
+        st["fed_uncond_differs"] = uncond;
+        st["attended_kv_len"] = kv_len;
+        st["kv_written_slots"] = st["input_pos"];
+        st["kv_slots_overwritten_next_call"] = overwritten;
+        st["cfg_scale_per_sampled_row_linear"] = scales;
+    }
+    return ours;
+}
+
+struct lpd_case {
+    std::string file, policy, grid;
+};
+const std::vector<lpd_case> kLpdCases{{"lpd_G16_s20_seed0.json", "lpd:20", "16x16"},
+                                      {"lpd_G16_s32_seed0.json", "lpd:steps=32,repulsion=2,seed=0", "16x16"},
+                                      {"lpd_G12_s13custom_seed0.json", "lpd:sizes=1+2+4+6+8+10+12+14+16+18+20+18+15", "12x12"}};
+
+void check_lpd_case(const lpd_case& c, const json& written) {
+    INFO(c.file);
+    const json ref = load(c.file);
+    const json ours = lpd_reference_form(written, 3, ref["params"]["cfg_for_probe"].get<float>());
+    CHECK(ours["cls_token_num"] == ref["cls_token_num"]);
+    CHECK(ours["heads"] == ref["heads"]);
+    CHECK(ours["position_encoding"] == "cell_table");
+    CHECK(written["plan"]["num_forward_calls"] == ref["plan"]["num_forward_calls"]);
+    // the official cache has N + 1 rows; ordo's is padded to a multiple of 8 (never visible)
+    CHECK(written["plan"]["num_slots"] == ref["plan"]["kv_cache_len"]);
+    CHECK(diff(ours["plan"]["steps"], ref["plan"]["steps"], "/plan/steps") == "");
+    // the order and its groups, as the official generator made them
+    std::vector<int> order;
+    for (const json& st : ours["plan"]["steps"])
+        for (const json& smp : st["sampled"]) order.push_back(smp["raster_index"]);
+    CHECK(json(order) == ref["order"]);
+    for (std::size_t k = 0; k < ref["order_steps"].size(); ++k)
+        CHECK(ours["plan"]["steps"][k]["sampled"].size() == ref["order_steps"][k]["group_size"].get<std::size_t>());
+}
+}  // namespace
+
+TEST_CASE("golden: LPD 16x16 in 20 and 32 steps, 12x12 with a custom schedule", "[golden][lpd]") {
+    for (const lpd_case& c : kLpdCases) {
+        const ordo::plan p = ordo::make_plan(ordo::parse_policy(c.policy), ordo::parse_grid(c.grid));
+        check_lpd_case(c, json::parse(ordo::plan_to_json(p, c.policy)));
+    }
+}
+
+TEST_CASE("golden: the LPD comparison notices a causal group, a different seed or schedule", "[golden][lpd]") {
+    const lpd_case c = kLpdCases[0];
+    const json ref = load(c.file);
+    const ordo::plan p = ordo::make_plan(ordo::parse_policy(c.policy), ordo::parse_grid(c.grid));
+    const json written = json::parse(ordo::plan_to_json(p, c.policy));
+    REQUIRE(diff(lpd_reference_form(written, 3, 4.0f)["plan"]["steps"], ref["plan"]["steps"]) == "");
+    json moved = written;  // a slot dated one step later: its group's queries no longer see it
+    moved["plan"]["slot_step"][20] = moved["plan"]["slot_step"][20].get<int>() + 1;
+    CHECK(diff(lpd_reference_form(moved, 3, 4.0f)["plan"]["steps"], ref["plan"]["steps"]) != "");
+    for (const std::string other : {"lpd:steps=20,seed=1", "lpd:steps=20,repulsion=3,seed=0", "lpd:32"}) {
+        const ordo::plan q = ordo::make_plan(ordo::parse_policy(other), ordo::parse_grid(c.grid));
+        CHECK(diff(lpd_reference_form(json::parse(ordo::plan_to_json(q, other)), 3, 4.0f)["plan"]["steps"], ref["plan"]["steps"]) != "");
+    }
+    CHECK(diff(lpd_reference_form(written, 3, 5.0f)["plan"]["steps"], ref["plan"]["steps"]) != "");  // another CFG scale
+}
+
+#ifdef ORDO_CLI
+TEST_CASE("golden: the ordo CLI prints the reference LPD plans", "[golden][lpd][cli]") {
+    for (const lpd_case& c : kLpdCases) check_lpd_case(c, cli_plan(c.policy, c.grid));
 }
 #endif

@@ -61,12 +61,20 @@ inline void json_slot(std::string& o, const plan_view& p, index_t slot, bool wit
         case slot_kind::transition:
             o += "\"M\", \"m_index\": "; o += itos(e.index);
             break;
+        case slot_kind::query:  // not a slot's kind (query rows are written by json_fed)
+            o += "\"query\"";
+            break;
     }
     o += '}';
 }
 // Fed row r of step st: its slot's entry, or a stand-in's (the slot, what it copies, where it rotates).
 inline void json_fed(std::string& o, const plan_view& p, const step_view& st, index_t r) {
-    const index_t slot = st.fed[r], content = st.content_of(r);
+    const index_t slot = st.fed[r], content = st.content_of(r), target = st.query_target(r);
+    if (target >= 0) {
+        o += "{\"slot\": "; o += itos(slot); o += ", \"what\": \"query\", \"target_grid\": "; json_coord(o, p.grid(), target);
+        o += '}';
+        return;
+    }
     if (content == slot) return json_slot(o, p, slot, false);
     o += "{\"slot\": "; o += itos(slot); o += ", \"what\": \"stand_in\", \"copy_of\": {\"slot\": "; o += itos(content);
     const slot_entry& c = p.slots[static_cast<std::size_t>(content)];
@@ -89,6 +97,8 @@ inline void json_from(std::string& o, const plan_view& p, const step_view& st, i
     }
     o += ']';
 }
+inline constexpr std::string_view encoding_names[] = {"rope", "absolute", "cell_table"};
+inline constexpr std::string_view forcing_names[] = {"shifted", "full", "replay"};
 inline const char* mode_name(mask_mode m) { return m == mask_mode::slot_causal ? "slot_causal" : "step_causal"; }
 }  // namespace detail
 
@@ -114,8 +124,8 @@ inline std::string plan_to_json(const plan_view& p, std::string_view policy_spec
     o += ", \"heads\": [";
     for (index_t h = 0; h < p.header.num_heads; ++h) { if (h) o += ", "; json_string(o, p.header.head_names[h]); }
     o += "], \"mask_mode\": \""; o += mode_name(p.header.mask);
-    o += "\", \"position_encoding\": \""; o += p.header.encoding == position_encoding::rope ? "rope" : "absolute";
-    o += "\", \"teacher_forcing\": \""; o += p.header.forcing == teacher_forcing::full ? "full" : "shifted";
+    o += "\", \"position_encoding\": \""; o += encoding_names[static_cast<std::size_t>(p.header.encoding)];
+    o += "\", \"teacher_forcing\": \""; o += forcing_names[static_cast<std::size_t>(p.header.forcing)];
     o += "\",\n";
 
     // --- the teacher-forcing (training) layout ---
@@ -332,8 +342,18 @@ inline void read_plan(const json_at& root, plan_document& out) {
         return s == b;
     };
     const mask_mode mode = choice(root["mask_mode"], "step_causal", "slot_causal") ? mask_mode::slot_causal : mask_mode::step_causal;
-    const bool absolute = choice(root["position_encoding"], "rope", "absolute");
-    const bool full = choice(root["teacher_forcing"], "shifted", "full");
+    // one of `names`, as its index
+    auto one_of = [](const json_at& v, std::span<const std::string_view> names) {
+        const std::string_view s = v.string();
+        std::string expected;
+        for (std::size_t i = 0; i < names.size(); ++i) {
+            if (s == names[i]) return i;
+            expected += (i ? ", \"" : "\"") + std::string(names[i]) + "\"";
+        }
+        v.fail("expected one of " + expected + ", got " + v.shown());
+    };
+    const auto encoding = static_cast<position_encoding>(one_of(root["position_encoding"], encoding_names));
+    const auto forcing = static_cast<teacher_forcing>(one_of(root["teacher_forcing"], forcing_names));
 
     // The slot layout: the training slots, then the rest. Counted first, so a file's header cannot
     // make the builder allocate more than the file itself describes.
@@ -349,8 +369,8 @@ inline void read_plan(const json_at& root, plan_document& out) {
 
     plan_builder b(g, prefix, mode);
     b.set_heads(std::span<const std::string_view>(head_names));
-    b.set_encoding(absolute ? position_encoding::absolute : position_encoding::rope);
-    b.set_forcing(full ? teacher_forcing::full : teacher_forcing::shifted);
+    b.set_encoding(encoding);
+    b.set_forcing(forcing);
     for (std::uint32_t s = 0; s < n_slots; ++s) {
         const json_at e = slot_at(s);
         e["slot"].integer(s, s);
@@ -377,6 +397,8 @@ inline void read_plan(const json_at& root, plan_document& out) {
             if (row["what"].string() == "stand_in") {
                 const json_at copy = row["copy_of"];
                 b.feed_stand_in(slot, copy["slot"].integer(0, n_slots - 1));
+            } else if (row["what"].string() == "query") {
+                b.feed_query(slot, read_cell(row["target_grid"], g));
             } else {
                 b.feed(slot);
             }

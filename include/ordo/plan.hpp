@@ -405,16 +405,21 @@ constexpr std::uint64_t digest(const plan_view& p) {
     return h.finish();
 }
 
-// own[slot] = the step that feeds `slot` its own content (not a stand-in's), num_steps if none:
-// what the slot holds from then on. (fed_step is a slot's first write.)
+// own[slot] = the step that feeds `slot` its own content (not a stand-in's or a query's),
+// num_steps if none: what the slot holds from then on. (fed_step is a slot's first write.)
 constexpr void own_feed_steps(const plan_view& p, std::span<index_t> own) {
     if (own.size() != static_cast<std::size_t>(p.num_slots())) throw error("own_feed_steps: the output needs one entry per slot");
     std::fill(own.begin(), own.end(), p.num_steps());
     auto si = p.stand_ins.begin();
+    auto qi = p.queries.begin();
     for (index_t s = 0; s < p.num_steps(); ++s)
         for (index_t r = p.fed_offsets[static_cast<std::size_t>(s)]; r < p.fed_offsets[static_cast<std::size_t>(s) + 1]; ++r) {
             if (si != p.stand_ins.end() && si->fed_row == r) {
                 ++si;
+                continue;
+            }
+            if (qi != p.queries.end() && qi->fed_row == r) {
+                ++qi;
                 continue;
             }
             index_t& o = own[static_cast<std::size_t>(p.fed[static_cast<std::size_t>(r)])];

@@ -3,6 +3,7 @@
 
 #include "policies/neighbor_frontier.hpp"
 #include "policies/next_set_wavefront.hpp"
+#include "policies/query_groups.hpp"
 #include "policies/raster.hpp"
 #include "policies/region_parallel.hpp"
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <charconv>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -13,7 +14,7 @@
 namespace ordo {
 
 // Every built-in policy type a spec string can name.
-using any_policy = std::variant<raster, region_parallel<raster>, region_parallel<neighbor_frontier>, neighbor_frontier, next_set_wavefront>;
+using any_policy = std::variant<raster, region_parallel<raster>, region_parallel<neighbor_frontier>, neighbor_frontier, next_set_wavefront, query_groups>;
 
 namespace detail {
 inline long long parse_count(std::string_view s, std::string_view what, std::string_view whole) {
@@ -38,6 +39,68 @@ inline std::vector<long long> parse_extents(std::string_view s, std::string_view
     }
     return out;
 }
+// "lpd:20" | "lpd:KEY=VALUE,..." with keys steps (a released schedule), sizes (1+2+4+...: any
+// list), repulsion, proximity (numbers >= 0) and seed (0..2^32-1, or "request": the plan is the
+// schedule and each request brings its order).
+inline query_groups parse_lpd(std::string_view body, std::string_view whole) {
+    query_groups p;
+    const std::string w(whole);
+    if (!body.empty() && body.find('=') == std::string_view::npos) {
+        p.steps = static_cast<index_t>(parse_count(body, "lpd step count", whole));
+        return p;
+    }
+    bool steps = false, sizes = false;
+    auto number = [&](std::string_view v, std::string_view key) {
+        double x = 0;
+        const auto r = std::from_chars(v.data(), v.data() + v.size(), x);
+        if (v.empty() || r.ec != std::errc() || r.ptr != v.data() + v.size() || !(x >= 0) || x > 1e9)
+            throw error("bad policy '" + w + "': " + std::string(key) + " must be a number >= 0, got '" + std::string(v) + "'");
+        return x;
+    };
+    std::size_t start = 0;
+    while (start <= body.size()) {
+        const std::size_t comma = std::min(body.find(',', start), body.size());
+        const std::string_view item = body.substr(start, comma - start);
+        const std::size_t eq = item.find('=');
+        if (eq == std::string_view::npos)
+            throw error("bad policy '" + w + "': expected KEY=VALUE (steps, sizes, repulsion, proximity, seed), got '" + std::string(item) + "'");
+        const std::string_view key = item.substr(0, eq), value = item.substr(eq + 1);
+        if (key == "steps") {
+            p.steps = static_cast<index_t>(parse_count(value, "lpd step count", whole));
+            steps = true;
+        } else if (key == "sizes") {
+            p.group_sizes.clear();
+            std::size_t s0 = 0;
+            while (true) {
+                const std::size_t plus = std::min(value.find('+', s0), value.size());
+                if (p.group_sizes.size() >= static_cast<std::size_t>(max_grid_positions))
+                    throw error("bad policy '" + w + "': more group sizes than a grid has positions");
+                p.group_sizes.push_back(static_cast<index_t>(parse_count(value.substr(s0, plus - s0), "lpd group size", whole)));
+                if (plus == value.size()) break;
+                s0 = plus + 1;
+            }
+            sizes = true;
+        } else if (key == "repulsion") {
+            p.repulsion = number(value, key);
+        } else if (key == "proximity") {
+            p.proximity = number(value, key);
+        } else if (key == "seed") {
+            if (value == "request") p.seed = -1;
+            else {
+                long long seed = value.empty() || value.size() > 10 ? -1 : 0;
+                for (const char c : value) seed = c >= '0' && c <= '9' && seed >= 0 ? seed * 10 + (c - '0') : -1;
+                if (seed < 0 || seed > 0xffffffffLL)
+                    throw error("bad policy '" + w + "': the seed is an integer 0..2^32-1 or \"request\", got '" + std::string(value) + "'");
+                p.seed = seed;
+            }
+        } else {
+            throw error("bad policy '" + w + "': unknown key '" + std::string(key) + "' (steps, sizes, repulsion, proximity, seed)");
+        }
+        start = comma + 1;
+    }
+    if (steps && sizes) throw error("bad policy '" + w + "': give steps (a released schedule) or sizes (your own), not both");
+    return p;
+}
 }  // namespace detail
 
 // "24x24" (H x W) or "4x16x16" (T x H x W): at most max_grid_positions positions (config.hpp).
@@ -48,12 +111,13 @@ inline grid_shape parse_grid(std::string_view s) {
     throw error("bad grid spec '" + std::string(s) + "': expected HxW or TxHxW");
 }
 
-// "raster" | "nar" | "zipar:W" | "par:HxW" | "par:TxHxW" | "par:...+raster" | "par:...+nar".
+// "raster" | "nar" | "zipar:W" | "par:HxW" | "par:TxHxW" | "par:...+raster" | "par:...+nar" | "lpd:...".
 // Counts are 1..INT32_MAX; par's regions at most max_grid_positions in all (config.hpp).
 inline any_policy parse_policy(std::string_view s) {
     const std::string whole(s);
     if (s == "raster") return raster{};
     if (s == "nar") return neighbor_frontier{};
+    if (s.starts_with("lpd:")) return detail::parse_lpd(s.substr(4), s);
     if (s.starts_with("zipar:")) {
         return next_set_wavefront{static_cast<index_t>(detail::parse_count(s.substr(6), "zipar window", s))};
     }
@@ -77,7 +141,7 @@ inline any_policy parse_policy(std::string_view s) {
         if (inner == "nar") return region_parallel<neighbor_frontier>{rt, rh, rw};
         throw error("bad policy '" + whole + "': the inner order of par must be raster or nar, got '" + std::string(inner) + "'");
     }
-    throw error("unknown policy '" + whole + "' (expected raster, par:HxW, par:HxW+nar, nar or zipar:W)");
+    throw error("unknown policy '" + whole + "' (expected raster, par:HxW, par:HxW+nar, nar, zipar:W or lpd:STEPS)");
 }
 
 inline std::string spec_of(const any_policy& p) {
@@ -100,6 +164,8 @@ inline std::vector<std::string> builtin_policies(grid_shape g) {
     out.push_back("nar");
     if (g.rows() % 2 == 0 && g.cols() % 2 == 0) out.push_back("par:2x2+nar");
     if (g.cols() >= 3) out.push_back("zipar:" + detail::itos(std::max<index_t>(2, g.cols() / 3)));  // windows 2..W-1 (16: 5, 24: 8)
+    // LPD's released flagship schedules (256 tokens: 20 steps; 1024: 48); other grids have none
+    if (g.rank() == 2 && (g.size() == 256 || g.size() == 1024)) out.push_back(g.size() == 256 ? "lpd:20" : "lpd:steps=48,repulsion=4");
     return out;
 }
 

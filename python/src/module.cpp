@@ -77,6 +77,7 @@ const char* kind_name(ordo::slot_kind k) {
         case ordo::slot_kind::prefix: return "prefix";
         case ordo::slot_kind::token: return "token";
         case ordo::slot_kind::transition: return "transition";
+        case ordo::slot_kind::query: return "query";
     }
     return "?";
 }
@@ -339,14 +340,15 @@ NB_MODULE(_ordo, m) {
         .def_prop_ro("train_slots", [](const py_plan& p) { return p.view().header.train_slots; }, "slots the teacher-forcing forward feeds: [0, train_slots)")
         .def_prop_ro("num_transitions", [](const py_plan& p) { return p.view().header.num_transitions; })
         .def_prop_ro("num_stand_ins", [](const py_plan& p) { return p.view().header.num_stand_ins; })
+        .def_prop_ro("num_queries", [](const py_plan& p) { return p.view().header.num_queries; })
         .def_prop_ro("heads", [](const py_plan& p) {
             std::vector<std::string> out;
             for (index_t h = 0; h < p.view().header.num_heads; ++h) out.emplace_back(p.view().header.head_names[static_cast<std::size_t>(h)].view());
             return out;
         })
         .def_prop_ro("mask_mode", [](const py_plan& p) { return std::string(mode_name(p.view().header.mask)); })
-        .def_prop_ro("position_encoding", [](const py_plan& p) { return std::string(p.view().header.encoding == ordo::position_encoding::rope ? "rope" : "absolute"); })
-        .def_prop_ro("teacher_forcing", [](const py_plan& p) { return std::string(p.view().header.forcing == ordo::teacher_forcing::shifted ? "shifted" : "full"); })
+        .def_prop_ro("position_encoding", [](const py_plan& p) { return std::string(ordo::detail::encoding_names[static_cast<std::size_t>(p.view().header.encoding)]); })
+        .def_prop_ro("teacher_forcing", [](const py_plan& p) { return std::string(ordo::detail::forcing_names[static_cast<std::size_t>(p.view().header.forcing)]); })
         .def_prop_ro("kv_cache_len", [](const py_plan& p) { return ordo::kv_cache_len(p.view()); }, "cache rows a decode needs (the official find_multiple(prefix + N, 8))")
         .def_prop_ro("max_rows_per_step", [](const py_plan& p) { return p.view().max_rows_per_step(); })
         .def_prop_ro("digest", [](const py_plan& p) { return ordo::digest(p.view()); }, "64-bit identity of the plan's content")
@@ -370,7 +372,7 @@ NB_MODULE(_ordo, m) {
         .def_prop_ro("slot_kind", [](nb::handle self) {
             const auto v = nb::cast<const py_plan&>(self).view();
             return view(reinterpret_cast<const std::uint8_t*>(&v.slots.data()->kind), v.slots.size(), self, sizeof(ordo::slot_entry));
-        }, "per slot: 0 prefix, 1 token, 2 transition")
+        }, "per slot: 0 prefix, 1 token, 2 transition (3, query, is a fed row's content only)")
         .def_prop_ro("slot_index", [](nb::handle self) {
             const auto v = nb::cast<const py_plan&>(self).view();
             return view(&v.slots.data()->index, v.slots.size(), self, sizeof(ordo::slot_entry) / sizeof(index_t));
@@ -380,6 +382,11 @@ NB_MODULE(_ordo, m) {
             const std::size_t shape[2] = {v.stand_ins.size(), 2};
             return out_array<const index_t, 2>(reinterpret_cast<const index_t*>(v.stand_ins.data()), 2, shape, self);
         }, "[k, 2]: (fed row, slot whose content it copies) of each stand-in row (ZipAR)")
+        .def_prop_ro("queries", [](nb::handle self) {
+            const auto v = nb::cast<const py_plan&>(self).view();
+            const std::size_t shape[2] = {v.queries.size(), 2};
+            return out_array<const index_t, 2>(reinterpret_cast<const index_t*>(v.queries.data()), 2, shape, self);
+        }, "[k, 2]: (fed row, target position) of each query row (LPD)")
         .def("rope", [](const py_plan& p, std::optional<nb::ndarray<nb::ro>> slots) {
             const auto v = p.view();
             std::vector<index_t> all;
@@ -503,11 +510,13 @@ NB_MODULE(_ordo, m) {
         .def_prop_ro("slots", [](nb::handle self) { const py_batch& b = nb::cast<const py_batch&>(self); return view(b.b.slots.data(), b.b.slots.size(), self); },
                      "the cache slot of each row")
         .def_prop_ro("input_kind", [](nb::handle self) { return input_field<std::uint8_t>(self, offsetof(ordo::fed_input, kind)); },
-                     "[sequences, rows]: 0 prefix row, 1 token, 2 transition token")
+                     "[sequences, rows]: 0 prefix row, 1 token, 2 transition token, 3 query (LPD)")
         .def_prop_ro("input_value", [](nb::handle self) { return input_field<index_t>(self, offsetof(ordo::fed_input, value)); },
                      "[sequences, rows]: the id to embed (class label, token id, transition number)")
         .def_prop_ro("input_index", [](nb::handle self) { return input_field<index_t>(self, offsetof(ordo::fed_input, index)); },
-                     "[sequences, rows]: the prefix row, position or transition number the row's content is")
+                     "[sequences, rows]: the prefix row, position or transition number the row's content is (a query: its target)")
+        .def_prop_ro("input_cell", [](nb::handle self) { return input_field<index_t>(self, offsetof(ordo::fed_input, cell)); },
+                     "[sequences, rows]: the grid cell of a token's or query's position in the sequence's request (-1 otherwise)")
         .def("rope", [](const py_batch& b) { return rope_arrays(b.b.plan, b.b.slots); }, "Rotary coordinates (t, h, w) of each row and its zero flag.")
         .def("mask", [](const py_batch& b, std::optional<index_t> kv_len) {
             return dense(b.b.plan, b.b.slots, kv_len ? *kv_len : ordo::kv_cache_len(b.b.plan));

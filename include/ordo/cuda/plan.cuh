@@ -56,7 +56,7 @@ public:
         const std::size_t o_slots = put(p.slots), o_fed_step = put(p.fed_step), o_fed_offsets = put(p.fed_offsets), o_fed = put(p.fed),
                           o_emit_offsets = put(p.emit_offsets), o_order = put(p.order), o_contrib_offsets = put(p.contrib_offsets),
                           o_contribs = put(p.contribs), o_rank_of = put(p.rank_of), o_step_of = put(p.step_of), o_slot_of = put(p.slot_of),
-                          o_stand_ins = put(p.stand_ins), o_rope = put(std::span<const rope_coord>(rope)),
+                          o_stand_ins = put(p.stand_ins), o_queries = put(p.queries), o_rope = put(std::span<const rope_coord>(rope)),
                           o_blocks = put(std::span<const kv_block_steps>(blocks));
         memory_ = device_buffer<std::byte>(image.size());
         memory_.upload(image, stream);
@@ -77,7 +77,8 @@ public:
                                           at(o_rank_of, p.rank_of),
                                           at(o_step_of, p.step_of),
                                           at(o_slot_of, p.slot_of),
-                                          at(o_stand_ins, p.stand_ins)};
+                                          at(o_stand_ins, p.stand_ins),
+                                          at(o_queries, p.queries)};
         };
         view_ = views(memory_.data(), device_memory{});
         source_ = views(image_.data(), host_memory{});

@@ -163,7 +163,7 @@ public:
             for (index_t k = 0; k < per_request; ++k) {
                 mix_guided(logits, i, st.from(k), guidance_scale(k), cond_);
                 sampled_[static_cast<std::size_t>(i) * static_cast<std::size_t>(per_request) + static_cast<std::size_t>(k)] =
-                    sample(sampler_, std::span<float>(cond_), workspace_, draw_key{options_.seed, requests_[static_cast<std::size_t>(i)].id, st.emitted[k]});
+                    sample(sampler_, std::span<float>(cond_), workspace_, draw_key{options_.seed, requests_[static_cast<std::size_t>(i)].id, cell_of(i, st.emitted[k])});
             }
         record(st, sampled_, per_request);
     }
@@ -211,22 +211,25 @@ public:
     void cancel() { pending_ = false; }
 
     // Goes back to `step`: tokens emitted at that step or later are forgotten, and decoding resumes
-    // there. The cache needs no erasing (see kv_cache.hpp), except where a slot held a stand-in at
-    // `step` that a later step, already run, overwrote: that content is gone, and the rewind refused.
+    // there. The cache needs no erasing (see kv_cache.hpp), except where a slot held a stand-in or
+    // a query at `step` that a later step, already run, overwrote: that content is gone, and the
+    // rewind refused. (LPD's queries are read only in their own step: its rewinds all work.)
     void rewind(index_t step) {
         if (step < 0 || step > step_) throw error("session: rewind(" + detail::itos(step) + ") outside steps 0.." + detail::itos(step_));
-        if (!plan_.stand_ins.empty()) {  // (not a hot path: allocates)
+        if (!plan_.stand_ins.empty() || !plan_.queries.empty()) {  // (not a hot path: allocates)
             const index_t ran = step_ + (pending_ ? 1 : 0);  // steps that may have written the cache
             std::vector<index_t> own(static_cast<std::size_t>(plan_.num_slots()));
             own_feed_steps(plan_, own);
-            for (const stand_in_entry& e : plan_.stand_ins) {
-                const index_t slot = plan_.fed[static_cast<std::size_t>(e.fed_row)], written = plan_.fed_step[static_cast<std::size_t>(slot)];
+            auto check = [&](index_t fed_row, const char* what) {
+                const index_t slot = plan_.fed[static_cast<std::size_t>(fed_row)], written = plan_.fed_step[static_cast<std::size_t>(slot)];
                 const index_t over = own[static_cast<std::size_t>(slot)];  // a rerun of step `over` rewrites the slot itself
                 if (written < step && step < over && over < ran)
-                    throw error("session: rewind(" + detail::itos(step) + "): slot " + detail::itos(slot) + " held a stand-in (written at step " +
+                    throw error("session: rewind(" + detail::itos(step) + "): slot " + detail::itos(slot) + " held a " + what + " (written at step " +
                                 detail::itos(written) + ") that step " + detail::itos(over) + " has overwritten; rewind to step " + detail::itos(written) +
                                 " or earlier, or to step " + detail::itos(over) + " or later");
-            }
+            };
+            for (const stand_in_entry& e : plan_.stand_ins) check(e.fed_row, "stand-in");
+            for (const query_entry& e : plan_.queries) check(e.fed_row, "query");
         }
         const index_t n = plan_.num_positions();
         for (index_t i = 0; i < num_requests(); ++i)

@@ -14,10 +14,37 @@
 namespace ordo {
 
 // Logits [position][vocab] in raster order for the given token grid (raster order) and class
-// label, without guidance. The cache needs one sequence of teacher_cache_len(plan) slots.
+// label, without guidance. A replay plan (LPD) runs its steps on the given tokens instead. The cache needs one sequence of teacher_cache_len(plan) slots.
 // Slots the teacher-forcing forward writes: the training layout, or the decode cache if longer
 // (PAR's training layout holds its last group's inputs, which decoding never feeds).
 constexpr index_t teacher_cache_len(const plan_view& p) { return std::max(kv_cache_len(p), p.header.train_slots); }
+
+namespace detail {
+// teacher_forcing::replay: the plan's own steps, each fed the given tokens where a decode would
+// feed sampled ones (a session whose tokens are committed, not drawn), without guidance.
+template <class M, class C>
+std::vector<float> replay_logits(M& model, C& cache, const plan_view& p, std::span<const index_t> tokens, index_t label) {
+    const index_t vocab = model.vocab_size();
+    const request req{label, 0, {}, {}};
+    session<sampler_chain<greedy>> s(p, std::span<const request>(&req, 1), make_sampler(greedy{}), vocab);
+    check_fit(p, model, cache, 1);
+    std::vector<float> out, logits(static_cast<std::size_t>(p.num_positions()) * static_cast<std::size_t>(vocab));
+    std::vector<index_t> given(static_cast<std::size_t>(p.max_emitted_per_step()));
+    while (!s.done()) {
+        const step_batch& b = s.next();
+        out.resize(b.logits_size());
+        model.forward(b, cache, std::span<float>(out));
+        const step_view st = p.step(b.step);
+        for (index_t k = 0; k < st.num_emitted(); ++k) {
+            const index_t q = st.emitted[k];
+            s.final_logits(out, 0, k, std::span<float>(logits.data() + static_cast<std::size_t>(q) * static_cast<std::size_t>(vocab), static_cast<std::size_t>(vocab)));
+            given[static_cast<std::size_t>(k)] = tokens[static_cast<std::size_t>(q)];
+        }
+        s.commit_tokens(given, st.num_emitted());
+    }
+    return logits;
+}
+}  // namespace detail
 
 template <class M, class C>
 std::vector<float> teacher_forcing_logits(M& model, C& cache, const plan_view& p, std::span<const index_t> tokens, index_t label) {
@@ -27,6 +54,7 @@ std::vector<float> teacher_forcing_logits(M& model, C& cache, const plan_view& p
         throw error("teacher forcing: " + detail::itos(static_cast<long long>(tokens.size())) + " tokens given, the grid " + p.grid().str() + " has " + detail::itos(n));
     for (index_t t : tokens)
         if (t < 0 || t >= vocab) throw error("teacher forcing: token " + detail::itos(t) + " outside the vocabulary of " + detail::itos(vocab));
+    if (p.header.forcing == teacher_forcing::replay) return detail::replay_logits(model, cache, p, tokens, label);
     check_fit(p, model, cache, 1);
     if (cache.capacity() < teacher_cache_len(p))
         throw error("teacher forcing: kv cache too small: " + detail::itos(cache.capacity()) + " slots, the training layout feeds " + detail::itos(rows));

@@ -28,6 +28,8 @@ inline gpt_config fit_variant(gpt_config c, const plan_view& p) {
 inline void check_plan_fit(const gpt_config& c, const plan_view& p) {
     if (p.header.encoding != position_encoding::rope)
         throw error("the GPT backend uses 2D RoPE; this plan asks for absolute positions (a video order needs a model with learned positions)");
+    if (p.header.num_queries > 0)
+        throw error("the plan feeds query rows (LPD's position queries); the LlamaGen GPT has no query token (an LPD order needs an LPD checkpoint)");
     if (p.grid().frames() != 1)
         throw error("the GPT backend's 2D RoPE takes image grids; grid " + p.grid().str() + " has a time axis");
     if (p.header.prefix != c.cls_token_num)
@@ -109,6 +111,7 @@ const T* embedding_row(const gpt_tensors<T>& w, const gpt_config& c, const step_
             if (in.value < 1 || in.value > c.transition_tokens)
                 throw error("gpt forward: transition token M_" + ordo::detail::itos(in.value) + " but the model has " + ordo::detail::itos(c.transition_tokens));
             return w.transition + static_cast<std::size_t>(in.value - 1) * d;
+        case slot_kind::query: break;  // refused by check_plan_fit; a hand-made batch gets the error below
     }
     throw error("gpt forward: fed row " + ordo::detail::itos(r) + " carries no known kind of content");
 }
