@@ -21,6 +21,7 @@
 #include "../mask.hpp"
 #include "../models/llamagen/gpt_config.hpp"
 #include "../models/llamagen/gpt_weights.hpp"
+#include "attention.hpp"
 #include "skinny.hpp"
 
 namespace ordo::eigen {
@@ -62,11 +63,7 @@ public:
             qkv_.resize(rows * static_cast<std::size_t>(c_.qkv_rows()));
             ffn_.resize(rows * 2 * static_cast<std::size_t>(c_.ffn_hidden()));
         }
-        if (slots > slots_) {
-            slots_ = slots;
-            visible_.resize(static_cast<std::size_t>(slots));
-            scores_.resize(static_cast<std::size_t>(slots) * static_cast<std::size_t>(c_.n_head));
-        }
+        attn_scratch_.reserve(slots, c_.n_head);
     }
 
     template <class C>
@@ -156,7 +153,7 @@ private:
                 std::copy(k, k + nkv * hd, kc.begin());
                 std::copy(v, v + nkv * hd, vc.begin());
             }
-        visit_mask(b.plan, [&](auto mask) { attend(l, b, cache, mask); });
+        visit_mask(b.plan, [&](auto mask) { attend({nh, nkv, hd}, qkv_.data(), qkv_w, cache, l, b, mask, attn_.data(), d, attn_scratch_); });
         skinny_gemm(L.wo, c_.dim, c_.dim, attn_.data(), static_cast<index_t>(rows), d, xn_.data(), d);
         vec(x_.data(), static_cast<Eigen::Index>(rows * d)) += cvec(xn_.data(), static_cast<Eigen::Index>(rows * d));
         // feed-forward: w2(silu(w1 x) * w3 x)
@@ -172,52 +169,6 @@ private:
         vec(x_.data(), static_cast<Eigen::Index>(rows * d)) += cvec(xn_.data(), static_cast<Eigen::Index>(rows * d));
     }
 
-    // softmax(q k^T / sqrt(head_dim)) v over the kv slots row r may see, per head. A visible slot
-    // not written yet (written(), mask.hpp) counts as K = V = 0: a score of 0 and no value.
-    template <class C, class Mask>
-    void attend(index_t l, const step_batch& b, C& cache, const Mask& mask) {
-        const index_t hd = c_.head_dim(), nh = c_.n_head, group = nh / c_.kv_heads();
-        const std::size_t qkv_w = static_cast<std::size_t>(c_.qkv_rows()), d = static_cast<std::size_t>(c_.dim);
-        const index_t slots = b.plan.num_slots(), kv_end = std::min(slots, b.kv_limit);
-        const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-        for (index_t r = 0; r < b.num_rows; ++r) {
-            const index_t qs = b.slots[static_cast<std::size_t>(r)];
-            index_t n = 0, zeros = 0;
-            for (index_t kv = 0; kv < kv_end; ++kv)
-                if (mask(qs, kv)) {
-                    if (written(b.plan.fed_step.data(), kv, b.written_through)) visible_[static_cast<std::size_t>(n++)] = kv;
-                    else ++zeros;
-                }
-            for (index_t s = 0; s < b.num_sequences; ++s) {
-                const std::size_t row = static_cast<std::size_t>(s) * static_cast<std::size_t>(b.num_rows) + static_cast<std::size_t>(r);
-                const float* q = qkv_.data() + row * qkv_w;
-                float* out = attn_.data() + row * d;
-                std::fill(out, out + d, 0.0f);
-                for (index_t j = 0; j < n; ++j) {
-                    const float* k = cache.key(l, s, visible_[static_cast<std::size_t>(j)]).data();
-                    for (index_t h = 0; h < nh; ++h)
-                        scores_[static_cast<std::size_t>(h * slots + j)] =
-                            detail::dot(q + static_cast<std::size_t>(h * hd), k + static_cast<std::size_t>(h / group * hd), static_cast<std::size_t>(hd)) * scale;
-                }
-                for (index_t h = 0; h < nh; ++h) {
-                    float* sc = scores_.data() + static_cast<std::size_t>(h * slots);
-                    float m = n > 0 ? *std::max_element(sc, sc + n) : 0.0f;
-                    if (zeros > 0) m = std::max(m, 0.0f);
-                    float sum = zeros > 0 ? static_cast<float>(zeros) * std::exp(-m) : 0.0f;
-                    for (index_t j = 0; j < n; ++j) sum += (sc[j] = std::exp(sc[j] - m));
-                    const float inv = 1.0f / sum;
-                    for (index_t j = 0; j < n; ++j) sc[j] *= inv;
-                }
-                for (index_t j = 0; j < n; ++j) {
-                    const float* v = cache.value(l, s, visible_[static_cast<std::size_t>(j)]).data();
-                    for (index_t h = 0; h < nh; ++h)
-                        vec(out + static_cast<std::size_t>(h * hd), hd) +=
-                            scores_[static_cast<std::size_t>(h * slots + j)] * cvec(v + static_cast<std::size_t>(h / group * hd), hd);
-                }
-            }
-        }
-    }
-
     // logits[s][r][head] = output(norm(x))
     void head(const step_batch& b, index_t which, const float* norm_w, const float* out_w, std::span<float> logits) {
         const std::size_t rows = static_cast<std::size_t>(b.num_sequences) * static_cast<std::size_t>(b.num_rows);
@@ -231,9 +182,8 @@ private:
     models::llamagen::gpt_config c_;
     std::vector<float> freqs_;
     std::size_t rows_ = 0;
-    index_t slots_ = 0;
-    std::vector<float> x_, xn_, attn_, qkv_, ffn_, scores_;
-    std::vector<index_t> visible_;
+    std::vector<float> x_, xn_, attn_, qkv_, ffn_;
+    attention_scratch attn_scratch_;
 };
 
 }  // namespace ordo::eigen
