@@ -8,12 +8,14 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include <ordo/eigen/lpd.hpp>
 #include <ordo/engine/kv_cache.hpp>
+#include <ordo/engine/teacher.hpp>
 #include <ordo/models/lpd/checkpoint.hpp>
 #include <ordo/ordo.hpp>
 
@@ -380,4 +382,144 @@ TEST_CASE("lpd: a plan the model cannot run is a clear error", "[lpd][errors]") 
     // two prefix rows, two heads
     CHECK_THROWS_WITH(model.prepare(lpd_layout(ordo::grid_shape::make(16, 16), order, groups, 2).view(), 1), Contains("2 prefix rows"));
     CHECK_THROWS_WITH(model.prepare(lpd_layout(ordo::grid_shape::make(16, 16), order, groups, 1, true).view(), 1), Contains("reads 2 output heads"));
+}
+
+namespace {
+
+// Runs `p` on the golden model for `reqs` (greedy, LPD's linear CFG ramp), with the cache memory
+// full of NaN (a slot read before the plan writes it would poison the logits), contiguous or paged
+// with pages out of order. f(session, step batch, logits) sees every step before it is committed.
+template <class Sampler, class F>
+std::vector<std::vector<ordo::index_t>> decode(const ordo::eigen::lpd_model& shared, const ordo::plan& p, const std::vector<ordo::request>& reqs,
+                                               float cfg, bool paged, Sampler sampler, F&& f) {
+    ordo::eigen::lpd_model model = shared;
+    ordo::session_options o;
+    o.guidance = {cfg, -1, {}, ordo::cfg_ramp::linear_in_rank};
+    o.null_label = model.null_label();
+    o.seed = 11;
+    ordo::session s(p.view(), std::span<const ordo::request>(reqs), sampler, model.vocab_size(), o);
+    const ordo::index_t len = ordo::kv_cache_len(p), layers = model.num_layers(), width = model.cache_width(), seqs = s.num_sequences();
+    std::vector<float> logits;
+    auto run = [&](auto& cache) {
+        ordo::check_fit(p.view(), model, cache, seqs);
+        while (!s.done()) {
+            const ordo::step_batch& b = s.next();
+            logits.resize(b.logits_size());
+            model.forward(b, cache, logits);
+            f(s, b, logits);
+            s.commit(logits);
+        }
+    };
+    if (!paged) {
+        std::vector<float> memory(ordo::contiguous_kv_cache<float>::required_size(layers, seqs, len, width), std::numeric_limits<float>::quiet_NaN());
+        ordo::contiguous_kv_cache<float> cache(std::span<float>(memory), layers, seqs, len, width);
+        run(cache);
+    } else {
+        const ordo::index_t page = 16, per = (len + page - 1) / page;
+        std::vector<float> pages(static_cast<std::size_t>(seqs * per) * 2 * static_cast<std::size_t>(layers * page * width),
+                                 std::numeric_limits<float>::quiet_NaN());
+        std::vector<ordo::index_t> indptr{0}, indices;
+        for (ordo::index_t q = 0; q < seqs; ++q) {
+            for (ordo::index_t k = 0; k < per; ++k) indices.push_back(k * seqs + (seqs - 1 - q));
+            indptr.push_back(static_cast<ordo::index_t>(indices.size()));
+        }
+        ordo::paged_kv_cache<float> cache(pages, layers, page, width, indptr, indices);
+        run(cache);
+    }
+    std::vector<std::vector<ordo::index_t>> out;
+    for (ordo::index_t i = 0; i < s.num_requests(); ++i) out.emplace_back(s.tokens(i).begin(), s.tokens(i).end());
+    return out;
+}
+
+const auto kGreedy = ordo::make_sampler(ordo::top_k{1}, ordo::greedy{});
+
+}  // namespace
+
+TEST_CASE("lpd: every call's logits and the greedy tokens equal the official sample_tokens, with CFG", "[lpd][golden]") {
+    const json run = json::parse(slurp(e2e(kCase + ".json")));
+    const io::safetensors wf = io::safetensors::open(e2e(kCase + ".weights.safetensors"));
+    const lpd::lpd_weights weights = lpd::load_checkpoint(wf, lpd::num_heads_from_weights_json(e2e(kCase + ".weights.json")));
+    const ordo::eigen::lpd_model model(weights);
+    const io::safetensors lf = io::safetensors::open(e2e(kCase + ".logits.safetensors"));
+    const ordo::grid_shape g = ordo::grid_shape::make(16, 16);
+    const std::vector<ordo::index_t> order = run["order"].get<std::vector<ordo::index_t>>();
+    std::vector<ordo::index_t> want;
+    for (const auto& row : run["tokens_raster"]) for (int t : row) want.push_back(t);
+
+    // the order built into the plan (lpd:20 draws the golden order, seed 0), and the schedule with
+    // the order as the request's position table
+    const ordo::plan baked = ordo::make_plan(ordo::parse_policy("lpd:20"), g);
+    REQUIRE(std::vector<ordo::index_t>(baked.view().order.begin(), baked.view().order.end()) == order);
+    const ordo::plan schedule = ordo::make_plan(ordo::parse_policy("lpd:20,seed=request"), g);
+    REQUIRE(baked.num_steps() == run["num_forward_calls"].get<int>());
+    for (const bool per_request : {false, true})
+        for (const bool paged : {false, true}) {
+            INFO((per_request ? "schedule + position table" : "order in the plan") << (paged ? ", paged cache" : ", contiguous cache"));
+            ordo::request req{run["label"].get<int>(), 0, {}, {}};
+            if (per_request) req.order = order;
+            float worst = 0.0f;
+            std::vector<float> mixed(64);
+            const auto got = decode(model, per_request ? schedule : baked, {req}, run["cfg"].get<float>(), paged, kGreedy,
+                                    [&](auto& s, const ordo::step_batch& b, std::span<const float> logits) {
+                                        char key[16];
+                                        std::snprintf(key, sizeof key, "step_%03d", b.step);
+                                        const std::vector<float> ref = read_f32(lf, key);
+                                        const ordo::index_t k = b.plan.step(b.step).num_emitted();
+                                        REQUIRE(ref.size() == static_cast<std::size_t>(k) * 64);
+                                        for (ordo::index_t e = 0; e < k; ++e) {
+                                            s.final_logits(logits, 0, e, mixed);
+                                            worst = std::max(worst, tolerance::max_abs_diff(mixed, std::span<const float>(ref).subspan(static_cast<std::size_t>(e) * 64, 64)));
+                                        }
+                                    });
+            INFO("max |diff| over all calls = " << worst << " (smallest top-1/top-2 margin " << run["min_top1_top2_margin"].get<double>() << ")");
+            CHECK(worst < kTolerance);
+            CHECK(got[0] == want);
+        }
+}
+
+TEST_CASE("lpd: teacher forcing (the plan's steps on given tokens) equals the official training forward", "[lpd][golden]") {
+    const io::safetensors wf = io::safetensors::open(e2e(kCase + ".weights.safetensors"));
+    const lpd::lpd_weights weights = lpd::load_checkpoint(wf, lpd::num_heads_from_weights_json(e2e(kCase + ".weights.json")));
+    ordo::eigen::lpd_model model(weights);
+    const io::safetensors tf = io::safetensors::open(e2e(kCase + ".teacher.safetensors"));
+    const std::vector<ordo::index_t> tokens = read_ints(tf, "tokens_raster");
+    const ordo::index_t label = read_ints(tf, "label").at(0);
+    const ordo::plan p = ordo::make_plan(ordo::parse_policy("lpd:20"), ordo::grid_shape::make(16, 16));
+    REQUIRE(std::vector<ordo::index_t>(p.view().order.begin(), p.view().order.end()) == read_ints(tf, "order"));
+    ordo::contiguous_kv_cache<float> cache(model.num_layers(), 1, ordo::teacher_cache_len(p), model.cache_width());
+    const std::vector<float> replay = ordo::teacher_forcing_logits(model, cache, p.view(), tokens, label);
+    const std::vector<float> ref = read_f32(tf, "logits_raster");
+    INFO("max |diff| = " << tolerance::max_abs_diff(replay, ref));
+    CHECK(tolerance::max_abs_diff(replay, ref) < kTolerance);
+    // decoding equals one training pass: the replay and the model's one-pass forward agree closely
+    const std::vector<float> one_pass = model.training_logits(label, read_ints(tf, "order"), tokens, read_ints(tf, "group_sizes"));
+    std::vector<float> one_pass_raster(one_pass.size());
+    const std::vector<ordo::index_t> order = read_ints(tf, "order");
+    for (std::size_t t = 0; t < order.size(); ++t)
+        std::copy_n(one_pass.begin() + static_cast<std::ptrdiff_t>(t * 64), 64, one_pass_raster.begin() + static_cast<std::ptrdiff_t>(order[t]) * 64);
+    CHECK(tolerance::max_abs_diff(replay, one_pass_raster) < 1e-5f);
+}
+
+TEST_CASE("lpd: three requests with three orders in one batch get the tokens each gets alone (real model, CFG, sampling)", "[lpd][golden]") {
+    const io::safetensors wf = io::safetensors::open(e2e(kCase + ".weights.safetensors"));
+    const lpd::lpd_weights weights = lpd::load_checkpoint(wf, lpd::num_heads_from_weights_json(e2e(kCase + ".weights.json")));
+    const ordo::eigen::lpd_model model(weights);
+    const ordo::grid_shape g = ordo::grid_shape::make(16, 16);
+    const ordo::plan schedule = ordo::make_plan(ordo::parse_policy("lpd:20,seed=request"), g);
+    std::vector<std::vector<ordo::index_t>> orders;
+    for (int seed : {0, 1, 2}) orders.push_back(std::get<ordo::query_groups>(ordo::parse_policy("lpd:20,seed=" + std::to_string(seed))).order(g));
+    std::vector<ordo::request> reqs;
+    for (int i = 0; i < 3; ++i) reqs.push_back({i + 1, static_cast<std::uint64_t>(40 + i), {}, orders[static_cast<std::size_t>(i)]});
+    const auto sampler = ordo::make_sampler(ordo::temperature{1.0f}, ordo::top_k{16}, ordo::multinomial{});
+    const auto nothing = [](auto&, const ordo::step_batch&, std::span<const float>) {};
+    const auto together = decode(model, schedule, reqs, 4.0f, false, sampler, nothing);
+    for (std::size_t i = 0; i < reqs.size(); ++i) {
+        INFO("request " << i);
+        CHECK(decode(model, schedule, {reqs[i]}, 4.0f, true, sampler, nothing)[0] == together[i]);
+        const ordo::plan baked = ordo::make_plan(ordo::parse_policy("lpd:20,seed=" + std::to_string(i)), g);
+        ordo::request plain = reqs[i];
+        plain.order = {};
+        CHECK(decode(model, baked, {plain}, 4.0f, false, sampler, nothing)[0] == together[i]);
+    }
+    CHECK(together[0] != together[1]);
 }

@@ -762,6 +762,7 @@ private:
             case slot_kind::token: return step_of[e.index] < s;
             case slot_kind::prefix: return s == 0;
             case slot_kind::transition: return true;
+            case slot_kind::query: return false;  // no slot holds one (a query is a fed row's content)
         }
         return false;
     }

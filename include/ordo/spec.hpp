@@ -39,17 +39,20 @@ inline std::vector<long long> parse_extents(std::string_view s, std::string_view
     }
     return out;
 }
-// "lpd:20" | "lpd:KEY=VALUE,..." with keys steps (a released schedule), sizes (1+2+4+...: any
+// "lpd:20" | "lpd:[STEPS,]KEY=VALUE,..." with keys steps (a released schedule), sizes (1+2+4+...: any
 // list), repulsion, proximity (numbers >= 0) and seed (0..2^32-1, or "request": the plan is the
 // schedule and each request brings its order).
 inline query_groups parse_lpd(std::string_view body, std::string_view whole) {
     query_groups p;
     const std::string w(whole);
-    if (!body.empty() && body.find('=') == std::string_view::npos) {
-        p.steps = static_cast<index_t>(parse_count(body, "lpd step count", whole));
-        return p;
-    }
     bool steps = false, sizes = false;
+    // a leading bare count is the step count: lpd:20, lpd:20,seed=3
+    if (const std::string_view head = body.substr(0, body.find(',')); !head.empty() && head.find('=') == std::string_view::npos) {
+        p.steps = static_cast<index_t>(parse_count(head, "lpd step count", whole));
+        steps = true;
+        if (head.size() == body.size()) return p;
+        body = body.substr(head.size() + 1);
+    }
     auto number = [&](std::string_view v, std::string_view key) {
         double x = 0;
         const auto r = std::from_chars(v.data(), v.data() + v.size(), x);
@@ -66,6 +69,7 @@ inline query_groups parse_lpd(std::string_view body, std::string_view whole) {
             throw error("bad policy '" + w + "': expected KEY=VALUE (steps, sizes, repulsion, proximity, seed), got '" + std::string(item) + "'");
         const std::string_view key = item.substr(0, eq), value = item.substr(eq + 1);
         if (key == "steps") {
+            if (steps) throw error("bad policy '" + w + "': the step count is given twice");
             p.steps = static_cast<index_t>(parse_count(value, "lpd step count", whole));
             steps = true;
         } else if (key == "sizes") {
