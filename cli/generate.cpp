@@ -1,4 +1,5 @@
-// `ordo generate`: run a LlamaGen / PAR / NAR checkpoint on the CPU backend under any decode order.
+// `ordo generate`: run a LlamaGen / PAR / NAR or LPD checkpoint on the CPU backend under any decode order.
+//   ordo generate --weights lpd.safetensors --config lpd.json --policy lpd:20 --grid 16x16 --class 3 --cfg 4 --out t.json
 //   ordo generate --weights W.safetensors (--config W.json | --preset B) --policy par:2x2 --grid 24x24
 //                 --class 207 [--cfg 4] [--top-k 0] [--top-p 1] [--temperature 1] [--seed 0] [--batch 1]
 //                 --out tokens.json
@@ -15,6 +16,8 @@
 #include <nlohmann/json.hpp>
 #include <ordo/models/llamagen/checkpoint.hpp>
 #include <ordo/eigen/gpt.hpp>
+#include <ordo/eigen/lpd.hpp>
+#include <ordo/models/lpd/checkpoint.hpp>
 #include <ordo/models/llamagen/model_args.hpp>
 #include <ordo/ordo.hpp>
 
@@ -28,14 +31,16 @@ void add_generate(CLI::App& app, generate_args& a, CLI::App*& cmd) {
     auto* w = cmd->add_option("--weights", a.weights, "safetensors checkpoint with the official key names");
     auto* r = cmd->add_flag("--random-weights", a.random_weights, "seeded random weights of the preset/config (timing)");
     w->excludes(r);
-    auto* c = cmd->add_option("--config", a.config, "official ModelArgs as JSON (bare, or under \"model_args\")");
-    auto* p = cmd->add_option("--preset", a.preset, "B, L, XL, XXL or 3B (vocab, classes, PAR/NAR extras read off the checkpoint)");
+    auto* c = cmd->add_option("--config", a.config, "official ModelArgs as JSON (bare, or under \"model_args\"); LPD: a JSON with decoder_num_heads");
+    auto* p = cmd->add_option("--preset", a.preset, "B, L, XL, XXL or 3B (vocab, classes, PAR/NAR extras read off the checkpoint); LPD: L, XL or XXL");
     c->excludes(p);
-    cmd->add_option("--policy", a.policy, "raster | par:HxW[+nar] | nar | zipar:W")->capture_default_str();
+    cmd->add_option("--policy", a.policy, "raster | par:HxW[+nar] | nar | zipar:W | lpd:STEPS[,KEY=VALUE...] (docs/orders.md)")->capture_default_str();
     cmd->add_option("--grid", a.grid, "token grid HxW")->capture_default_str();
     cmd->add_option("--class", a.label, "class label")->capture_default_str();
     cmd->add_option("--cfg", a.cfg, "classifier-free guidance scale (<= 1: off)")->capture_default_str();
     cmd->add_option("--cfg-interval", a.cfg_interval, "guide only the first N+2 steps (-1: all)")->capture_default_str();
+    cmd->add_option("--cfg-schedule", a.cfg_schedule, "LPD: linear (scale 1 + (cfg-1) t/N for generation index t, the default) or constant")
+        ->check(CLI::IsMember({"linear", "constant"}));
     cmd->add_option("--top-k", a.top_k, "keep the k most likely tokens (0: off)")->check(CLI::NonNegativeNumber)->capture_default_str();
     cmd->add_option("--top-p", a.top_p, "nucleus mass in (0, 1] (1: off)")->capture_default_str();
     cmd->add_option("--temperature", a.temperature, "softmax temperature")->capture_default_str();
@@ -60,42 +65,41 @@ inline nlohmann::json grid_json(std::span<const ordo::index_t> tokens, const ord
     return rows;
 }
 
-int run_generate(const generate_args& a) {
+namespace {
+
+// What a run needs of a model family besides the model itself.
+struct family_info {
+    std::string description;  // the config, for the report
+    ordo::index_t num_classes = 0, null_label = 0;
+    ordo::cfg_ramp ramp = ordo::cfg_ramp::per_step;
+    double weight_bytes = 0;
+};
+
+// Generates with `model` and writes the report; the part of `ordo generate` shared by the families.
+template <class Model>
+int run_model(const generate_args& a, Model& model, const family_info& fam, const ordo::any_policy& policy, const ordo::grid_shape& grid,
+              const ordo::plan& plan, double load_s) {
     using clock = std::chrono::steady_clock;
-    if (!a.random_weights && a.weights.empty()) throw ordo::error("generate: give --weights FILE.safetensors or --random-weights");
-    if (a.config.empty() && a.preset.empty()) throw ordo::error("generate: give --config FILE.json or --preset NAME");
-    const auto t0 = clock::now();
-
-    // the model: config, then weights straight into their arena
-    ordo::models::llamagen::gpt_config cfg = a.config.empty() ? ordo::models::llamagen::make_preset(a.preset)
-                                                   : ordo::models::llamagen::model_args_from_file(a.config);
-    const ordo::any_policy policy = ordo::parse_policy(a.policy);
-    const ordo::grid_shape grid = ordo::parse_grid(a.grid);
-    const ordo::plan plan = ordo::make_plan(policy, grid);
-    ordo::models::llamagen::gpt_weights weights;
-    if (a.random_weights) {
-        // a preset has no checkpoint to read its variant off: give it what the policy needs
-        if (a.config.empty()) cfg = ordo::models::llamagen::fit_variant(cfg, plan.view());
-        weights = ordo::models::llamagen::random_weights(cfg, a.weights_seed);
-    } else {
-        const ordo::io::safetensors file = ordo::io::safetensors::open(a.weights);
-        if (a.config.empty()) cfg = ordo::models::llamagen::infer_variant(cfg, file);
-        weights = ordo::models::llamagen::load_weights(file, cfg);
-    }
-    if (!a.save_weights.empty()) ordo::models::llamagen::save_weights(weights, a.save_weights);
     const auto t1 = clock::now();
-
-    // the run
-    ordo::eigen::gpt_model model(weights);
+    if (a.label < 0 || a.label >= fam.num_classes)
+        throw ordo::error("generate: --class " + std::to_string(a.label) + " outside 0.." + std::to_string(fam.num_classes - 1));
+    // LPD's seed=request: image i decodes its own order (the generator's, seed i), as LPD evaluates
+    std::vector<std::vector<ordo::index_t>> orders;
+    if (const auto* q = std::get_if<ordo::query_groups>(&policy); q && q->seed < 0)
+        for (int i = 0; i < a.batch; ++i) {
+            ordo::query_groups seeded = *q;
+            seeded.seed = i;
+            orders.push_back(seeded.order(grid));
+        }
     std::vector<ordo::request> requests;
-    for (int i = 0; i < a.batch; ++i) requests.push_back({a.label, static_cast<std::uint64_t>(i), {}});
+    for (int i = 0; i < a.batch; ++i)
+        requests.push_back({a.label, static_cast<std::uint64_t>(i), {}, orders.empty() ? std::span<const ordo::index_t>{} : std::span<const ordo::index_t>(orders[static_cast<std::size_t>(i)])});
     ordo::generate_options o;
     o.session.guidance.scale = a.cfg;
     o.session.guidance.interval = a.cfg_interval;
+    o.session.guidance.ramp = fam.ramp;
     o.session.seed = a.seed;
-    o.session.null_label = cfg.null_label();
-    if (a.label < 0 || a.label >= cfg.num_classes)
-        throw ordo::error("generate: --class " + std::to_string(a.label) + " outside 0.." + std::to_string(cfg.num_classes - 1));
+    o.session.null_label = fam.null_label;
     const ordo::index_t sequences = a.batch * (o.session.guidance.active() ? 2 : 1);
     ordo::contiguous_kv_cache<float> cache(model.num_layers(), sequences, ordo::kv_cache_len(plan), model.cache_width());
     const bool bar = !a.quiet && isatty(STDERR_FILENO);
@@ -111,7 +115,7 @@ int run_generate(const generate_args& a) {
     const auto tokens = ordo::generate(model, cache, plan.view(), sampler, requests, o);
     const auto t2 = clock::now();
 
-    const double load_s = std::chrono::duration<double>(t1 - t0).count(), run_s = std::chrono::duration<double>(t2 - t1).count();
+    const double run_s = std::chrono::duration<double>(t2 - t1).count();
     const double kv_bytes = static_cast<double>(ordo::contiguous_kv_cache<float>::required_size(model.num_layers(), sequences, ordo::kv_cache_len(plan),
                                                                                                    model.cache_width()) * sizeof(float));
     nlohmann::json j;
@@ -125,20 +129,82 @@ int run_generate(const generate_args& a) {
     j["steps"] = plan.num_steps();
     j["class"] = a.label;
     j["cfg"] = a.cfg;
+    j["cfg_schedule"] = fam.ramp == ordo::cfg_ramp::linear_in_rank ? "linear" : "constant";
     j["seed"] = a.seed;
     j["batch"] = a.batch;
-    j["model"] = cfg.str();
+    if (!orders.empty()) j["orders"] = orders;
+    j["model"] = fam.description;
     j["seconds"] = {{"load", load_s}, {"generate", run_s}, {"per_step", run_s / plan.num_steps()}};
     j["tokens_per_second"] = static_cast<double>(grid.size()) * a.batch / run_s;
-    j["bytes"] = {{"weights", static_cast<double>(weights.bytes())}, {"kv_cache", kv_bytes}, {"peak_resident", peak_rss_bytes()}};
+    j["bytes"] = {{"weights", fam.weight_bytes}, {"kv_cache", kv_bytes}, {"peak_resident", peak_rss_bytes()}};
     std::ofstream out(a.out);
     if (!out) throw ordo::error("cannot write " + a.out);
     out << j.dump(1) << "\n";
     if (!out.flush()) throw ordo::error("writing " + a.out + " failed");
     std::fprintf(stderr, "%s on %s: %d steps in %.2f s (%.1f ms/step, %.0f tokens/s), load %.2f s, peak memory %.0f MB (weights %.0f MB + kv cache %.1f MB)\n",
                  j["policy"].get<std::string>().c_str(), grid.str().c_str(), plan.num_steps(), run_s, 1e3 * run_s / plan.num_steps(),
-                 j["tokens_per_second"].get<double>(), load_s, peak_rss_bytes() / 1e6, static_cast<double>(weights.bytes()) / 1e6, kv_bytes / 1e6);
+                 j["tokens_per_second"].get<double>(), load_s, peak_rss_bytes() / 1e6, fam.weight_bytes / 1e6, kv_bytes / 1e6);
     return 0;
+}
+
+// LPD checkpoints carry mask_token and fake_latent; LlamaGen's (and PAR's, NAR's) never do.
+bool is_lpd_checkpoint(const ordo::io::safetensors& f) { return f.find("mask_token") != nullptr || f.find("fake_latent") != nullptr; }
+
+int run_lpd(const generate_args& a, const ordo::any_policy& policy, const ordo::grid_shape& grid, const ordo::plan& plan) {
+    namespace lpd = ordo::models::lpd;
+    const auto t0 = std::chrono::steady_clock::now();
+    lpd::lpd_weights weights;
+    if (a.random_weights) {
+        lpd::lpd_config c = lpd::make_preset(a.preset, grid.size());
+        weights = lpd::random_weights(c, a.weights_seed);
+    } else {
+        const ordo::io::safetensors file = ordo::io::safetensors::open(a.weights);
+        if (!is_lpd_checkpoint(file))
+            throw ordo::error("generate: " + a.weights + " is not an LPD checkpoint (no mask_token / fake_latent); " + a.policy +
+                              " decodes with LPD's query tokens: give an LPD checkpoint, or a LlamaGen-family order (raster, par, nar, zipar)");
+        const ordo::index_t heads = a.config.empty() ? lpd::make_preset(a.preset, grid.size()).num_heads : lpd::num_heads_from_weights_json(a.config);
+        weights = lpd::load_checkpoint(file, heads);
+    }
+    if (!a.save_weights.empty()) lpd::save_weights(weights, a.save_weights);
+    ordo::eigen::lpd_model model(weights);
+    const family_info fam{"LPD " + weights.config().str(), weights.config().num_classes, model.null_label(),
+                          a.cfg_schedule == "constant" ? ordo::cfg_ramp::per_step : ordo::cfg_ramp::linear_in_rank, static_cast<double>(weights.bytes())};
+    return run_model(a, model, fam, policy, grid, plan, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+}  // namespace
+
+int run_generate(const generate_args& a) {
+    using clock = std::chrono::steady_clock;
+    if (!a.random_weights && a.weights.empty()) throw ordo::error("generate: give --weights FILE.safetensors or --random-weights");
+    if (a.config.empty() && a.preset.empty()) throw ordo::error("generate: give --config FILE.json or --preset NAME");
+    const auto t0 = clock::now();
+    const ordo::any_policy policy = ordo::parse_policy(a.policy);
+    const ordo::grid_shape grid = ordo::parse_grid(a.grid);
+    const ordo::plan plan = ordo::make_plan(policy, grid);
+    if (std::holds_alternative<ordo::query_groups>(policy)) return run_lpd(a, policy, grid, plan);
+    if (a.cfg_schedule == "linear")
+        throw ordo::error("generate: --cfg-schedule linear is LPD's; a LlamaGen-family order guides every step with one scale");
+
+    // the model: config, then weights straight into their arena
+    ordo::models::llamagen::gpt_config cfg = a.config.empty() ? ordo::models::llamagen::make_preset(a.preset)
+                                                   : ordo::models::llamagen::model_args_from_file(a.config);
+    ordo::models::llamagen::gpt_weights weights;
+    if (a.random_weights) {
+        // a preset has no checkpoint to read its variant off: give it what the policy needs
+        if (a.config.empty()) cfg = ordo::models::llamagen::fit_variant(cfg, plan.view());
+        weights = ordo::models::llamagen::random_weights(cfg, a.weights_seed);
+    } else {
+        const ordo::io::safetensors file = ordo::io::safetensors::open(a.weights);
+        if (is_lpd_checkpoint(file))
+            throw ordo::error("generate: " + a.weights + " is an LPD checkpoint; it decodes under lpd:... policies, not " + a.policy);
+        if (a.config.empty()) cfg = ordo::models::llamagen::infer_variant(cfg, file);
+        weights = ordo::models::llamagen::load_weights(file, cfg);
+    }
+    if (!a.save_weights.empty()) ordo::models::llamagen::save_weights(weights, a.save_weights);
+    ordo::eigen::gpt_model model(weights);
+    const family_info fam{cfg.str(), cfg.num_classes, cfg.null_label(), ordo::cfg_ramp::per_step, static_cast<double>(weights.bytes())};
+    return run_model(a, model, fam, policy, grid, plan, std::chrono::duration<double>(clock::now() - t0).count());
 }
 
 }  // namespace cli

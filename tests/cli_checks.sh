@@ -27,6 +27,18 @@ bad "more regions than the 4194304 positions" "$ordo" plan --policy par:65536x65
 bad "prefix must be >= 1" "$ordo" plan --policy raster --grid 4x4 --prefix 0
 bad "format" "$ordo" plan --policy raster --grid 4x4 --format yaml
 bad "grid spec" "$ordo" plan --policy raster --grid 4by4
+# LPD specs (docs/orders.md): the grammar's errors name the problem
+ok "$ordo" plan --policy lpd:steps=32,repulsion=2,seed=5 --grid 16x16
+ok "$ordo" show --policy lpd:sizes=1+3+8+12+12,seed=request --grid 6x6 --color never
+bad "LPD released no group sizes for 576 tokens in 20 steps" "$ordo" plan --policy lpd:20 --grid 24x24
+bad "the group sizes sum to 35, the grid 6x6 has 36" "$ordo" plan --policy lpd:sizes=1+3+8+12+11 --grid 6x6
+bad "unknown key 'window'" "$ordo" plan --policy lpd:20,window=3 --grid 16x16
+bad "give steps (a released schedule) or sizes (your own), not both" "$ordo" plan --policy lpd:steps=20,sizes=256 --grid 16x16
+bad "the seed is an integer 0..2^32-1" "$ordo" plan --policy lpd:20,seed=-1 --grid 16x16
+bad "repulsion must be a number >= 0" "$ordo" plan --policy lpd:20,repulsion=x --grid 16x16
+"$ordo" plan --policy lpd:sizes=1+3+8+12+12 --grid 6x6 > "$tmp/l.json"
+"$ordo" plan --plan "$tmp/l.json" > "$tmp/l2.json"
+cmp -s "$tmp/l.json" "$tmp/l2.json" && echo "ok: an LPD plan reads back" || { echo "FAIL: plan --plan changed the LPD plan"; fails=$((fails+1)); }
 # JSON is well formed and has the schema's top-level fields
 out=$("$ordo" plan --policy par:2x2 --grid 8x8)
 for key in '"train"' '"plan"' '"slot_step"' '"logit_rows"' '"num_forward_calls": 19' '"kv_cache_len": 72'; do
@@ -83,6 +95,25 @@ if "$ordo" generate --help >/dev/null 2>&1; then
   bad "tensor 'cls_embedding.embedding_table.weight' has shape [11, 64]" "$ordo" generate --weights "$d/raster_G8_cfg2.0_label3.weights.safetensors" --config "$tmp/wide.json" --out "$tmp/x.json"
   python3 -c "import json; j=json.load(open('$d/raster_G8_cfg2.0_label3.weights.json')); j['model_args'].update(n_layer=100000); json.dump(j, open('$tmp/deep_layers.json','w'))"
   bad "n_layer + medusa_attention_num 100000 is over the limit of 1024" "$ordo" generate --random-weights --config "$tmp/deep_layers.json" --out "$tmp/x.json"
+  # LPD: the official greedy run through the CLI (CFG 4, linear schedule), and the family checks
+  lpd="--weights $d/lpd_G16_s20_orderseed0_cfg4.0_label3.weights.safetensors --config $d/lpd_G16_s20_orderseed0_cfg4.0_label3.weights.json"
+  # shellcheck disable=SC2086
+  ok "$ordo" generate $lpd --policy lpd:20 --grid 16x16 --class 3 --cfg 4 --top-k 1 --out "$tmp/lpd.json"
+  if ! python3 -c "import json,sys; a=json.load(open('$tmp/lpd.json')); b=json.load(open('$d/lpd_G16_s20_orderseed0_cfg4.0_label3.json')); sys.exit(a['tokens']!=b['tokens_raster'])"; then
+    echo "FAIL: ordo generate (lpd) tokens differ from the official run"; fails=$((fails+1)); fi
+  # shellcheck disable=SC2086
+  ok "$ordo" generate $lpd --policy lpd:20,seed=request --grid 16x16 --batch 2 --top-k 4 --out "$tmp/lpd2.json"
+  # shellcheck disable=SC2086
+  bad "is an LPD checkpoint; it decodes under lpd:... policies" "$ordo" generate $lpd --policy raster --grid 16x16 --out "$tmp/x.json"
+  # shellcheck disable=SC2086
+  bad "is not an LPD checkpoint" "$ordo" generate $ras --policy lpd:20 --grid 16x16 --out "$tmp/x.json"
+  # shellcheck disable=SC2086
+  bad "the plan's grid 12x12 has 144 cells, the LPD checkpoint's pos_embed has 257 rows" "$ordo" generate $lpd --policy lpd:sizes=1+2+4+6+8+10+12+14+16+18+20+18+15 --grid 12x12 --out "$tmp/x.json"
+  # shellcheck disable=SC2086
+  bad "--cfg-schedule linear is LPD's" "$ordo" generate $ras --grid 8x8 --cfg-schedule linear --out "$tmp/x.json"
+  ok "$ordo" compare --grid 16x16 --ell 2 --policies raster,par:4x4,lpd:20,lpd:steps=32,seed=3 --order-seeds 3 --out "$tmp/cmpl"
+  if ! python3 -c "import json,sys; d=json.load(open('$tmp/cmpl/compare.json')); l=[o for o in d if o['policy'].startswith('lpd:')]; sys.exit(not (len(l)==2 and all(o['order_seeds']==3 and o['kl_nats_sd']>0 for o in l)))"; then
+    echo "FAIL: compare.json lacks the LPD spread over order seeds"; fails=$((fails+1)); fi
   # compare: the table, compare.md and compare.json (one object per policy with policy, steps, kl_nats)
   ok "$ordo" compare --grid 8x8,2x4x4 --ell 1,2 --out "$tmp/cmp"
   if ! python3 -c "import json,sys; d=json.load(open('$tmp/cmp/compare.json')); sys.exit(not (len(d) > 8 and all({'policy','steps','kl_nats'} <= set(o) for o in d) and any(o['policy']=='raster' and o['kl_nats']==0 for o in d)))"; then
