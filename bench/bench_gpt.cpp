@@ -1,5 +1,6 @@
-// bench/bench_gpt.cpp - decode orders on one real model: the GPT-B preset (seeded random weights)
-// on the CPU backend, batch 1 with CFG, at 16x16 and 24x24. Per policy: steps, time per image and
+// bench/bench_gpt.cpp - decode orders on real models: the GPT-B preset (seeded random weights)
+// on the CPU backend, batch 1 with CFG, at 16x16 and 24x24; and LPD beside the orders of a
+// LlamaGen model of the same size (LPD-L and GPT-L: 24 blocks of width 1024, 16 heads) at 16x16. Per policy: steps, time per image and
 // per step, tokens/s, KV-cache bytes, allocations per step. Measured in the same run: the memory
 // bandwidth (streaming read) and the fp32 FMA peak of one core (the backend is single-threaded),
 // from which each policy's roofline time is Σ_steps max(bytes/BW, FLOPs/peak) (design.md §6).
@@ -7,7 +8,7 @@
 // Targets (checked in the summary printed at the end):
 //   * a batch-1 raster decode step within 1.5x of its roofline time (weight streaming);
 //   * each parallel policy's measured speedup over raster >= 0.9 x its roofline-predicted speedup.
-// Run: build/bench/bench_gpt   (about 3 minutes; --benchmark_filter=16x16 for half)
+// Run: build/bench/bench_gpt   (about 5 minutes; --benchmark_filter='GPT-L|LPD' for LPD beside GPT-L)
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include <ordo/eigen/gpt.hpp>
+#include <ordo/eigen/lpd.hpp>
 #include <ordo/ordo.hpp>
 
 #include "alloc_counter.hpp"
@@ -32,7 +34,7 @@ struct machine {
 machine g_machine;
 
 struct result {
-    std::string policy, grid;
+    std::string model, policy, grid;
     int steps = 0;
     double seconds = 0, roofline_seconds = 0, kv_bytes = 0, allocs_per_step = 0;
 };
@@ -82,18 +84,16 @@ void BM_fma_peak(benchmark::State& state) {
     state.counters["GFLOP_per_s"] = best / 1e9;
 }
 
-// The config a policy needs on the B preset: PAR's transition tokens, NAR's extra block.
-ordo::models::llamagen::gpt_config config_for(const ordo::plan& p) {
-    return ordo::models::llamagen::fit_variant(ordo::models::llamagen::make_preset("B"), p.view());
-}
+// What the roofline needs of a model: the weights every step multiplies, and the cache's shape.
+struct model_shape {
+    double params = 0;  // weights multiplied per row (embedding tables are only indexed)
+    double dim = 0, kv_width = 0, layers = 0;
+};
 
 // Roofline time of one image: per step, max(bytes / BW, FLOPs / peak). Bytes: every weight matrix
-// the step multiplies (embedding tables are only indexed) plus the K/V rows it attends to (not the
-// visible rows not written yet, which read as zeros).
-double roofline_seconds(const ordo::plan& p, const ordo::models::llamagen::gpt_config& c, int sequences) {
-    const double d = c.dim, layer_params = static_cast<double>(c.qkv_rows()) * d + d * d + 3.0 * c.ffn_hidden() * d;
-    const int heads = p.header().num_heads;
-    const double params = layer_params * (heads > 1 ? c.num_layers() : c.n_layer) + static_cast<double>(heads) * c.vocab_size * d;
+// the step multiplies plus the K/V rows it attends to (not the visible rows not written yet, which
+// read as zeros).
+double roofline_seconds(const ordo::plan& p, const model_shape& m, int sequences) {
     const ordo::plan_view v = p.view();
     double total = 0;
     ordo::visit_mask(v, [&](auto mask) {
@@ -102,24 +102,34 @@ double roofline_seconds(const ordo::plan& p, const ordo::models::llamagen::gpt_c
             double seen = 0;
             for (ordo::index_t q : st.fed)
                 for (ordo::index_t kv = 0; kv < v.num_slots(); ++kv) seen += mask(q, kv) && ordo::written(v.fed_step.data(), kv, s) ? 1 : 0;
-            const double rows = static_cast<double>(st.num_rows()) * sequences, layers = heads > 1 ? c.num_layers() : c.n_layer;
-            const double bytes = 4.0 * params + 4.0 * 2 * c.kv_width() * seen * sequences * layers;
-            const double flops = 2.0 * rows * params + 4.0 * d * seen * sequences * layers;
+            const double rows = static_cast<double>(st.num_rows()) * sequences;
+            const double bytes = 4.0 * m.params + 4.0 * 2 * m.kv_width * seen * sequences * m.layers;
+            const double flops = 2.0 * rows * m.params + 4.0 * m.dim * seen * sequences * m.layers;
             total += std::max(bytes / g_machine.bandwidth, flops / g_machine.peak);
         }
     });
     return total;
 }
 
-void BM_generate(benchmark::State& state, std::string spec, std::string grid) {
-    const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::parse_grid(grid));
-    const ordo::models::llamagen::gpt_config c = config_for(p);
-    const ordo::models::llamagen::gpt_weights w = ordo::models::llamagen::random_weights(c, 1);
-    ordo::eigen::gpt_model model(w);
-    const ordo::request req{207 % c.num_classes, 0, {}};
+model_shape shape_of(const ordo::models::llamagen::gpt_config& c, int heads) {
+    const double d = c.dim, layer_params = static_cast<double>(c.qkv_rows()) * d + d * d + 3.0 * c.ffn_hidden() * d;
+    const double layers = heads > 1 ? c.num_layers() : c.n_layer;
+    return {layer_params * layers + static_cast<double>(heads) * c.vocab_size * d, d, static_cast<double>(c.kv_width()), layers};
+}
+model_shape shape_of(const ordo::models::lpd::lpd_config& c) {
+    const double d = c.dim, layer_params = 4.0 * d * d + 2.0 * c.mlp_hidden * d;
+    return {layer_params * c.depth + static_cast<double>(c.vocab_size) * d, d, d, static_cast<double>(c.depth)};
+}
+
+// One image of `p` on `model`, timed, with the result recorded under `model_name`.
+template <class Model>
+void time_generate(benchmark::State& state, Model& model, const ordo::plan& p, const std::string& model_name, const std::string& spec,
+                   const std::string& grid, const model_shape& shape, ordo::index_t label, ordo::index_t null_label, ordo::cfg_ramp ramp) {
+    const ordo::request req{label, 0, {}, {}};
     ordo::session_options o;
     o.guidance.scale = kCfg;
-    o.null_label = c.null_label();
+    o.guidance.ramp = ramp;
+    o.null_label = null_label;
     const auto sampler = ordo::make_sampler(ordo::top_k{2000}, ordo::multinomial{});
     ordo::session s(p.view(), std::span<const ordo::request>(&req, 1), sampler, model.vocab_size(), o);
     ordo::contiguous_kv_cache<float> cache(model.num_layers(), s.num_sequences(), ordo::kv_cache_len(p), model.cache_width());
@@ -142,11 +152,12 @@ void BM_generate(benchmark::State& state, std::string spec, std::string grid) {
         allocs = bench::allocs() - a0;
     }
     result r;
+    r.model = model_name;
     r.policy = spec;
     r.grid = grid;
     r.steps = p.num_steps();
     r.seconds = seconds;
-    r.roofline_seconds = roofline_seconds(p, c, s.num_sequences());
+    r.roofline_seconds = roofline_seconds(p, shape, s.num_sequences());
     r.kv_bytes = static_cast<double>(ordo::contiguous_kv_cache<float>::required_size(model.num_layers(), s.num_sequences(), ordo::kv_cache_len(p),
                                                                                      model.cache_width()) * sizeof(float));
     r.allocs_per_step = static_cast<double>(allocs) / r.steps;
@@ -159,25 +170,48 @@ void BM_generate(benchmark::State& state, std::string spec, std::string grid) {
     state.counters["allocs_per_step"] = r.allocs_per_step;
 }
 
+// A LlamaGen-family order on the GPT preset (PAR's transition tokens, NAR's extra block as the
+// policy needs).
+void BM_generate(benchmark::State& state, std::string preset, std::string spec, std::string grid) {
+    const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::parse_grid(grid));
+    const ordo::models::llamagen::gpt_config c = ordo::models::llamagen::fit_variant(ordo::models::llamagen::make_preset(preset), p.view());
+    const ordo::models::llamagen::gpt_weights w = ordo::models::llamagen::random_weights(c, 1);
+    ordo::eigen::gpt_model model(w);
+    time_generate(state, model, p, "GPT-" + preset, spec, grid, shape_of(c, p.header().num_heads), 207 % c.num_classes, c.null_label(),
+                  ordo::cfg_ramp::per_step);
+}
+
+// LPD on its preset, with its linear CFG schedule.
+void BM_generate_lpd(benchmark::State& state, std::string preset, std::string spec, std::string grid) {
+    const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::parse_grid(grid));
+    const ordo::models::lpd::lpd_config c = ordo::models::lpd::make_preset(preset, p.view().num_positions());
+    const ordo::models::lpd::lpd_weights w = ordo::models::lpd::random_weights(c, 1);
+    ordo::eigen::lpd_model model(w);
+    time_generate(state, model, p, "LPD-" + preset, spec, grid, shape_of(c), 207, model.null_label(), ordo::cfg_ramp::linear_in_rank);
+}
+
 void print_summary() {
     if (g_results.empty() || g_machine.bandwidth == 0) return;
     std::printf("\nmachine (same run): streaming read %.1f GB/s, fp32 FMA peak %.1f GFLOP/s (one core)\n", g_machine.bandwidth / 1e9,
                 g_machine.peak / 1e9);
-    std::printf("GPT-B, batch 1, CFG %.1f: time per image, per step, tokens/s, KV cache, and speedup over raster vs the roofline's\n", kCfg);
-    std::printf("%-12s %-6s %6s %9s %9s %8s %8s %9s %9s %7s %7s %6s\n", "policy", "grid", "steps", "s/image", "ms/step", "tok/s", "kv MB",
-                "roofline", "speedup", "ideal", "ratio", "allocs");
+    std::printf("batch 1, CFG %.1f: time per image, per step, tokens/s, KV cache, and speedup over raster (the same-size GPT's) vs the roofline's "
+                "and the step ratio\n", kCfg);
+    std::printf("%-7s %-22s %-6s %6s %9s %9s %8s %8s %9s %9s %7s %7s %7s %6s\n", "model", "policy", "grid", "steps", "s/image", "ms/step", "tok/s",
+                "kv MB", "roofline", "speedup", "ideal", "ratio", "steps/", "allocs");
+    // raster of the GPT of the same size (LPD-L is compared with GPT-L) on the same grid
     std::map<std::string, const result*> raster;
     for (const result& r : g_results)
-        if (r.policy == "raster") raster[r.grid] = &r;
+        if (r.policy == "raster") raster[r.model.substr(r.model.find('-')) + r.grid] = &r;
     bool ok = true;
     for (const result& r : g_results) {
-        const result* base = raster.count(r.grid) ? raster[r.grid] : nullptr;
+        const auto it = raster.find(r.model.substr(r.model.find('-')) + r.grid);
+        const result* base = it != raster.end() ? it->second : nullptr;
         const double n = r.grid == "16x16" ? 256.0 : 576.0;
         const double speedup = base ? base->seconds / r.seconds : 0, ideal = base ? base->roofline_seconds / r.roofline_seconds : 0;
-        const double ratio = ideal > 0 ? speedup / ideal : 0;
-        std::printf("%-12s %-6s %6d %9.2f %9.1f %8.1f %8.1f %8.0f%% %8.2fx %6.2fx %7.2f %6.0f\n", r.policy.c_str(), r.grid.c_str(), r.steps, r.seconds,
-                    1e3 * r.seconds / r.steps, n / r.seconds, r.kv_bytes / 1e6, 100.0 * r.roofline_seconds / r.seconds, speedup, ideal, ratio,
-                    r.allocs_per_step);
+        const double ratio = ideal > 0 ? speedup / ideal : 0, step_ratio = base ? static_cast<double>(base->steps) / r.steps : 0;
+        std::printf("%-7s %-22s %-6s %6d %9.2f %9.1f %8.1f %8.1f %8.0f%% %8.2fx %6.2fx %7.2f %6.2fx %6.0f\n", r.model.c_str(), r.policy.c_str(),
+                    r.grid.c_str(), r.steps, r.seconds, 1e3 * r.seconds / r.steps, n / r.seconds, r.kv_bytes / 1e6, 100.0 * r.roofline_seconds / r.seconds,
+                    speedup, ideal, ratio, step_ratio, r.allocs_per_step);
         if (r.policy == "raster" && r.seconds > 1.5 * r.roofline_seconds) {
             std::printf("  MISSED: raster step is %.2fx its roofline time (target <= 1.5x)\n", r.seconds / r.roofline_seconds);
             ok = false;
@@ -201,9 +235,18 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark("BM_fma_peak", BM_fma_peak)->Iterations(3)->Unit(benchmark::kMillisecond);
     for (const char* grid : {"16x16", "24x24"})
         for (const char* spec : {"raster", "par:2x2", "par:4x4", "nar", "par:2x2+nar", "zipar:8"})
-            benchmark::RegisterBenchmark((std::string("BM_generate/GPT-B/") + grid + "/" + spec).c_str(), BM_generate, spec, grid)
+            benchmark::RegisterBenchmark((std::string("BM_generate/GPT-B/") + grid + "/" + spec).c_str(), BM_generate, "B", spec, grid)
                 ->Iterations(1)
                 ->Unit(benchmark::kSecond);
+    // LPD-L against the LlamaGen orders on GPT-L (same depth, width and heads)
+    for (const char* spec : {"raster", "par:2x2", "par:4x4", "nar"})
+        benchmark::RegisterBenchmark((std::string("BM_generate/GPT-L/16x16/") + spec).c_str(), BM_generate, "L", spec, "16x16")
+            ->Iterations(1)
+            ->Unit(benchmark::kSecond);
+    for (const char* spec : {"lpd:20", "lpd:32"})
+        benchmark::RegisterBenchmark((std::string("BM_generate/LPD-L/16x16/") + spec).c_str(), BM_generate_lpd, "L", spec, "16x16")
+            ->Iterations(1)
+            ->Unit(benchmark::kSecond);
     benchmark::Initialize(&argc, argv);
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
