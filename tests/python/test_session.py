@@ -10,7 +10,7 @@ import ordo
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "e2e"
 ORDERS = [("raster", "6x6"), ("par:2x2", "8x8"), ("par:4x4", "8x8"), ("nar", "7x9"), ("nar", "2x4x4"),
-          ("par:2x2+nar", "8x8"), ("zipar:3", "6x8"), ("zipar:2", "5x3")]
+          ("par:2x2+nar", "8x8"), ("zipar:3", "6x8"), ("zipar:2", "5x3"), ("lpd:sizes=1+3+8+12+12", "6x6")]
 
 
 def unpack(bits, rows, kv):

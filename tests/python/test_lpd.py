@@ -1,0 +1,70 @@
+"""LPD from Python: query rows in the plan, one order per request in one Session, the per-token CFG ramp."""
+
+import numpy as np
+import pytest
+
+import ordo
+
+
+def test_an_lpd_plan_has_its_queries_in_the_slots_of_their_targets():
+    p = ordo.plan("lpd:20", "16x16")
+    assert p.num_steps == 20 and p.num_slots == 257 and p.num_queries == 256
+    assert p.position_encoding == "cell_table" and p.teacher_forcing == "replay" and p.mask_mode == "step_causal"
+    q = p.queries
+    assert q.shape == (256, 2) and not q.flags.writeable
+    # each query row is written into its target's own slot; the target's token overwrites it a step later
+    assert np.array_equal(p.fed[q[:, 0]], p.slot_of[q[:, 1]])
+    assert np.array_equal(np.sort(q[:, 1]), np.arange(256))
+    sizes = np.diff(p.emit_offsets)
+    assert sizes.tolist() == [1, 2, 4, 5, 7, 8, 10, 11, 12, 14, 15, 16, 17, 18, 18, 19, 19, 20, 20, 20]
+    # the query rows see their step's queries and what is decoded; the token rows their whole group
+    st = p.step(3)
+    dense = p.dense_mask(np.array(st["fed"], dtype=np.int32), p.kv_cache_len)
+    first = int(p.emit_offsets[3])
+    tokens = int(sizes[2])
+    assert dense[:tokens].sum(axis=1).tolist() == [1 + first] * tokens
+    assert dense[tokens:].sum(axis=1).tolist() == [1 + first + int(sizes[3])] * int(sizes[3])
+    # the plan exchange format reads it back
+    assert ordo.plan_from_json(p.to_json()).digest == p.digest
+
+
+def test_bad_lpd_specs_are_named():
+    with pytest.raises(ValueError, match="LPD released no group sizes for 576 tokens"):
+        ordo.plan("lpd:20", "24x24")
+    with pytest.raises(ValueError, match="sum to 35"):
+        ordo.plan("lpd:sizes=1+3+8+12+11", "6x6")
+
+
+def cell_logits(b):
+    """Logits that depend on the step, each row's content and the cell it is at (a stand-in for a cell_table model)."""
+    v = b.input_value.astype(np.int64) * 7919 + (b.input_cell.astype(np.int64) + 2) * 104723 + np.asarray(b.input_kind, dtype=np.int64) * 31
+    v = v[:, :, None, None] + np.arange(b.vocab)[None, None, None, :] * 104729 + b.step
+    return ((v % 1000) / 100.0).astype(np.float32)
+
+
+def run(session):
+    while not session.done:
+        session.commit(cell_logits(session.next()))
+    return [session.tokens(i).copy() for i in range(session.num_requests)]
+
+
+def test_requests_with_their_own_orders_share_one_session():
+    schedule = ordo.plan("lpd:sizes=1+3+8+12+12,seed=request", "6x6")
+    orders = [np.asarray(ordo.plan(f"lpd:sizes=1+3+8+12+12,seed={s}", "6x6").order) for s in range(3)]
+    kw = dict(cfg=3.0, cfg_ramp="linear_in_rank", seed=5, null_label=10, top_k=8)
+    together = run(ordo.Session(schedule, [1, 2, 3], 64, orders=[o.tolist() for o in orders], **kw))
+    for i in range(3):
+        alone = run(ordo.Session(schedule, [i + 1], 64, ids=[i], orders=[orders[i].tolist()], **kw))
+        assert np.array_equal(alone[0], together[i])
+        baked = run(ordo.Session(ordo.plan(f"lpd:sizes=1+3+8+12+12,seed={i}", "6x6"), [i + 1], 64, ids=[i], **kw))
+        assert np.array_equal(baked[0], together[i])
+    # the batch carries each request's cells
+    s = ordo.Session(schedule, [1, 2], 64, orders=[orders[0].tolist(), orders[1].tolist()])
+    b = s.next()
+    assert b.input_kind[0].tolist() == [0, 3] and b.input_cell[:, 1].tolist() == [orders[0][0], orders[1][0]]
+    with pytest.raises(ValueError, match="not a permutation"):
+        ordo.Session(schedule, [1], 64, orders=[[0] * 36])
+    with pytest.raises(ValueError, match="per-request orders need a cell_table plan"):
+        ordo.Session(ordo.plan("raster", "6x6"), [1], 64, orders=[orders[0].tolist()])
+    with pytest.raises(ValueError, match="cfg_ramp"):
+        ordo.Session(schedule, [1], 64, cfg_ramp="cosine")
