@@ -330,8 +330,10 @@ json lpd_reference_form(const json& written, int label, float cfg_scale) {
         json scales = json::array();
         for (json& smp : st["sampled"]) {
             smp["raster_index"] = raster(smp["grid"]);
-            scales.push_back(guidance.scale_at(static_cast<ordo::index_t>(k), rank++, n));
+            ++rank;
         }
+        for (int r = rank - static_cast<int>(st["sampled"].size()); r < rank; ++r)
+            scales.push_back(guidance.scale_at({static_cast<ordo::index_t>(k), r, rank - static_cast<int>(st["sampled"].size()), rank, n}));
         st["fed_uncond_differs"] = uncond;
         st["attended_kv_len"] = kv_len;
         st["kv_written_slots"] = st["input_pos"];
@@ -397,3 +399,42 @@ TEST_CASE("golden: the ordo CLI prints the reference LPD plans", "[golden][lpd][
     for (const lpd_case& c : kLpdCases) check_lpd_case(c, cli_plan(c.policy, c.grid));
 }
 #endif
+
+// The guidance ramps against the per-call scales the official RandAR and ARPG generate() used
+// (structure files: queries per call, cfg_scale per call); LPD's per-token ramp is checked with
+// its plans above.
+TEST_CASE("golden: the guidance ramps give RandAR's and ARPG's per-call CFG scales", "[golden][guidance]") {
+    struct ramp_case {
+        const char* file;
+        ordo::cfg guidance;
+    };
+    for (const ramp_case& c : {ramp_case{"randar_G16_s88_seed0.json", {4.0f, -1, {}, ordo::cfg_ramp::linear_in_step_start, 1.0f}},
+                               ramp_case{"arpg_G16_s64_seed0.json", {4.0f, -1, {}, ordo::cfg_ramp::linear_in_step_end, 1.0f}}}) {
+        INFO(c.file);
+        const json ref = load(c.file);
+        const int n = ref["params"]["N"];
+        int first = 0, calls = 0;
+        for (const json& st : ref["plan"]["steps"]) {
+            const int k = st["call"], m = st["num_queries"];
+            const float want = st["cfg_scale"].get<float>();
+            for (int r = first; r < first + m; ++r) CHECK(c.guidance.scale_at({k, r, first, first + m, n}) == want);
+            first += m;
+            ++calls;
+        }
+        CHECK(first == n);
+        CHECK(calls == static_cast<int>(ref["plan"]["steps"].size()));
+        // the other definition of "decoded so far" gives other scales
+        ordo::cfg other = c.guidance;
+        other.ramp = c.guidance.ramp == ordo::cfg_ramp::linear_in_step_start ? ordo::cfg_ramp::linear_in_step_end : ordo::cfg_ramp::linear_in_step_start;
+        const json& st = ref["plan"]["steps"][40];
+        CHECK(other.scale_at({40, 100, 100, 100 + st["num_queries"].get<int>(), n}) != c.guidance.scale_at({40, 100, 100, 100 + st["num_queries"].get<int>(), n}));
+    }
+    // RandAR's start: cfg_scales (2, 5) ramps from 2; a ramp refuses a per-step schedule
+    const ordo::cfg from_two{5.0f, -1, {}, ordo::cfg_ramp::linear_in_step_start, 2.0f};
+    CHECK(from_two.scale_at({0, 0, 0, 1, 256}) == 2.0f);
+    CHECK(from_two.scale_at({9, 128, 128, 130, 256}) == 3.5f);
+    const float sched[] = {2.0f};
+    const ordo::cfg both{4.0f, -1, sched, ordo::cfg_ramp::linear_in_rank};
+    CHECK_THROWS_WITH(both.scale_at({0, 0, 0, 1, 4}), Catch::Contains("a ramp takes no per-step schedule"));
+    CHECK_THROWS_WITH(from_two.scale_at({0, 5, 0, 2, 4}), Catch::Contains("emission rank 5"));
+}

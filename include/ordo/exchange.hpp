@@ -480,8 +480,11 @@ inline std::string plan_to_text(const plan_view& p, std::string_view policy_spec
                 case slot_kind::prefix: o += "prefix" + itos(e.index); break;
                 case slot_kind::transition: o += "M" + itos(e.index); break;
                 case slot_kind::token: o += cell(e.index); break;
+                case slot_kind::query: o += "query" + cell(e.index); break;
             }
-            if (const index_t c = st.content_of(r); c != st.fed[r]) {  // a stand-in: what it copies
+            if (const index_t t = st.query_target(r); t >= 0) {  // a query: the cell it predicts
+                o += "<-query" + cell(t);
+            } else if (const index_t c = st.content_of(r); c != st.fed[r]) {  // a stand-in: what it copies
                 const slot_entry& ce = p.slots[static_cast<std::size_t>(c)];
                 o += "<-copy(" + (ce.kind == slot_kind::token ? cell(ce.index) : "prefix" + itos(ce.index)) + ")";
             }

@@ -30,18 +30,31 @@ inline void cfg_combine(std::span<const float> cond, std::span<const float> unco
 //    0 .. k+1 are guided and later steps take the cond logits only. -1: every step guided.
 //  * a non-empty schedule gives the scale per step (schedule[step], its last value repeated past its
 //    end) and overrides `scale`; the interval still applies, and a scheduled value <= 1 means cond only.
-//  * ramp linear_in_rank (LPD's "linear" cfg_schedule): the scale of the token of generation index
-//    t (its emission rank) out of N is 1 + (scale - 1) * t / N, per token, so the first token is
-//    unguided; it replaces the per-step value (no schedule or interval with it).
+//  * a ramp replaces the per-step value (no schedule or interval with it): the scale is
+//    start + (scale - start) * x / N for N tokens, computed in double and rounded to float, where x
+//    is how many tokens count as decoded, each method by its own definition:
+//      linear_in_rank        x = the token's generation index (its emission rank): LPD's "linear"
+//                            cfg_schedule, per token (its first token is unguided);
+//      linear_in_step_start  x = the generation index of the step's first token: RandAR's
+//                            cfg_scales (start, scale), per call;
+//      linear_in_step_end    x = the tokens decoded once the step is done, its own included:
+//                            ARPG's "linear" cfg_schedule, per call (its first call is guided).
 // active(): whether any step is guided, i.e. the batch must carry the uncond half at all.
 // The schedule is a view: its storage must outlive the cfg.
-enum class cfg_ramp : std::uint8_t { per_step, linear_in_rank };
+enum class cfg_ramp : std::uint8_t { per_step, linear_in_rank, linear_in_step_start, linear_in_step_end };
+
+// Where a token is emitted: its step, its emission rank, the ranks [first, end) its step emits,
+// and the number of tokens in all.
+struct emission_at {
+    index_t step = 0, rank = 0, first = 0, end = 0, total = 1;
+};
 
 struct cfg {
     float scale = 1.0f;
     index_t interval = -1;
     std::span<const float> schedule{};
     cfg_ramp ramp = cfg_ramp::per_step;
+    float start = 1.0f;  // a ramp's scale at x = 0
 
     constexpr bool active() const {
         if (schedule.empty()) return scale > 1.0f;
@@ -51,12 +64,16 @@ struct cfg {
         return false;
     }
 
-    // The scale of the token of emission rank `rank` (of n) at `step`.
-    float scale_at(index_t step, index_t rank, index_t n) const {
-        if (ramp == cfg_ramp::per_step) return scale_at(step);
-        if (!schedule.empty() || interval != -1) throw error("cfg: the linear_in_rank ramp takes no per-step schedule or interval");
-        if (rank < 0 || rank >= n) throw error("cfg: rank " + detail::itos(rank) + " outside 0.." + detail::itos(n - 1));
-        const float s = static_cast<float>(1.0 + (static_cast<double>(scale) - 1.0) * static_cast<double>(rank) / static_cast<double>(n));
+    // The scale of the token emitted at e (1: cond logits only).
+    float scale_at(const emission_at& e) const {
+        if (ramp == cfg_ramp::per_step) return scale_at(e.step);
+        if (!schedule.empty() || interval != -1) throw error("cfg: a ramp takes no per-step schedule or interval");
+        if (e.total < 1 || e.first < 0 || e.first > e.rank || e.rank >= e.end || e.end > e.total)
+            throw error("cfg: emission rank " + detail::itos(e.rank) + " of a step emitting [" + detail::itos(e.first) + ", " + detail::itos(e.end) +
+                        ") is not within 0.." + detail::itos(e.total - 1));
+        const index_t x = ramp == cfg_ramp::linear_in_rank ? e.rank : ramp == cfg_ramp::linear_in_step_start ? e.first : e.end;
+        const float s = static_cast<float>(static_cast<double>(start) +
+                                           (static_cast<double>(scale) - static_cast<double>(start)) * static_cast<double>(x) / static_cast<double>(e.total));
         return s > 1.0f ? s : 1.0f;
     }
     float scale_at(index_t step) const {

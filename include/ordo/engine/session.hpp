@@ -192,7 +192,9 @@ public:
     // The CFG scale of the k-th position the current step emits (1: cond logits only), as commit()
     // applies it.
     float guidance_scale(index_t k = 0) const {
-        return halves_ == 2 ? options_.guidance.scale_at(step_, plan_.emit_offsets[static_cast<std::size_t>(step_)] + k, plan_.num_positions()) : 1.0f;
+        if (halves_ != 2) return 1.0f;
+        const index_t first = plan_.emit_offsets[static_cast<std::size_t>(step_)], end = plan_.emit_offsets[static_cast<std::size_t>(step_) + 1];
+        return options_.guidance.scale_at(emission_at{step_, first + k, first, end, plan_.num_positions()});
     }
 
     // The logits the sampler sees for the k-th position the pending step emits, for request i:
