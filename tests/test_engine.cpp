@@ -409,7 +409,12 @@ TEST_CASE("session: requests with their own orders over one LPD schedule get the
     twice[5] = twice[6];
     bad[1].order = twice;
     CHECK_THROWS_WITH(run(m, schedule, bad, opts(1.0f)), Catch::Contains("not a permutation"));
-    // a RoPE plan reads one position per row for every sequence: its requests cannot bring orders
+    // any plan takes position tables (a raster plan then decodes each request in its own order);
+    // the batch says so, for backends that read one rope[r] for every sequence
     const ordo::plan raster = ordo::make_plan(ordo::raster{}, g);
-    CHECK_THROWS_WITH(run(m, raster, reqs, opts(1.0f)), Catch::Contains("per-request orders need a cell_table plan"));
+    const grids_t raster_together = run(m, raster, reqs, opts(2.0f));
+    for (std::size_t i = 0; i < reqs.size(); ++i) CHECK(run(m, raster, {reqs[i]}, opts(2.0f))[0] == raster_together[i]);
+    ordo::request plain = reqs[0];
+    plain.order = {};
+    CHECK(run(m, raster, {plain}, opts(2.0f))[0] != raster_together[0]);
 }

@@ -513,6 +513,8 @@ NB_MODULE(_ordo, m) {
         .def_prop_ro("num_rows", [](const py_batch& b) { return b.b.num_rows; })
         .def_prop_ro("num_heads", [](const py_batch& b) { return b.b.num_heads; })
         .def_prop_ro("vocab", [](const py_batch& b) { return b.b.vocab; })
+        .def_prop_ro("per_request_positions", [](const py_batch& b) { return b.b.per_request_positions; },
+                     "some request brings its own order: read each row's cell per sequence (input_cell), not one rope() per row")
         .def_prop_ro("written_through", [](const py_batch& b) { return b.b.written_through; },
                      "visible slots with fed_step > written_through are not written yet: they read as K = V = 0 (ZipAR)")
         .def_prop_ro("logits_shape", [](const py_batch& b) { return nb::make_tuple(b.b.num_sequences, b.b.num_rows, b.b.num_heads, b.b.vocab); })

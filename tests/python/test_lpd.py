@@ -64,7 +64,8 @@ def test_requests_with_their_own_orders_share_one_session():
     assert b.input_kind[0].tolist() == [0, 3] and b.input_cell[:, 1].tolist() == [orders[0][0], orders[1][0]]
     with pytest.raises(ValueError, match="not a permutation"):
         ordo.Session(schedule, [1], 64, orders=[[0] * 36])
-    with pytest.raises(ValueError, match="per-request orders need a cell_table plan"):
-        ordo.Session(ordo.plan("raster", "6x6"), [1], 64, orders=[orders[0].tolist()])
+    raster = ordo.Session(ordo.plan("raster", "6x6"), [1], 64, orders=[orders[0].tolist()])  # any plan takes a position table
+    b = raster.next()
+    assert b.input_cell[0].tolist() == [-1] and b.per_request_positions
     with pytest.raises(ValueError, match="cfg_ramp"):
         ordo.Session(schedule, [1], 64, cfg_ramp="cosine")

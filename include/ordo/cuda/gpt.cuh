@@ -332,6 +332,9 @@ private:
                         ", the model needs " + ordo::detail::itos(c_.num_layers()) + " of width " + ordo::detail::itos(c_.kv_width()));
         if (cache.num_sequences() < b.num_sequences)
             throw error("cuda gpt forward: the kv cache holds " + ordo::detail::itos(cache.num_sequences()) + " sequences, the batch has " + ordo::detail::itos(b.num_sequences));
+        if (b.per_request_positions)
+            throw error("cuda gpt forward: the batch's requests bring their own orders (request::order); this backend rotates every sequence's row by "
+                        "one rope[r]: run per-request orders on the CPU backend, or build each order into its plan");
         if (b.slots.size() != static_cast<std::size_t>(b.num_rows) || b.rope.size() != static_cast<std::size_t>(b.num_rows) ||
             b.inputs.size() != static_cast<std::size_t>(b.num_rows) * static_cast<std::size_t>(b.num_sequences))
             throw error("cuda gpt forward: the batch's slots, rope and inputs do not match its " + ordo::detail::itos(b.num_rows) + " rows x " +

@@ -134,6 +134,14 @@ private:
         }
     }
 
+    // Row r's rotation in sequence s: the batch's per-row one, or, when requests bring their own
+    // orders, the cell the row is at in that sequence (-1: a zero row).
+    static rope_coord row_rope(const step_batch& b, index_t s, index_t r) {
+        if (!b.per_request_positions) return b.rope[static_cast<std::size_t>(r)];
+        const index_t cell = b.input(s, r).cell;
+        return cell < 0 ? rope_coord{} : rope_coord{false, b.plan.grid().at(cell)};
+    }
+
     template <class C>
     void block(index_t l, const step_batch& b, C& cache) {
         const models::llamagen::gpt_weights::layer& L = w_->layers[static_cast<std::size_t>(l)];
@@ -146,7 +154,8 @@ private:
         for (index_t s = 0; s < b.num_sequences; ++s)
             for (index_t r = 0; r < b.num_rows; ++r) {
                 float* q = qkv_.data() + (static_cast<std::size_t>(s) * static_cast<std::size_t>(b.num_rows) + static_cast<std::size_t>(r)) * qkv_w;
-                for (index_t h = 0; h < nh + nkv; ++h) rope(q + static_cast<std::size_t>(h * hd), b.rope[static_cast<std::size_t>(r)]);
+                const rope_coord rc = row_rope(b, s, r);
+                for (index_t h = 0; h < nh + nkv; ++h) rope(q + static_cast<std::size_t>(h * hd), rc);
                 const float* k = q + static_cast<std::size_t>(nh * hd);
                 const float* v = k + static_cast<std::size_t>(nkv * hd);
                 std::span<float> kc = cache.key(l, s, b.slots[static_cast<std::size_t>(r)]), vc = cache.value(l, s, b.slots[static_cast<std::size_t>(r)]);

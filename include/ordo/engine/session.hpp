@@ -23,8 +23,8 @@ namespace ordo {
 // request runs); the model embeds prefix row i of the cond half from row i of it.
 // Position table: `order` (caller-owned, alive while the session is made) gives the grid cell of
 // each plan position, so requests sharing one plan (a schedule: LPD's group sizes) decode their own
-// orders; empty means position p is cell p. A plan whose encoding is not cell_table reads one
-// position per row for every sequence, so its requests must all use the identity.
+// orders; empty means position p is cell p. The batch then says so (per_request_positions): a model
+// must read each sequence's cells (fed_input::cell), as the CPU backend's models do.
 struct request {
     index_t label = 0;
     std::uint64_t id = 0;
@@ -36,8 +36,10 @@ struct request {
 // transition M_index or the query of a position: the slot's own, what a stand-in row copies, or a
 // query row's target); value is the id to embed: the class label (the null class in the uncond
 // half) for a prefix row, the token id for a token, the transition index for M_i, -1 for a query;
-// cell is the grid cell of a token's or query's position in this sequence's request (its position
-// table), -1 for other rows.
+// cell is the grid cell the row is at in this sequence's request (its position table): a token's
+// own, a query's target's, a stand-in's slot's (where it rotates), -1 for prefix and transition
+// rows (a zero rotation). It is what a model reads positions from (rope[r] is the same for every
+// sequence while no request has its own order).
 struct fed_input {
     slot_kind kind = slot_kind::prefix;
     index_t index = 0;
@@ -69,6 +71,10 @@ struct step_batch {
     // The last step whose writes the batch sees: a decode step's own (slots the plan writes later
     // read as zeros, see mask.hpp written()); the teacher-forcing forward writes its whole layout.
     index_t written_through = max_index;
+    // Some request has its own order (request::order): rows sit at different cells in different
+    // sequences, so rope[r] does not hold for every sequence; read each input's cell instead. A
+    // backend that reads rope[r] refuses such a batch.
+    bool per_request_positions = false;
     constexpr const fed_input& input(index_t seq, index_t row) const { return inputs[static_cast<std::size_t>(seq * num_rows + row)]; }
     constexpr std::size_t logits_size() const {
         return static_cast<std::size_t>(num_sequences) * static_cast<std::size_t>(num_rows) * static_cast<std::size_t>(num_heads) * static_cast<std::size_t>(vocab);
@@ -129,15 +135,19 @@ public:
             slots_[static_cast<std::size_t>(r)] = slot;
             rope_[static_cast<std::size_t>(r)] = target < 0 ? rope_of(plan_, slot) : rope_coord{false, plan_.grid().at(target)};
             const slot_entry content = target < 0 ? plan_.slots[static_cast<std::size_t>(st.content_of(r))] : slot_entry{target, slot_kind::query};
+            const index_t at = target >= 0 ? target : position_of(plan_.slots[static_cast<std::size_t>(slot)]);  // where the row is
             for (index_t h = 0; h < halves_; ++h)
-                for (index_t i = 0; i < nreq; ++i)
-                    inputs_[static_cast<std::size_t>((h * nreq + i) * rows + r)] = input_of(content, i, h == 1);
+                for (index_t i = 0; i < nreq; ++i) {
+                    fed_input& in = inputs_[static_cast<std::size_t>((h * nreq + i) * rows + r)];
+                    in = input_of(content, i, h == 1);
+                    in.cell = at >= 0 ? cell_of(i, at) : -1;
+                }
         }
         batch_ = step_batch{plan_, step_, num_sequences(), rows, plan_.header.num_heads, vocab_,
                             std::span<const index_t>(slots_.data(), static_cast<std::size_t>(rows)),
                             std::span<const rope_coord>(rope_.data(), static_cast<std::size_t>(rows)),
                             std::span<const fed_input>(inputs_.data(), static_cast<std::size_t>(rows * num_sequences())),
-                            std::span<const request>(requests_), max_index, step_};
+                            std::span<const request>(requests_), max_index, step_, per_request_positions_};
         pending_ = true;
         return batch_;
     }
@@ -274,12 +284,7 @@ private:
                     cell[p] = c;
                 }
             }
-            if (plan_.header.encoding != position_encoding::cell_table)
-                for (index_t p = 0; p < n; ++p)
-                    if (cell[p] != p)
-                        throw error("session: request " + detail::itos(static_cast<long long>(i)) +
-                                    " has its own order, but the plan's position encoding gives every sequence the same position per row; "
-                                    "per-request orders need a cell_table plan (LPD) or an order built into the plan");
+            for (index_t p = 0; p < n && !per_request_positions_; ++p) per_request_positions_ = cell[p] != p;
         }
     }
     index_t cell_of(index_t req, index_t pos) const {
@@ -310,14 +315,17 @@ private:
         }
         throw error("session: non-finite logits at step " + detail::itos(step_));
     }
-    // what content e (a slot's, what a stand-in copies, or a query) is for request req
+    // the position a slot of this kind is at (-1: none, a zero rotation)
+    static index_t position_of(const slot_entry& e) { return e.kind == slot_kind::token || e.kind == slot_kind::query ? e.index : -1; }
+    // what content e (a slot's, what a stand-in copies, or a query) is for request req (its cell is
+    // set by the caller: where the row is)
     fed_input input_of(const slot_entry& e, index_t req, bool uncond) const {
         const index_t label = uncond ? options_.null_label : requests_[static_cast<std::size_t>(req)].label;
         switch (e.kind) {
             case slot_kind::prefix: return {e.kind, e.index, label};
-            case slot_kind::token: return {e.kind, e.index, tokens_[token_index(req, e.index)], cell_of(req, e.index)};
+            case slot_kind::token: return {e.kind, e.index, tokens_[token_index(req, e.index)]};
             case slot_kind::transition: return {e.kind, e.index, e.index};
-            case slot_kind::query: return {e.kind, e.index, -1, cell_of(req, e.index)};
+            case slot_kind::query: return {e.kind, e.index, -1};
         }
         return {};
     }
@@ -358,6 +366,7 @@ private:
     sampler_workspace workspace_;
     std::vector<index_t> tokens_, slots_;
     std::vector<index_t> cells_;  // [request][position] grid cells; empty when every request uses the identity
+    bool per_request_positions_ = false;  // some request's table is not the identity
     std::vector<index_t> sampled_;  // commit()'s tokens of the step, [request][emitted], recorded once all are drawn
     std::vector<rope_coord> rope_;
     std::vector<fed_input> inputs_;
