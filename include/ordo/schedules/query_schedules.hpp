@@ -52,8 +52,9 @@ inline void check_query_schedule_args(const char* who, index_t tokens, index_t s
 //   queries = min(max(target - decoded, 1), N - decoded)
 // and the loop stops once all N are decoded. Note the (cur+1): the target is already one step
 // ahead, so the last call is reached at cur = steps - 1. The number of calls is what this loop
-// gives, which is `steps` for 2 <= steps <= N, but 2 for steps = 1 (N >= 2): call 0 always has one
-// query and the target after it is already N. Entries are >= 1 and sum to N.
+// gives: `steps` for 2 <= steps <= N (every such steps for the sizes the tests cover), but 2 for
+// steps = 1 (N >= 2): call 0 always has one query and the target after it is already N. Entries
+// are >= 1 and sum to N.
 inline std::vector<index_t> randar_queries_per_call(index_t tokens, index_t steps) {
     detail::check_query_schedule_args("RandAR", tokens, steps);
     const long long n = tokens;
