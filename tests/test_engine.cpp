@@ -34,20 +34,21 @@ grids_t run(M& model, const ordo::plan& p, const std::vector<ordo::request>& req
 
 // What a row whose content is slot `content`'s (its own, or what a stand-in copies) should carry
 // for sequence seq, from the plan and the final token grids.
-// (A query row, content -1 - target, carries the query of its target.)
-ordo::fed_input expected_input(const ordo::plan_view& p, ordo::index_t content, const grids_t& out, const std::vector<ordo::request>& reqs,
-                               ordo::index_t seq) {
+// (A query row, content -1 - target, carries the query of its target.) `at`: the cell the row is
+// at (its slot's position, or a query's target; -1 for prefix and transition rows).
+ordo::fed_input expected_input(const ordo::plan_view& p, ordo::index_t content, ordo::index_t at, const grids_t& out,
+                               const std::vector<ordo::request>& reqs, ordo::index_t seq) {
     const ordo::index_t nreq = static_cast<ordo::index_t>(reqs.size());
     const ordo::index_t req = seq % nreq;
     const bool uncond = seq >= nreq;
-    if (content < 0) return {ordo::slot_kind::query, -1 - content, -1, -1 - content};
+    if (content < 0) return {ordo::slot_kind::query, -1 - content, -1, at};
     const ordo::slot_entry& e = p.slots[static_cast<std::size_t>(content)];
     const ordo::index_t label = uncond ? 10 : reqs[static_cast<std::size_t>(req)].label;
     switch (e.kind) {
-        case ordo::slot_kind::prefix: return {e.kind, e.index, label};
-        case ordo::slot_kind::token: return {e.kind, e.index, out[static_cast<std::size_t>(req)][static_cast<std::size_t>(e.index)], e.index};
-        case ordo::slot_kind::transition: return {e.kind, e.index, e.index};
-        case ordo::slot_kind::query: break;
+        case ordo::slot_kind::prefix: return {e.kind, e.index, label, at};
+        case ordo::slot_kind::token: return {e.kind, e.index, out[static_cast<std::size_t>(req)][static_cast<std::size_t>(e.index)], at};
+        case ordo::slot_kind::transition: return {e.kind, e.index, e.index, at};
+        case ordo::slot_kind::query: return {e.kind, e.index, -1, at};
     }
     return {};
 }
@@ -82,8 +83,12 @@ TEST_CASE("generate: the recorded steps equal the plan, for every policy, with a
                         REQUIRE(rec.rope[static_cast<std::size_t>(r)].zero == want.zero);
                         REQUIRE(rec.rope[static_cast<std::size_t>(r)].at == want.at);
                         const ordo::index_t content = target < 0 ? st.content_of(r) : -1 - target;
+                        const ordo::slot_entry own = v.slots[static_cast<std::size_t>(st.fed[r])];
+                        const ordo::index_t at = target >= 0 ? target
+                                                 : own.kind == ordo::slot_kind::token || own.kind == ordo::slot_kind::query ? own.index
+                                                                                                                        : -1;
                         for (ordo::index_t s = 0; s < rec.sequences; ++s)
-                            REQUIRE(rec.inputs[static_cast<std::size_t>(s * st.num_rows() + r)] == expected_input(v, content, out, reqs, s));
+                            REQUIRE(rec.inputs[static_cast<std::size_t>(s * st.num_rows() + r)] == expected_input(v, content, at, out, reqs, s));
                     }
                 }
             }

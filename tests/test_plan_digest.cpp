@@ -84,6 +84,7 @@ struct plan_copy {
     std::vector<ordo::contribution> contribs;
     std::vector<index_t> rank_of, step_of, slot_of;
     std::vector<ordo::stand_in_entry> stand_ins;
+    std::vector<ordo::query_entry> queries;
 
     explicit plan_copy(const ordo::plan_view& p)
         : header(p.header), slots(p.slots.begin(), p.slots.end()), fed_step(p.fed_step.begin(), p.fed_step.end()),
@@ -91,9 +92,9 @@ struct plan_copy {
           emit_offsets(p.emit_offsets.begin(), p.emit_offsets.end()), order(p.order.begin(), p.order.end()),
           contrib_offsets(p.contrib_offsets.begin(), p.contrib_offsets.end()), contribs(p.contribs.begin(), p.contribs.end()),
           rank_of(p.rank_of.begin(), p.rank_of.end()), step_of(p.step_of.begin(), p.step_of.end()), slot_of(p.slot_of.begin(), p.slot_of.end()),
-          stand_ins(p.stand_ins.begin(), p.stand_ins.end()) {}
+          stand_ins(p.stand_ins.begin(), p.stand_ins.end()), queries(p.queries.begin(), p.queries.end()) {}
     ordo::plan_view view() const {
-        return {header, slots, fed_step, fed_offsets, fed, emit_offsets, order, contrib_offsets, contribs, rank_of, step_of, slot_of, stand_ins};
+        return {header, slots, fed_step, fed_offsets, fed, emit_offsets, order, contrib_offsets, contribs, rank_of, step_of, slot_of, stand_ins, queries};
     }
 };
 

@@ -61,8 +61,8 @@ inline void json_slot(std::string& o, const plan_view& p, index_t slot, bool wit
         case slot_kind::transition:
             o += "\"M\", \"m_index\": "; o += itos(e.index);
             break;
-        case slot_kind::query:  // not a slot's kind (query rows are written by json_fed)
-            o += "\"query\"";
+        case slot_kind::query:  // a query slot (RandAR's P_t): the query of its position, as a query row is written
+            o += "\"query\", \"target_grid\": "; json_coord(o, p.grid(), e.index);
             break;
     }
     o += '}';
@@ -99,6 +99,7 @@ inline void json_from(std::string& o, const plan_view& p, const step_view& st, i
 }
 inline constexpr std::string_view encoding_names[] = {"rope", "absolute", "cell_table"};
 inline constexpr std::string_view forcing_names[] = {"shifted", "full", "replay"};
+inline constexpr std::string_view query_mode_names[] = {"in_cache", "cross"};
 inline const char* mode_name(mask_mode m) { return m == mask_mode::slot_causal ? "slot_causal" : "step_causal"; }
 }  // namespace detail
 
@@ -126,7 +127,9 @@ inline std::string plan_to_json(const plan_view& p, std::string_view policy_spec
     o += "], \"mask_mode\": \""; o += mode_name(p.header.mask);
     o += "\", \"position_encoding\": \""; o += encoding_names[static_cast<std::size_t>(p.header.encoding)];
     o += "\", \"teacher_forcing\": \""; o += forcing_names[static_cast<std::size_t>(p.header.forcing)];
-    o += "\",\n";
+    o += '"';
+    if (p.header.num_queries > 0) { o += ", \"query_mode\": \""; o += query_mode_names[static_cast<std::size_t>(p.header.queries)]; o += '"'; }
+    o += ",\n";
 
     // --- the teacher-forcing (training) layout ---
     const index_t ts = p.header.train_slots;
@@ -219,6 +222,10 @@ struct json_at {
         const long long m = doc->find(id, k);
         if (m < 0) fail("missing field \"" + std::string(k) + "\"");
         return {doc, static_cast<std::uint32_t>(m), this, k, 0};
+    }
+    bool has(std::string_view k) const {
+        require(json_document::type::object);
+        return doc->find(id, k) >= 0;
     }
     std::uint32_t size() const {
         require(json_document::type::array);
@@ -371,6 +378,7 @@ inline void read_plan(const json_at& root, plan_document& out) {
     b.set_heads(std::span<const std::string_view>(head_names));
     b.set_encoding(encoding);
     b.set_forcing(forcing);
+    if (root.has("query_mode")) b.set_query_mode(static_cast<query_mode>(one_of(root["query_mode"], query_mode_names)));
     for (std::uint32_t s = 0; s < n_slots; ++s) {
         const json_at e = slot_at(s);
         e["slot"].integer(s, s);
@@ -381,7 +389,8 @@ inline void read_plan(const json_at& root, plan_document& out) {
         if (is_prefix) continue;  // laid out by the builder
         if (what == "token") b.add_token_slot(e["raster_index"].integer(0, g.size() - 1));
         else if (what == "M") b.add_transition_slot();
-        else e["what"].fail("expected \"cls\", \"prefix\", \"token\" or \"M\", got " + e["what"].shown());
+        else if (what == "query") b.add_query_slot(read_cell(e["target_grid"], g));
+        else e["what"].fail("expected \"cls\", \"prefix\", \"token\", \"query\" or \"M\", got " + e["what"].shown());
     }
 
     const json_at steps = pj["steps"];
@@ -398,7 +407,10 @@ inline void read_plan(const json_at& root, plan_document& out) {
                 const json_at copy = row["copy_of"];
                 b.feed_stand_in(slot, copy["slot"].integer(0, n_slots - 1));
             } else if (row["what"].string() == "query") {
-                b.feed_query(slot, read_cell(row["target_grid"], g));
+                // a query slot's own content, or a query row written into another slot
+                const index_t target = read_cell(row["target_grid"], g);
+                if (b.slot_entry_at(slot) == slot_entry{target, slot_kind::query}) b.feed(slot);
+                else b.feed_query(slot, target);
             } else {
                 b.feed(slot);
             }

@@ -69,8 +69,10 @@
 namespace ordo {
 
 // What a slot (or a fed row) holds: prefix row `index`, the token of position `index`, transition
-// token M_index (1-based), or the query token of position `index` (a fed row's content only: the
-// model's learned query vector told the target position, LPD's mask token; see query_entry).
+// token M_index (1-based), or the query token of position `index` (the model's learned query
+// vector told the target position: LPD's mask token, RandAR's position instruction). A query is
+// a fed row's content (query_entry) or, where the layout gives it a slot of its own (RandAR's
+// interleaved [P_t, x_t]), a slot's.
 enum class slot_kind : std::uint8_t { prefix, token, transition, query };
 
 struct slot_entry {
@@ -85,6 +87,14 @@ struct slot_entry {
 //               model run out of order: ZipAR). A visible slot not written yet takes part as
 //               K = V = 0, what the official zero-initialised cache holds there (see written()).
 enum class mask_mode : std::uint8_t { step_causal, slot_causal };
+
+// How query rows take part (plans with query rows):
+//  in_cache: a query row is written into its slot like any row and attended by the rules of the
+//            mask mode (LPD, RandAR);
+//  cross:    a query row is not written to the cache; it attends to every slot written through
+//            its step (fed_step <= step), and nothing attends to it (ARPG's cross-decoder queries).
+//            Its slot (its target's token slot) only names it; fed_step ignores it.
+enum class query_mode : std::uint8_t { in_cache, cross };
 
 // rope: token slots rotate with their own grid coordinates, prefix/transition slots get zero rows
 // (cos = sin = 0, the LlamaGen quirk); absolute: learned absolute embedding indexed by slot (NAR video);
@@ -168,6 +178,7 @@ struct plan_header {
     index_t num_queries = 0;
     index_t num_heads = 1;
     mask_mode mask = mask_mode::step_causal;
+    query_mode queries = query_mode::in_cache;
     position_encoding encoding = position_encoding::rope;
     teacher_forcing forcing = teacher_forcing::shifted;
     std::array<head_name, max_heads> head_names{head_name("main"), {}, {}, {}};
@@ -292,7 +303,7 @@ struct rope_coord {
 };
 constexpr rope_coord rope_of(const plan_view& p, index_t slot) {
     const slot_entry& e = p.slots[static_cast<std::size_t>(slot)];
-    if (e.kind == slot_kind::token) return {false, p.grid().at(e.index)};
+    if (e.kind == slot_kind::token || e.kind == slot_kind::query) return {false, p.grid().at(e.index)};
     return {};
 }
 
@@ -319,16 +330,16 @@ inline constexpr auto plan_word = [](std::uint64_t w) { return w; };
 
 // (the structured bindings name every member: a field added to plan_header or plan_view without
 // being added here is a compile error)
-inline constexpr std::size_t plan_header_words = 19;
+inline constexpr std::size_t plan_header_words = 20;
 constexpr std::array<std::uint64_t, plan_header_words> header_words(const plan_header& h) {
-    const auto& [grid, prefix, num_steps, num_slots, train_slots, num_transitions, num_stand_ins, num_queries, num_heads, mask, encoding, forcing,
-                 head_names] = h;
+    const auto& [grid, prefix, num_steps, num_slots, train_slots, num_transitions, num_stand_ins, num_queries, num_heads, mask, queries, encoding,
+                 forcing, head_names] = h;
     std::array<std::uint64_t, plan_header_words> w{
         static_cast<std::uint64_t>(grid.rank()),  plan_word_of_index(grid.frames()), plan_word_of_index(grid.rows()),
         plan_word_of_index(grid.cols()),          plan_word_of_index(prefix),        plan_word_of_index(num_steps),
         plan_word_of_index(num_slots),            plan_word_of_index(train_slots),   plan_word_of_index(num_transitions),
         plan_word_of_index(num_stand_ins),        plan_word_of_index(num_queries),   plan_word_of_index(num_heads),
-        static_cast<std::uint64_t>(mask),
+        static_cast<std::uint64_t>(mask),         static_cast<std::uint64_t>(queries),
         static_cast<std::uint64_t>(encoding),     static_cast<std::uint64_t>(forcing)};
     std::size_t i = plan_header_words - max_heads;
     for (const head_name& n : head_names) {
@@ -509,9 +520,14 @@ public:
     constexpr const grid_shape& grid() const { return p_.header_.grid; }
     constexpr index_t prefix() const { return p_.header_.prefix; }
     constexpr index_t num_slots() const { return static_cast<index_t>(p_.slots_.size()); }
+    constexpr slot_entry slot_entry_at(index_t slot) const {
+        if (slot < 0 || slot >= num_slots()) fail_fed_slot(slot);
+        return p_.slots_[static_cast<std::size_t>(slot)];
+    }
 
     // --- plan-wide settings (the policy's conventions; the mask mode is the policy type's) ---
     constexpr void set_encoding(position_encoding e) { p_.header_.encoding = e; }
+    constexpr void set_query_mode(query_mode m) { p_.header_.queries = m; }
     constexpr void set_forcing(teacher_forcing f) { p_.header_.forcing = f; }
     constexpr void set_heads(std::initializer_list<std::string_view> names) { set_heads(std::span<const std::string_view>(names.begin(), names.size())); }
     constexpr void set_heads(std::span<const std::string_view> names) {
@@ -533,6 +549,15 @@ public:
         const index_t s = num_slots();
         p_.slots_.push_back({pos, slot_kind::token});
         so = s;
+        return s;
+    }
+    // A slot holding the query token of position `pos` (RandAR's P slot): fed its own content in
+    // any step, at most once; it rotates with pos.
+    constexpr index_t add_query_slot(index_t pos) {
+        check_pos(pos, "add_query_slot");
+        check_slot_room("add_query_slot");
+        const index_t s = num_slots();
+        p_.slots_.push_back({pos, slot_kind::query});
         return s;
     }
     constexpr index_t add_transition_slot() {
@@ -575,9 +600,12 @@ public:
     // query_entry); returns its row within the step.
     constexpr index_t feed_query(index_t slot, index_t target) {
         require_open("feed_query");
-        if (slot < 0 || slot >= num_slots() || p_.slots_[static_cast<std::size_t>(slot)].kind != slot_kind::token)
-            throw error("feed_query: a query is written into a token slot; slot " + detail::itos(slot) + " is not one");
+        if (slot < 0 || slot >= num_slots() ||
+            (p_.slots_[static_cast<std::size_t>(slot)].kind != slot_kind::token && p_.slots_[static_cast<std::size_t>(slot)].kind != slot_kind::query))
+            throw error("feed_query: a query is written into a token or query slot; slot " + detail::itos(slot) + " is neither");
         check_pos(target, "feed_query");
+        if (p_.slots_[static_cast<std::size_t>(slot)] == slot_entry{target, slot_kind::query})
+            throw error("feed_query: slot " + detail::itos(slot) + " is position " + detail::itos(target) + "'s own query slot: feed() it");
         p_.queries_.push_back({static_cast<index_t>(p_.fed_.size()), target});
         ++p_.header_.num_queries;
         return feed(slot);
@@ -694,6 +722,10 @@ private:
                     if (step[qi->target] != s) [[unlikely]]
                         fail_rule("step " + detail::itos(s) + " feeds a query for position " + detail::itos(qi->target) + ", which step " +
                                   detail::itos(step[qi->target]) + " emits (a query predicts a position of its own step)");
+                    if (h.queries == query_mode::cross) {  // not written: its slot only names its target's
+                        ++qi;
+                        continue;
+                    }
                     const index_t target = slots[slot].index;
                     if (step[target] < s) [[unlikely]]
                         fail_rule("step " + detail::itos(s) + " writes a query into the slot of position " + detail::itos(target) + ", which step " +
@@ -762,7 +794,7 @@ private:
             case slot_kind::token: return step_of[e.index] < s;
             case slot_kind::prefix: return s == 0;
             case slot_kind::transition: return true;
-            case slot_kind::query: return false;  // no slot holds one (a query is a fed row's content)
+            case slot_kind::query: return true;  // a query needs nothing decoded
         }
         return false;
     }
