@@ -63,16 +63,25 @@ inline compare_row measure(const std::string& spec, const ordo::plan& p, const o
     const ordo::any_policy policy = ordo::parse_policy(spec);
     compare_row r{ordo::spec_of(policy), p.num_steps(), ordo::oracle::exact_kl(p.view(), sigma)};
     r.kl_mean = r.kl.total;
-    const auto* q = std::get_if<ordo::query_groups>(&policy);
-    if (!q || q->seed < 0 || seeds < 2) return r;
+    // the orders of seeds s+1 .. s+seeds-1 of a policy that draws its order from a seed
     std::vector<double> kls{r.kl.total};
-    for (int j = 1; j < seeds; ++j) {
-        ordo::query_groups other = *q;
-        other.seed = q->seed + j;
-        kls.push_back(ordo::oracle::exact_kl(ordo::make_plan(other, g).view(), sigma).total);
-    }
+    std::visit(
+        [&](const auto& q) {
+            if constexpr (requires { q.seed; }) {
+                bool fixed = q.seed < 0;  // the schedule alone, or an order given as data
+                if constexpr (requires { q.order; }) fixed = fixed || !q.order.empty();
+                for (int j = 1; j < seeds && !fixed; ++j) {
+                    auto other = q;
+                    other.seed = q.seed + j;
+                    kls.push_back(ordo::oracle::exact_kl(ordo::make_plan(other, g).view(), sigma).total);
+                }
+            }
+        },
+        policy);
+    if (kls.size() < 2) return r;
     double sum = 0, sq = 0;
     for (double k : kls) sum += k;
+    seeds = static_cast<int>(kls.size());
     r.kl_mean = sum / seeds;
     for (double k : kls) sq += (k - r.kl_mean) * (k - r.kl_mean);
     r.kl_sd = std::sqrt(sq / (seeds - 1));

@@ -1,6 +1,7 @@
 // The `ordo` command-line tool: plans, step maps and an overview of every built-in order.
 //   ordo plan --policy par:2x2 --grid 24x24 [--prefix 1] [--format json|text]
 //   ordo plan --plan saved.json [--format json|text]      (a plan saved by `ordo plan`, checked)
+//   ordo plan --policy randar:88 --grid 16x16 --order order.json   (a random order given as data)
 //   ordo show --policy nar --grid 16x16 [--color auto|always|never]
 //   ordo show --plan saved.json
 //   ordo overview [--grid 16x16]
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <ordo/io/json.hpp>
 #include <ordo/io/text_file.hpp>
 #include <ordo/ordo.hpp>
 #ifdef ORDO_WITH_EIGEN
@@ -27,11 +29,40 @@ ordo::plan_document load_plan(const std::string& path) {
     return ordo::plan_from_json(ordo::io::read_text_file(path, ordo::max_plan_json_bytes, "plan file"));
 }
 
-// The plan the options name: --plan FILE, or --policy on --grid with --prefix.
-ordo::plan_document named_plan(const std::string& file, const std::string& policy, const std::string& grid, int prefix) {
+// A generation order saved as a JSON list of raster cells (a random-order method's order as data:
+// RandAR's and ARPG's official orders come from torch's RNG).
+std::vector<ordo::index_t> load_order(const std::string& path) {
+    const std::string text = ordo::io::read_text_file(path, ordo::max_plan_json_bytes, "order file");
+    const ordo::detail::json_document doc(text, path, ordo::max_plan_json_bytes);
+    using jt = ordo::detail::json_document::type;
+    const auto& root = doc.at(doc.root());
+    if (root.kind != jt::array) throw ordo::error(path + ": an order is a JSON list of raster cells");
+    std::vector<ordo::index_t> order;
+    for (std::uint32_t i = 0; i < root.count; ++i) {
+        const auto& v = doc.at(doc.element(doc.root(), i));
+        if (v.kind != jt::number || !v.integral || v.number < 0 || v.number > ordo::max_grid_positions)
+            throw ordo::error(path + ": entry " + std::to_string(i) + " is not a cell index");
+        order.push_back(static_cast<ordo::index_t>(v.number));
+    }
+    return order;
+}
+
+// The plan the options name: --plan FILE, or --policy on --grid with --prefix (and --order FILE
+// for a random-order policy).
+ordo::plan_document named_plan(const std::string& file, const std::string& policy, const std::string& grid, int prefix,
+                               const std::string& order_file = "") {
     if (!file.empty()) return load_plan(file);
     if (policy.empty()) throw ordo::error("give --policy SPEC (with --grid) or --plan FILE");
-    const ordo::any_policy p = ordo::parse_policy(policy);
+    ordo::any_policy p = ordo::parse_policy(policy);
+    if (!order_file.empty()) {
+        const std::vector<ordo::index_t> order = load_order(order_file);
+        std::visit(
+            [&](auto& q) {
+                if constexpr (requires { q.order.assign(order.begin(), order.end()); }) q.order = order;
+                else throw ordo::error("--order gives a random-order policy its order (randar, arpg); " + q.spec() + " has its own");
+            },
+            p);
+    }
     return {ordo::spec_of(p), ordo::make_plan(p, ordo::parse_grid(grid), prefix)};
 }
 
@@ -72,21 +103,24 @@ int run_overview(const std::string& grid, const std::string& color) {
 int main(int argc, char** argv) {
     CLI::App app{"ordo: decode orders for autoregressive visual generation"};
     app.require_subcommand(1);
-    std::string policy, grid = "16x16", format = "json", color = "auto", plan_file;
+    std::string policy, grid = "16x16", format = "json", color = "auto", plan_file, order_file;
     int prefix = 1;
 
     auto* plan = app.add_subcommand("plan", "print the plan of a policy on a grid, or of a saved plan");
-    auto* plan_policy = plan->add_option("--policy", policy, "raster | par:HxW[+nar] | nar | zipar:W");
+    auto* plan_policy = plan->add_option("--policy", policy, "raster | par:HxW[+nar] | nar | zipar:W | lpd:... | randar:... | arpg:... (docs/orders.md)");
     auto* plan_grid = plan->add_option("--grid", grid, "HxW or TxHxW");
     plan_policy->needs(plan_grid);
     auto* plan_prefix = plan->add_option("--prefix", prefix, "conditioning rows before the image tokens")->capture_default_str();
     plan->add_option("--plan", plan_file, "a plan saved as JSON by `ordo plan` (read back and checked)")
         ->excludes(plan_policy)->excludes(plan_grid)->excludes(plan_prefix);
+    auto* plan_order = plan->add_option("--order", order_file, "a random-order policy's order (randar, arpg) as a JSON list of raster cells");
+    plan_order->needs(plan_policy);
     plan->add_option("--format", format, "json (the plan exchange format) or text")
         ->check(CLI::IsMember({"json", "text"}))->capture_default_str();
 
     auto* show = app.add_subcommand("show", "draw the step map of a policy on a grid, or of a saved plan");
-    auto* show_policy = show->add_option("--policy", policy, "raster | par:HxW[+nar] | nar | zipar:W");
+    auto* show_policy = show->add_option("--policy", policy, "raster | par:HxW[+nar] | nar | zipar:W | lpd:... | randar:... | arpg:...");
+    show->add_option("--order", order_file, "a random-order policy's order (randar, arpg) as a JSON list of raster cells")->needs(show_policy);
     auto* show_grid = show->add_option("--grid", grid, "HxW or TxHxW")->capture_default_str();
     show->add_option("--plan", plan_file, "a plan saved as JSON by `ordo plan`")->excludes(show_policy)->excludes(show_grid);
     show->add_option("--color", color, "auto, always or never")->check(CLI::IsMember({"auto", "always", "never"}))->capture_default_str();
@@ -110,8 +144,8 @@ int main(int argc, char** argv) {
         return app.exit(e);
     }
     try {
-        if (*plan) return run_plan(named_plan(plan_file, policy, grid, prefix), format);
-        if (*show) return run_show(named_plan(plan_file, policy, grid, 1), color);
+        if (*plan) return run_plan(named_plan(plan_file, policy, grid, prefix, order_file), format);
+        if (*show) return run_show(named_plan(plan_file, policy, grid, 1, order_file), color);
         if (*overview) return run_overview(grid, color);
 #ifdef ORDO_WITH_EIGEN
         if (*generate) return cli::run_generate(gen_args);

@@ -2,6 +2,7 @@
 // code did (tests/data/golden/structure, produced by running the official code; see its READMEs).
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -437,4 +438,205 @@ TEST_CASE("golden: the guidance ramps give RandAR's and ARPG's per-call CFG scal
     const ordo::cfg both{4.0f, -1, sched, ordo::cfg_ramp::linear_in_rank};
     CHECK_THROWS_WITH(both.scale_at({0, 0, 0, 1, 4}), Catch::Contains("a ramp takes no per-step schedule"));
     CHECK_THROWS_WITH(from_two.scale_at({0, 5, 0, 2, 4}), Catch::Contains("emission rank 5"));
+}
+
+// --- RandAR and ARPG (README-lpd-randar-arpg.md), given the golden order (the official orders
+// come from torch's RNG, which ordo does not reproduce). Every per-call field is derived from
+// ordo's plan file by its definition, as for LPD.
+namespace {
+int raster_of(const json& written, const json& cell) { return cell[0].get<int>() * written["grid"][1].get<int>() + cell[1].get<int>(); }
+
+// fed rows, sampled cells and slots written: RandAR's form
+json randar_reference_form(const json& written, int label) {
+    json ours = reference_form(written);  // each step's "visible", the training mask
+    json& pl = ours["plan"];
+    const int n = written["params"]["N"];
+    std::map<int, int> call_of;
+    for (const json& st : pl["steps"])
+        for (const json& smp : st["sampled"]) call_of[raster_of(written, smp["grid"])] = st["call"];
+    const ordo::cfg guidance{4.0f, -1, {}, ordo::cfg_ramp::linear_in_step_start, 1.0f};
+    auto fed_form = [&](json& f) {
+        if (f["what"] == "cls") {
+            f["label"] = label;
+            f["rope_pos"] = nullptr;
+        } else if (f["what"] == "token") {
+            f["raster_index"] = raster_of(written, f["grid"]);
+            f["rope_pos"] = f["grid"];
+        } else if (f["what"] == "query") {
+            f["what"] = "pos_instruction";
+            f["target_raster_index"] = raster_of(written, f["target_grid"]);
+        }
+    };
+    json& steps = pl["steps"];
+    int first = 0;
+    for (std::size_t k = 0; k < steps.size(); ++k) {
+        json& st = steps[k];
+        json uncond = json::array(), refed = json::array(), overwritten = json::array();
+        int kv_len = 0;
+        for (json& f : st["fed"]) {
+            kv_len = std::max(kv_len, f["slot"].get<int>() + 1);
+            fed_form(f);
+            if (f["what"] == "cls") {
+                json u = f;
+                u["label"] = 10;
+                uncond.push_back(u);
+            } else if (f["what"] == "token") {
+                f["produced_by_call"] = call_of.at(f["raster_index"].get<int>());
+            } else {
+                f["rope_pos"] = f["target_grid"];
+                if (call_of.at(f["target_raster_index"].get<int>()) < static_cast<int>(k)) refed.push_back(f["slot"]);
+            }
+        }
+        if (k + 1 < steps.size())
+            for (const json& q : st["input_pos"])
+                for (const json& next : steps[k + 1]["input_pos"])
+                    if (q == next) overwritten.push_back(q);
+        for (json& smp : st["sampled"]) smp["raster_index"] = raster_of(written, smp["grid"]);
+        const int m = static_cast<int>(st["sampled"].size());
+        st["fed_uncond_differs"] = uncond;
+        st["num_queries"] = m;
+        st["attended_kv_len"] = kv_len;
+        st["kv_written_slots"] = st["input_pos"];
+        st["refed_pos_instruction_slots"] = refed;
+        st["kv_slots_overwritten_next_call"] = overwritten;
+        st["cfg_scale"] = guidance.scale_at({static_cast<ordo::index_t>(k), first, first, first + m, n});
+        first += m;
+    }
+    json& tr = ours["train"];
+    for (json& f : tr["slots"]) {
+        fed_form(f);
+        f.erase("rope_pos");
+    }
+    for (json& row : tr["logit_rows"]) row["target_raster_index"] = raster_of(written, row["target_grid"]);
+    return ours;
+}
+
+// ARPG's form: the self-decoder's rows (kv_slot), the call's [MASK] queries apart
+json arpg_reference_form(const json& written, int label) {
+    json ours = json::object();
+    json steps = json::array();
+    std::map<int, int> call_of;
+    for (const json& st : written["plan"]["steps"])
+        for (const json& smp : st["sampled"]) call_of[raster_of(written, smp["grid"])] = st["call"];
+    const ordo::cfg guidance{4.0f, -1, {}, ordo::cfg_ramp::linear_in_step_end, 1.0f};
+    const int n = written["params"]["N"];
+    int kv = 0, first = 0;
+    for (const json& st : written["plan"]["steps"]) {
+        const int k = st["call"];
+        json fed = json::array(), uncond = json::array(), queries = json::array(), appended = json::array();
+        int tokens = 0;
+        for (const json& f : st["fed"]) {
+            if (f["what"] == "query") {
+                const int q = static_cast<int>(queries.size());
+                queries.push_back({{"query", q}, {"what", "mask_token"}, {"rope_pos", f["target_grid"]}, {"target_grid", f["target_grid"]},
+                                   {"target_raster_index", raster_of(written, f["target_grid"])}});
+                continue;
+            }
+            ++tokens;
+            appended.push_back(f["slot"]);
+            json g{{"kv_slot", f["slot"]}, {"what", f["what"]}};
+            if (f["what"] == "cls") {
+                g["label"] = label;
+                g["rope_pos"] = nullptr;
+                json u = g;
+                u["label"] = "none_conds_id (null class)";
+                uncond.push_back(u);
+            } else {
+                g["grid"] = f["grid"];
+                g["raster_index"] = raster_of(written, f["grid"]);
+                g["produced_by_call"] = call_of.at(raster_of(written, f["grid"]));
+                g["rope_pos"] = f["grid"];
+            }
+            fed.push_back(g);
+        }
+        kv += tokens;
+        // the self rows see the cache and their whole group (step-causal over slot_step); the
+        // queries everything written through the call
+        const std::vector<int> slot_step = written["plan"]["slot_step"];
+        json self_visible = json::array();
+        for (const json& f : fed) {
+            const int q = f["kv_slot"];
+            int end = 0;
+            while (end < static_cast<int>(slot_step.size()) && slot_step[static_cast<std::size_t>(end)] <= slot_step[static_cast<std::size_t>(q)]) ++end;
+            self_visible.push_back(json::array({json::array({0, q == 0 ? 1 : end})}));
+        }
+        json sampled = json::array();
+        const int rows_before = tokens;
+        for (const json& smp : st["sampled"]) {
+            json s{{"grid", smp["grid"]}, {"raster_index", raster_of(written, smp["grid"])}, {"from", json::array()}};
+            for (const json& c : smp["from"]) s["from"].push_back({{"query", c["input_row"].get<int>() - rows_before}, {"head", c["head"]}, {"weight", c["weight"]}});
+            sampled.push_back(s);
+        }
+        const int m = static_cast<int>(queries.size());
+        json step{{"call", k},
+                  {"kv_slots_appended", appended},
+                  {"fed", fed},
+                  {"fed_uncond_differs", uncond},
+                  {"self_visible", self_visible},
+                  {"num_queries", m},
+                  {"queries", queries},
+                  {"query_visible_shared_kv", json::array({json::array({0, kv})})},
+                  {"sampled", sampled},
+                  {"kv_len_after_call", kv},
+                  {"cfg_scale", guidance.scale_at({k, first, first, first + m, n})},
+                  {"sdpa_calls", json::array({json{{"q_len", tokens}, {"k_len", kv}, {"attn_mask_is_none", true}, {"is_causal", false}},
+                                              json{{"q_len", m}, {"k_len", kv}, {"attn_mask_is_none", true}, {"is_causal", false}}})}};
+        steps.push_back(step);
+        first += m;
+    }
+    ours["steps"] = steps;
+    return ours;
+}
+
+std::string order_file(const json& order) {
+    const std::string path = std::string(std::filesystem::temp_directory_path() / ("ordo_order_" + std::to_string(order.size()) + "_" +
+                                                                                   std::to_string(order[0].get<int>()) + ".json"));
+    std::ofstream(path) << order.dump();
+    return path;
+}
+}  // namespace
+
+TEST_CASE("golden: RandAR 16x16 in 88 calls, given the official order", "[golden][randar]") {
+    const json ref = load("randar_G16_s88_seed0.json");
+    ordo::interleaved_queries pol{88, 0, ref["order"].get<std::vector<ordo::index_t>>()};
+    const ordo::plan p = ordo::make_plan(pol, ordo::grid_shape::make(16, 16));
+    const json written = json::parse(ordo::plan_to_json(p, pol.spec()));
+    CHECK(written["plan"]["num_forward_calls"] == ref["plan"]["num_forward_calls"]);
+    CHECK((written["plan"]["num_slots"].get<int>() + 7) / 8 * 8 == ref["plan"]["kv_cache_len"].get<int>());  // find_multiple(1 + 2N, 8)
+    const json ours = randar_reference_form(written, 3);
+    CHECK(diff(ours["plan"]["steps"], ref["plan"]["steps"], "/plan/steps") == "");
+    // the training layout (the official train order is the same permutation here)
+    REQUIRE(ref["train_order"] == ref["order"]);
+    json ref_train = ref["train"];
+    ref_train.erase("mask_note");
+    CHECK(diff(ours["train"], ref_train, "/train") == "");
+    // the comparison notices a query that does not see the earlier queries of its call
+    json moved = written;
+    moved["plan"]["steps"][30]["fed"][2]["slot"] = moved["plan"]["steps"][30]["fed"][2]["slot"].get<int>() + 1;
+    CHECK(diff(randar_reference_form(moved, 3)["plan"]["steps"], ref["plan"]["steps"]) != "");
+#ifdef ORDO_CLI
+    const json cli = cli_plan("randar:88 --order " + order_file(ref["order"]), "16x16");
+    CHECK(diff(randar_reference_form(cli, 3)["plan"]["steps"], ref["plan"]["steps"], "/cli/plan/steps") == "");
+#endif
+}
+
+TEST_CASE("golden: ARPG 16x16 in 64 calls (arccos), given the official order", "[golden][arpg]") {
+    const json ref = load("arpg_G16_s64_seed0.json");
+    ordo::cross_queries pol{64, ordo::schedules::arpg_schedule::arccos, 0, ref["order"].get<std::vector<ordo::index_t>>()};
+    const ordo::plan p = ordo::make_plan(pol, ordo::grid_shape::make(16, 16));
+    const json written = json::parse(ordo::plan_to_json(p, pol.spec()));
+    CHECK(written["plan"]["num_forward_calls"] == ref["plan"]["num_forward_calls"]);
+    CHECK(written["query_mode"] == "cross");
+    CHECK(diff(arpg_reference_form(written, 3)["steps"], ref["plan"]["steps"], "/plan/steps") == "");
+    // a different schedule or order is noticed
+    ordo::cross_queries cosine = pol;
+    cosine.schedule = ordo::schedules::arpg_schedule::cosine;
+    CHECK(diff(arpg_reference_form(json::parse(ordo::plan_to_json(ordo::make_plan(cosine, p.header().grid), "")), 3)["steps"], ref["plan"]["steps"]) != "");
+    ordo::cross_queries seeded = pol;
+    seeded.order.clear();
+    CHECK(diff(arpg_reference_form(json::parse(ordo::plan_to_json(ordo::make_plan(seeded, p.header().grid), "")), 3)["steps"], ref["plan"]["steps"]) != "");
+#ifdef ORDO_CLI
+    const json cli = cli_plan("arpg:64 --order " + order_file(ref["order"]), "16x16");
+    CHECK(diff(arpg_reference_form(cli, 3)["steps"], ref["plan"]["steps"], "/cli/plan/steps") == "");
+#endif
 }

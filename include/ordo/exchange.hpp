@@ -82,7 +82,8 @@ inline void json_fed(std::string& o, const plan_view& p, const step_view& st, in
     o += "}, \"rope_grid\": "; json_coord(o, p.grid(), p.slots[static_cast<std::size_t>(slot)].index);
     o += '}';
 }
-inline void json_from(std::string& o, const plan_view& p, const step_view& st, index_t k, bool with_input_row) {
+// (query_slot non-empty: the training layout's slots, train_slot_of)
+inline void json_from(std::string& o, const plan_view& p, const step_view& st, index_t k, bool with_input_row, std::span<const index_t> query_slot = {}) {
     o += '[';
     bool first = true;
     for (const contribution& c : st.from(k)) {
@@ -90,7 +91,7 @@ inline void json_from(std::string& o, const plan_view& p, const step_view& st, i
         first = false;
         o += '{';
         if (with_input_row) { o += "\"input_row\": "; o += itos(c.row); o += ", "; }
-        o += "\"slot\": "; o += itos(st.fed[c.row]);
+        o += "\"slot\": "; o += itos(query_slot.empty() ? st.fed[c.row] : train_slot_of(st, c.row, query_slot));
         o += ", \"head\": "; json_string(o, p.header.head_names[c.head]); o += ", \"weight\": ";
         json_weight(o, c.weight);
         o += '}';
@@ -148,6 +149,7 @@ inline std::string plan_to_json(const plan_view& p, std::string_view policy_spec
     }
     o += "\"logit_rows\": [";
     {
+        const std::vector<index_t> query_slot = query_slots(p);
         index_t row = 0;
         for (index_t s = 0; s < p.num_slots(); ++s) {
             const slot_entry& e = p.slots[static_cast<std::size_t>(s)];
@@ -156,7 +158,7 @@ inline std::string plan_to_json(const plan_view& p, std::string_view policy_spec
             const step_view sv = p.step(st);
             if (row) o += ",\n";
             o += "{\"row\": "; o += itos(row++); o += ", \"target_grid\": "; json_coord(o, g, pos);
-            o += ", \"from\": "; json_from(o, p, sv, p.rank_of[static_cast<std::size_t>(pos)] - sv.first_rank, false);
+            o += ", \"from\": "; json_from(o, p, sv, p.rank_of[static_cast<std::size_t>(pos)] - sv.first_rank, false, query_slot);
             o += '}';
         }
     }

@@ -438,6 +438,23 @@ constexpr void own_feed_steps(const plan_view& p, std::span<index_t> own) {
         }
 }
 
+// query_slot[pos] = the slot holding position pos's query as its own content (RandAR's P slot),
+// -1 where the layout has none.
+constexpr std::vector<index_t> query_slots(const plan_view& p) {
+    std::vector<index_t> out(static_cast<std::size_t>(p.num_positions()), -1);
+    for (index_t s = 0; s < p.num_slots(); ++s)
+        if (const slot_entry& e = p.slots[static_cast<std::size_t>(s)]; e.kind == slot_kind::query) out[static_cast<std::size_t>(e.index)] = s;
+    return out;
+}
+// The slot of the training layout whose output is row r of step st: a query row written into
+// another slot in decoding (RandAR's later queries of a call) is, in training, its target's own
+// query slot (query_slots); every other row is its fed slot.
+constexpr index_t train_slot_of(const step_view& st, index_t r, std::span<const index_t> query_slot) {
+    const index_t t = st.query_target(r);
+    if (t >= 0 && query_slot[static_cast<std::size_t>(t)] >= 0) return query_slot[static_cast<std::size_t>(t)];
+    return st.fed[static_cast<std::size_t>(r)];
+}
+
 // True iff a and b hold the same plan: every header field and every array element equal (weights
 // bit for bit). Equal plans have equal digests.
 constexpr bool same_plan(const plan_view& a, const plan_view& b) {

@@ -4,6 +4,7 @@
 #include "policies/neighbor_frontier.hpp"
 #include "policies/next_set_wavefront.hpp"
 #include "policies/query_groups.hpp"
+#include "policies/random_queries.hpp"
 #include "policies/raster.hpp"
 #include "policies/region_parallel.hpp"
 

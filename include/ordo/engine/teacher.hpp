@@ -68,7 +68,9 @@ std::vector<float> teacher_forcing_logits(M& model, C& cache, const plan_view& p
         index_t value = e.index;  // transition: its index
         if (e.kind == slot_kind::prefix) value = label;
         else if (e.kind == slot_kind::token) value = tokens[static_cast<std::size_t>(e.index)];
-        inputs[static_cast<std::size_t>(s)] = {e.kind, e.index, value};
+        else if (e.kind == slot_kind::query) value = -1;
+        const bool placed = e.kind == slot_kind::token || e.kind == slot_kind::query;
+        inputs[static_cast<std::size_t>(s)] = {e.kind, e.index, value, placed ? e.index : -1};
     }
     const request req{label, 0, {}};
     const step_batch b{p, 0, 1, rows, heads, vocab, slots, rope, inputs, std::span<const request>(&req, 1), rows};
@@ -76,11 +78,12 @@ std::vector<float> teacher_forcing_logits(M& model, C& cache, const plan_view& p
     model.forward(b, cache, std::span<float>(out));
 
     std::vector<float> logits(static_cast<std::size_t>(n) * static_cast<std::size_t>(vocab), 0.0f);
+    const std::vector<index_t> query_slot = query_slots(p);
     for (index_t q = 0; q < n; ++q) {
         const step_view st = p.step(p.step_of[static_cast<std::size_t>(q)]);
         float* dst = logits.data() + static_cast<std::size_t>(q) * static_cast<std::size_t>(vocab);
         for (const contribution& c : st.from(p.rank_of[static_cast<std::size_t>(q)] - st.first_rank)) {
-            const index_t slot = st.fed[c.row];
+            const index_t slot = train_slot_of(st, c.row, query_slot);
             if (slot >= rows)
                 throw error("teacher forcing: position " + detail::itos(q) + " is predicted from slot " + detail::itos(slot) +
                             ", which the training layout does not feed");

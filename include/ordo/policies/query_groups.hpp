@@ -13,6 +13,55 @@
 
 namespace ordo {
 
+namespace detail {
+// Throws unless `s` is a list of group sizes >= 1 summing to the image grid `g` (`who` names the
+// method in the message).
+inline void check_group_sizes(const char* who, const grid_shape& g, std::span<const index_t> s) {
+    if (g.rank() != 2) throw error(std::string(who) + ": the grid " + g.str() + " has a time axis; " + who + " decodes image grids");
+    long long total = 0;
+    for (std::size_t k = 0; k < s.size(); ++k) {
+        if (s[k] < 1) throw error(std::string(who) + ": group " + itos(static_cast<long long>(k)) + " has size " + itos(s[k]) + "; every step emits a position");
+        total += s[k];
+    }
+    if (s.empty() || total != g.size())
+        throw error(std::string(who) + ": the group sizes sum to " + itos(total) + ", the grid " + g.str() + " has " + itos(g.size()) + " positions");
+}
+inline std::vector<index_t> identity_order(index_t n) {
+    std::vector<index_t> id(static_cast<std::size_t>(n));
+    for (index_t t = 0; t < n; ++t) id[static_cast<std::size_t>(t)] = t;
+    return id;
+}
+// Throws unless `order` is a permutation of the grid's cells.
+inline void check_order(const char* who, const grid_shape& g, std::span<const index_t> order) {
+    if (static_cast<index_t>(order.size()) != g.size())
+        throw error(std::string(who) + ": the order has " + itos(static_cast<long long>(order.size())) + " cells, the grid " + g.str() + " has " + itos(g.size()));
+    std::vector<char> seen(order.size());
+    for (const index_t c : order) {
+        if (c < 0 || c >= g.size() || seen[static_cast<std::size_t>(c)]) throw error(std::string(who) + ": the order is not a permutation of the grid's cells");
+        seen[static_cast<std::size_t>(c)] = 1;
+    }
+}
+// The group-query layout (LPD, ARPG): slot 1 + t holds generation index t (cell order[t]); step k
+// feeds the previous group's tokens (step 0: the class row), then one query row per position it
+// emits, in the slot of the token it predicts.
+inline void build_group_queries(plan_builder& b, std::span<const index_t> sizes, std::span<const index_t> order) {
+    for (const index_t cell : order) b.add_token_slot(cell);
+    index_t first = 0;  // c_k
+    for (std::size_t k = 0; k < sizes.size(); ++k) {
+        b.begin_step();
+        if (k == 0) b.feed(0);
+        else
+            for (index_t t = first - sizes[k - 1]; t < first; ++t) b.feed(1 + t);
+        for (index_t t = first; t < first + sizes[k]; ++t) {
+            const index_t cell = order[static_cast<std::size_t>(t)];
+            const index_t row = b.feed_query(1 + t, cell);
+            b.emit(cell, {{row, 0, 1.0f}});
+        }
+        first += sizes[k];
+    }
+}
+}  // namespace detail
+
 // LPD (mit-han-lab/lpd; per-call rule in shared/conventions/lpd-randar-arpg-sjd-scd.md §1c). A
 // schedule of group sizes g_0..g_{K-1} over a generation order: step k emits the g_k positions of
 // generation indices [c_k, c_k + g_k) (c_k = g_0 + ... + g_{k-1}). Slots: the class row, then
@@ -48,12 +97,8 @@ struct query_groups {
     // The generation order of `g`: cell of each generation index.
     std::vector<index_t> order(const grid_shape& g) const {
         const std::vector<index_t> s = sizes(g);
-        check_sizes(g, s);
-        if (seed < 0) {
-            std::vector<index_t> id(static_cast<std::size_t>(g.size()));
-            for (index_t t = 0; t < g.size(); ++t) id[static_cast<std::size_t>(t)] = t;
-            return id;
-        }
+        detail::check_group_sizes("lpd", g, s);
+        if (seed < 0) return detail::identity_order(g.size());
         return schedules::make_lpd_order(g, s, proximity, repulsion, static_cast<std::uint64_t>(seed)).order;
     }
 
@@ -64,20 +109,7 @@ struct query_groups {
         b.set_heads({"main"});
         b.set_encoding(position_encoding::cell_table);
         b.set_forcing(teacher_forcing::replay);
-        for (const index_t cell : ord) b.add_token_slot(cell);
-        index_t first = 0;  // c_k
-        for (std::size_t k = 0; k < s.size(); ++k) {
-            b.begin_step();
-            if (k == 0) b.feed(0);
-            else
-                for (index_t t = first - s[k - 1]; t < first; ++t) b.feed(1 + t);
-            for (index_t t = first; t < first + s[k]; ++t) {
-                const index_t cell = ord[static_cast<std::size_t>(t)];
-                const index_t row = b.feed_query(1 + t, cell);
-                b.emit(cell, {{row, 0, 1.0f}});
-            }
-            first += s[k];
-        }
+        detail::build_group_queries(b, s, ord);
     }
 
     std::string spec() const {
@@ -98,16 +130,6 @@ private:
         char buf[32];
         const auto r = std::to_chars(buf, buf + sizeof buf, v);
         return std::string(buf, r.ptr);
-    }
-    static void check_sizes(const grid_shape& g, std::span<const index_t> s) {
-        if (g.rank() != 2) throw error("lpd: the grid " + g.str() + " has a time axis; LPD decodes image grids");
-        long long total = 0;
-        for (std::size_t k = 0; k < s.size(); ++k) {
-            if (s[k] < 1) throw error("lpd: group " + detail::itos(static_cast<long long>(k)) + " has size " + detail::itos(s[k]) + "; every step emits a position");
-            total += s[k];
-        }
-        if (s.empty() || total != g.size())
-            throw error("lpd: the group sizes sum to " + detail::itos(total) + ", the grid " + g.str() + " has " + detail::itos(g.size()) + " positions");
     }
 };
 
