@@ -204,6 +204,9 @@ public:
     // for `sequences` (generate() calls this through check_fit).
     void prepare(const plan_view& p, index_t sequences) {
         models::llamagen::check_plan_fit(c_, p);
+        if (models::llamagen::has_query_rows(p))
+            throw error("the CUDA GPT does not embed query rows (RandAR's position instruction, rotated per row) yet; run this plan on the CPU backend "
+                        "(ordo::eigen::gpt_model)");
         use_plan(p);
         reserve(static_cast<std::size_t>(sequences) * static_cast<std::size_t>(std::max(p.max_rows_per_step(), p.header.train_slots)),
                 static_cast<std::size_t>(std::max(p.max_rows_per_step(), p.header.train_slots)), p.header.num_heads);
@@ -387,6 +390,8 @@ private:
         for (index_t r = 0; r < b.num_rows; ++r) h_rows_.data()[r] = row_info{b.slots[static_cast<std::size_t>(r)], b.rope[static_cast<std::size_t>(r)]};
         for (index_t s = 0; s < b.num_sequences; ++s)
             for (index_t r = 0; r < b.num_rows; ++r) {
+                if (b.input(s, r).kind == slot_kind::query)
+                    throw error("cuda gpt: row " + ordo::detail::itos(r) + " is a query row (RandAR's position instruction), which this backend does not embed yet");
                 const W* src = models::llamagen::embedding_row(*w_, c_, b, s, r);
                 h_src_.data()[static_cast<std::size_t>(s) * static_cast<std::size_t>(b.num_rows) + static_cast<std::size_t>(r)] = src;
             }

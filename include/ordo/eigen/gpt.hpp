@@ -1,8 +1,9 @@
-// ordo/eigen/gpt.hpp - the LlamaGen GPT on the CPU (fp32, Eigen), with PAR's transition tokens and
-// NAR's extra block + B head: an ordo model (model_for) over any ordo kv_cache.
+// ordo/eigen/gpt.hpp - the LlamaGen GPT on the CPU (fp32, Eigen), with PAR's transition tokens,
+// NAR's extra block + B head and RandAR's position instruction: an ordo model (model_for) over any
+// ordo kv_cache.
 //
-// One forward pass per step batch: embed every fed row (class label, token, M_i, or the token a
-// stand-in copies), run the blocks x + attn(RMSNorm(x)), x + ffn(RMSNorm(x)) with 2D RoPE from the
+// One forward pass per step batch: embed every fed row (class label, token, M_i, the token a
+// stand-in copies, or a query row's position-instruction vector rotated by its target's 2D RoPE), run the blocks x + attn(RMSNorm(x)), x + ffn(RMSNorm(x)) with 2D RoPE from the
 // batch's rope coordinates (a zero coordinate makes q and k exactly zero, as in the official code),
 // write K/V at each row's slot and attend to the slots the plan's mask lets it see. Head 0 (R, the
 // only head of LlamaGen and PAR) is norm/output after layer n_layer-1; head 1 (NAR's B) is
@@ -95,13 +96,20 @@ private:
                         ", the model needs " + ordo::detail::itos(c_.num_layers()) + " of width " + ordo::detail::itos(c_.kv_width()));
     }
 
-    // Row (s, r) of x = the embedding of what the row carries.
+    // Row (s, r) of x = the embedding of what the row carries. A query row (RandAR's P token): the
+    // position-instruction vector viewed [n_head, head_dim], each head rotated by the RoPE of the
+    // cell the row is at, which for a query is its target's (get_position_instruction_tokens).
     void embed(const step_batch& b) {
-        const std::size_t d = static_cast<std::size_t>(c_.dim);
+        const std::size_t d = static_cast<std::size_t>(c_.dim), hd = static_cast<std::size_t>(c_.head_dim());
         for (index_t s = 0; s < b.num_sequences; ++s)
             for (index_t r = 0; r < b.num_rows; ++r) {
                 const float* src = models::llamagen::embedding_row(*w_, c_, b, s, r);
-                std::copy(src, src + d, x_.data() + (static_cast<std::size_t>(s) * static_cast<std::size_t>(b.num_rows) + static_cast<std::size_t>(r)) * d);
+                float* dst = x_.data() + (static_cast<std::size_t>(s) * static_cast<std::size_t>(b.num_rows) + static_cast<std::size_t>(r)) * d;
+                std::copy(src, src + d, dst);
+                if (b.input(s, r).kind == slot_kind::query) {
+                    const rope_coord rc = row_rope(b, s, r);
+                    for (index_t h = 0; h < c_.n_head; ++h) rope(dst + static_cast<std::size_t>(h) * hd, rc);
+                }
             }
     }
 

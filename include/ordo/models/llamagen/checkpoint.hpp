@@ -21,6 +21,7 @@ namespace detail {
 inline std::string hint_for(const std::string& key, const gpt_config& c) {
     if (key.rfind("spe_tok_embeddings", 0) == 0) return " (a PAR checkpoint: set spe_token_num)";
     if (key.rfind("medusa_", 0) == 0) return " (a NAR checkpoint: set medusa_attention_num)";
+    if (key == "pos_instruct_embeddings") return " (a RandAR checkpoint: set position_instruction, or give RandAR's constructor args)";
     if (key.rfind("layers.", 0) == 0) return " (the checkpoint has more layers than the config's " + ordo::detail::itos(c.num_layers()) + ")";
     if (key.find("kv_cache") != std::string::npos || key.find("freqs_cis") != std::string::npos)
         return " (a runtime buffer saved with the weights: convert the checkpoint with examples/convert_checkpoint.py)";
@@ -52,7 +53,8 @@ inline gpt_weights load_weights(const io::safetensors& f, const gpt_config& c) {
 }
 
 // The variant fields of a size preset (vocabulary, classes, PAR transition tokens, NAR extra
-// blocks) read off a checkpoint's tensor shapes, so `--preset B` fits any B-sized checkpoint.
+// blocks, RandAR's position-instruction vector) read off a checkpoint's tensors, so `--preset B`
+// fits any B-sized checkpoint.
 inline gpt_config infer_variant(gpt_config base, const io::safetensors& f) {
     const io::tensor_info& tok = f.at("tok_embeddings.weight");
     const io::tensor_info& cls = f.at("cls_embedding.embedding_table.weight");
@@ -69,6 +71,13 @@ inline gpt_config infer_variant(gpt_config base, const io::safetensors& f) {
     if (const io::tensor_info* spe = f.find("spe_tok_embeddings.special_embeddings.weight")) {
         if (spe->shape.size() != 2 || spe->shape[0] > max_index) throw error("checkpoint " + f.source() + ": spe_tok_embeddings has shape " + spe->shape_str());
         base.transition_tokens = static_cast<index_t>(spe->shape[0]);
+    }
+    base.position_instruction = false;
+    if (const io::tensor_info* pi = f.find("pos_instruct_embeddings")) {
+        if (pi->shape != std::vector<std::int64_t>{1, base.dim})
+            throw error("checkpoint " + f.source() + ": pos_instruct_embeddings has shape " + pi->shape_str() + ", a GPT with dim " +
+                        ordo::detail::itos(base.dim) + " needs [1, " + ordo::detail::itos(base.dim) + "]");
+        base.position_instruction = true;
     }
     base.extra_blocks = 0;
     if (f.find("medusa_norm.weight"))

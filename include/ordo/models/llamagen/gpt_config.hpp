@@ -1,5 +1,5 @@
-// ordo/models/llamagen/gpt_config.hpp - the shape of a LlamaGen GPT and its PAR / NAR variants, the official
-// presets, and the tensors a checkpoint of that shape holds (official state-dict key names).
+// ordo/models/llamagen/gpt_config.hpp - the shape of a LlamaGen GPT and its PAR / NAR / RandAR variants, the
+// official presets, and the tensors a checkpoint of that shape holds (official state-dict key names).
 #pragma once
 
 #include <cmath>
@@ -41,6 +41,10 @@ struct gpt_config {
     float rope_base = 10000.0f;
     index_t transition_tokens = 0;     // PAR: spe_token_num (regions - 1), rows of the M_i table
     index_t extra_blocks = 0;          // NAR: medusa_attention_num, blocks between the R and the B head
+    // RandAR: the learned position-instruction vector pos_instruct_embeddings [1, dim]. A query row
+    // (slot_kind::query) embeds as it, viewed [n_head, head_dim] and rotated per head by the 2D RoPE
+    // of its target cell (then its q/k are rotated again inside attention, like every row).
+    bool position_instruction = false;
 
     index_t head_dim() const { return dim / n_head; }
     index_t kv_heads() const { return n_kv_head > 0 ? n_kv_head : n_head; }
@@ -104,6 +108,7 @@ struct gpt_config {
         s += ", vocab " + ordo::detail::itos(vocab_size) + ", classes " + ordo::detail::itos(num_classes) + ", ffn " + ordo::detail::itos(ffn_hidden());
         if (transition_tokens) s += ", PAR transition tokens " + ordo::detail::itos(transition_tokens);
         if (extra_blocks) s += ", NAR extra blocks " + ordo::detail::itos(extra_blocks);
+        if (position_instruction) s += ", RandAR position instruction";
         return s;
     }
 };
@@ -141,11 +146,14 @@ struct tensor_spec {
     std::vector<std::int64_t> shape;
 };
 
-// Every tensor a checkpoint of this config holds, in the order the weights are laid out.
+// Every tensor a checkpoint of this config holds, in the order the weights are laid out (the
+// official state-dict order: RandAR's pos_instruct_embeddings is a parameter of the root module, so
+// it comes first).
 inline std::vector<tensor_spec> checkpoint_tensors(const gpt_config& c) {
     c.validate();
     using v = std::vector<std::int64_t>;
     std::vector<tensor_spec> t;
+    if (c.position_instruction) t.push_back({"pos_instruct_embeddings", v{1, c.dim}});
     t.push_back({"cls_embedding.embedding_table.weight", v{c.label_rows(), c.dim}});
     t.push_back({"tok_embeddings.weight", v{c.vocab_size, c.dim}});
     if (c.transition_tokens) t.push_back({"spe_tok_embeddings.special_embeddings.weight", v{c.transition_tokens, c.dim}});

@@ -14,22 +14,38 @@
 
 namespace ordo::models::llamagen {
 
+// Does the plan feed query rows (RandAR's P slots, or queries written into other slots)?
+inline bool has_query_rows(const plan_view& p) {
+    if (p.header.num_queries > 0) return true;
+    for (const slot_entry& e : p.slots)
+        if (e.kind == slot_kind::query) return true;
+    return false;
+}
+
 // A config of any size given the variant a plan needs: PAR's transition tokens M_1..M_n, NAR's
-// extra block for the B head (for random weights; a checkpoint's variant is read off the file).
+// extra block for the B head, RandAR's position-instruction vector for query rows (for random
+// weights; a checkpoint's variant is read off the file).
 inline gpt_config fit_variant(gpt_config c, const plan_view& p) {
     c.transition_tokens = p.header.num_transitions;
     c.extra_blocks = p.header.num_heads > 1 ? 1 : 0;
+    c.position_instruction = has_query_rows(p);
     return c;
 }
 
 // Throws naming why a checkpoint of config `c` cannot run plan `p` (both backends check this in
-// prepare()): absolute positions, a time axis, a prefix length, PAR transition tokens or NAR heads
-// the checkpoint lacks.
+// prepare()): absolute positions, a time axis, a prefix length, PAR transition tokens, NAR heads or
+// RandAR's position-instruction vector the checkpoint lacks, or query rows that are not cached.
 inline void check_plan_fit(const gpt_config& c, const plan_view& p) {
     if (p.header.encoding != position_encoding::rope)
         throw error("the GPT backend uses 2D RoPE; this plan asks for absolute positions (a video order needs a model with learned positions)");
-    if (p.header.num_queries > 0)
-        throw error("the plan feeds query rows (LPD's position queries); the LlamaGen GPT has no query token (an LPD order needs an LPD checkpoint)");
+    if (has_query_rows(p)) {
+        if (p.header.queries != query_mode::in_cache)
+            throw error("the plan's query rows are not written to the cache (query_mode cross: ARPG's cross-decoder queries); the LlamaGen GPT "
+                        "writes and attends every row like a token (an ARPG order needs an ARPG checkpoint)");
+        if (!c.position_instruction)
+            throw error("a RandAR plan needs the position-instruction vector (pos_instruct_embeddings [1, " + ordo::detail::itos(c.dim) +
+                        "]) to embed its query rows; this checkpoint has none (it is not a RandAR checkpoint)");
+    }
     if (p.grid().frames() != 1)
         throw error("the GPT backend's 2D RoPE takes image grids; grid " + p.grid().str() + " has a time axis");
     if (p.header.prefix != c.cls_token_num)
@@ -55,6 +71,7 @@ struct gpt_tensors {
         const T* attn_norm;
         const T* ffn_norm;
     };
+    const T* pos_instruct = nullptr;  // RandAR: the position-instruction vector [dim] (unrotated)
     const T* cls = nullptr;
     const T* tok = nullptr;
     const T* transition = nullptr;  // PAR: row i is M_{i+1}
@@ -70,6 +87,7 @@ struct gpt_tensors {
         layers.clear();
         std::size_t i = 0;
         auto next = [&] { return base + offsets[i++]; };
+        pos_instruct = c.position_instruction ? next() : nullptr;
         cls = next();
         tok = next();
         transition = c.transition_tokens ? next() : nullptr;
@@ -91,8 +109,11 @@ struct gpt_tensors {
     }
 };
 
-// The embedding row of what row r of sequence s carries (the class label, a token, M_i, or what a
-// ZipAR stand-in copies), checked against the tables: a bad id is an error naming it.
+// The embedding row of what row r of sequence s carries (the class label, a token, M_i, what a
+// ZipAR stand-in copies, or RandAR's position-instruction vector for a query row), checked against
+// the tables: a bad id is an error naming it. A query row's embedding is this vector *rotated* per
+// head by the 2D RoPE of the row's target cell: a backend copies it and rotates the copy (the Eigen
+// GPT does; the CUDA GPT refuses query rows).
 template <class T>
 const T* embedding_row(const gpt_tensors<T>& w, const gpt_config& c, const step_batch& b, index_t s, index_t r) {
     const fed_input& in = b.input(s, r);
@@ -111,7 +132,11 @@ const T* embedding_row(const gpt_tensors<T>& w, const gpt_config& c, const step_
             if (in.value < 1 || in.value > c.transition_tokens)
                 throw error("gpt forward: transition token M_" + ordo::detail::itos(in.value) + " but the model has " + ordo::detail::itos(c.transition_tokens));
             return w.transition + static_cast<std::size_t>(in.value - 1) * d;
-        case slot_kind::query: break;  // refused by check_plan_fit; a hand-made batch gets the error below
+        case slot_kind::query:
+            if (!w.pos_instruct)
+                throw error("gpt forward: row " + ordo::detail::itos(r) + " is a query row (RandAR's position instruction), but the model has no "
+                            "position-instruction vector (pos_instruct_embeddings)");
+            return w.pos_instruct;
     }
     throw error("gpt forward: fed row " + ordo::detail::itos(r) + " carries no known kind of content");
 }

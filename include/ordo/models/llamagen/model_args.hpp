@@ -1,8 +1,12 @@
 // ordo/models/llamagen/model_args.hpp - a gpt_config from the official ModelArgs written as JSON
 // (`json.dumps(dataclasses.asdict(args))`): a bare object, or a file holding it under
-// "model_args" (the golden .weights.json files). Fields that do not shape the weights (dropouts,
-// init range, batch and sequence limits) are accepted and ignored; a shaping field of the wrong
-// type is an error naming it.
+// "model_args" (the golden .weights.json files), or RandAR's constructor keyword arguments under
+// "constructor_args" (RandARTransformer(**args): the same names). Fields that do not shape the
+// weights (dropouts, init range, batch and sequence limits) are accepted and ignored; a shaping
+// field of the wrong type is an error naming it. RandAR's own arguments (position_order,
+// num_inference_steps, zero_class_qk) mark a RandARTransformer, which always holds the
+// position-instruction vector: any of them sets gpt_config::position_instruction (as does ordo's
+// own "position_instruction": true/false).
 #pragma once
 
 #include <charconv>
@@ -39,8 +43,8 @@ public:
                 if (in_.peek() != '"') in_.syntax("expected a string key");
                 in_.string(&key);
                 in_.expect(':', "':' after a key");
-                if (key == "model_args") {
-                    if (in_.peek() != '{') fail("model_args", "an object");
+                if (key == "model_args" || key == "constructor_args") {
+                    if (in_.peek() != '{') fail(key, "an object");
                     c = read(depth + 1);  // the nested object is the config
                     found = true;
                 } else if (!found) {
@@ -72,6 +76,11 @@ private:
         else if (key == "rope_base") c.rope_base = real_float(key);
         else if (key == "spe_token_num") c.transition_tokens = null_or_integer(key, 0);
         else if (key == "medusa_attention_num") c.extra_blocks = null_or_integer(key, 0);
+        else if (key == "position_instruction") c.position_instruction = boolean(key);
+        else if (key == "position_order" || key == "num_inference_steps" || key == "zero_class_qk") {
+            in_.skip_value();  // RandARTransformer's own arguments: they shape no weight but mark the model
+            c.position_instruction = true;
+        }
         else if (key == "model_type") {
             std::string t;
             if (in_.peek() != '"') fail(key, "a string");
@@ -108,6 +117,13 @@ private:
         const auto n = in_.number();
         if (!n.integer || n.overflow || n.magnitude > static_cast<std::uint64_t>(max_index)) fail(key, "an integer in the 32-bit range");
         return n.negative ? -static_cast<index_t>(n.magnitude) : static_cast<index_t>(n.magnitude);
+    }
+    bool boolean(const std::string& key) {
+        const char c = in_.peek();
+        if (c != 't' && c != 'f') fail(key, "true or false");
+        const std::size_t at = in_.pos();
+        in_.skip_value();
+        return text_[at] == 't';
     }
     index_t null_or_integer(const std::string& key, index_t none) {
         if (in_.peek() == 'n') { in_.skip_value(); return none; }
