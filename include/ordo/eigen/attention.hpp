@@ -1,5 +1,5 @@
 // ordo/eigen/attention.hpp - the attention of a decode step, shared by every CPU model (gpt.hpp,
-// lpd.hpp): softmax(q k^T / sqrt(head_dim)) v per head over the kv slots a fed row may see under
+// lpd.hpp, arpg.hpp): softmax(q k^T / sqrt(head_dim)) v per head over the kv slots a fed row may see under
 // the plan's mask, read from any ordo kv_cache. attend_row() is the per-row core (also used by
 // one-pass training forwards that hold K/V in their own buffers).
 #pragma once
@@ -76,19 +76,28 @@ inline void attend_row(const attention_heads& a, const float* q, index_t n, inde
     }
 }
 
-// Attention of every row of step batch `b` at `layer`: row r of sequence s (q at
-// q + (s * num_rows + r) * q_stride) attends to the kv slots k < min(num_slots, kv_limit) with
-// mask(slots[r], k); a visible slot not written yet (written(), mask.hpp) counts as K = V = 0. The
-// result goes to out + (s * num_rows + r) * out_stride. The caller has written this step's K/V.
-template <class C, class Mask>
-void attend(const attention_heads& a, const float* q, std::size_t q_stride, C& cache, index_t layer, const step_batch& b, const Mask& mask, float* out,
-            std::size_t out_stride, attention_scratch& scratch) {
+// Row r's rotation in sequence s: the batch's per-row one, or, when requests bring their own
+// orders, the cell the row is at in that sequence (-1: a zero row).
+inline rope_coord row_rope(const step_batch& b, index_t s, index_t r) {
+    if (!b.per_request_positions) return b.rope[static_cast<std::size_t>(r)];
+    const index_t cell = b.input(s, r).cell;
+    return cell < 0 ? rope_coord{} : rope_coord{false, b.plan.grid().at(cell)};
+}
+
+// Attention of `count` rows of step batch `b` at `layer`: the i-th is batch row row_of(i); its q of
+// sequence s is at q + (s * count + i) * q_stride. It attends to the kv slots
+// k < min(num_slots, kv_limit) with mask(slots[row_of(i)], k); a visible slot not written yet
+// (written(), mask.hpp) counts as K = V = 0. The result goes to out + (s * count + i) * out_stride.
+// The caller has written this step's K/V.
+template <class C, class Mask, class RowOf>
+void attend_rows(const attention_heads& a, const float* q, std::size_t q_stride, C& cache, index_t layer, const step_batch& b, const Mask& mask, index_t count,
+                 RowOf&& row_of, float* out, std::size_t out_stride, attention_scratch& scratch) {
     const index_t slots = b.plan.num_slots(), kv_end = std::min(slots, b.kv_limit);
     scratch.reserve(slots, a.n_head);  // no-op once sized
     index_t* visible = scratch.visible.data();
     const std::size_t score_stride = static_cast<std::size_t>(scratch.slots);
-    for (index_t r = 0; r < b.num_rows; ++r) {
-        const index_t qs = b.slots[static_cast<std::size_t>(r)];
+    for (index_t i = 0; i < count; ++i) {
+        const index_t qs = b.slots[static_cast<std::size_t>(row_of(i))];
         index_t n = 0, zeros = 0;
         for (index_t kv = 0; kv < kv_end; ++kv)
             if (mask(qs, kv)) {
@@ -96,12 +105,22 @@ void attend(const attention_heads& a, const float* q, std::size_t q_stride, C& c
                 else ++zeros;
             }
         for (index_t s = 0; s < b.num_sequences; ++s) {
-            const std::size_t row = static_cast<std::size_t>(s) * static_cast<std::size_t>(b.num_rows) + static_cast<std::size_t>(r);
+            const std::size_t row = static_cast<std::size_t>(s) * static_cast<std::size_t>(count) + static_cast<std::size_t>(i);
             attend_row(
                 a, q + row * q_stride, n, zeros, [&](index_t j) { return cache.key(layer, s, visible[j]).data(); },
                 [&](index_t j) { return cache.value(layer, s, visible[j]).data(); }, scratch.scores.data(), score_stride, out + row * out_stride);
         }
     }
+}
+
+// Attention of every row of step batch `b` at `layer`: row r of sequence s (q at
+// q + (s * num_rows + r) * q_stride) attends to the kv slots k < min(num_slots, kv_limit) with
+// mask(slots[r], k); a visible slot not written yet (written(), mask.hpp) counts as K = V = 0. The
+// result goes to out + (s * num_rows + r) * out_stride. The caller has written this step's K/V.
+template <class C, class Mask>
+void attend(const attention_heads& a, const float* q, std::size_t q_stride, C& cache, index_t layer, const step_batch& b, const Mask& mask, float* out,
+            std::size_t out_stride, attention_scratch& scratch) {
+    attend_rows(a, q, q_stride, cache, layer, b, mask, b.num_rows, [](index_t r) { return r; }, out, out_stride, scratch);
 }
 
 }  // namespace ordo::eigen

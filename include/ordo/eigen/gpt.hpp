@@ -23,6 +23,7 @@
 #include "../models/llamagen/gpt_config.hpp"
 #include "../models/llamagen/gpt_weights.hpp"
 #include "attention.hpp"
+#include "layers.hpp"
 #include "skinny.hpp"
 
 namespace ordo::eigen {
@@ -33,11 +34,7 @@ class gpt_model {
 public:
     explicit gpt_model(const models::llamagen::gpt_weights& w) : w_(&w), c_(w.config()) {
         c_.validate();
-        const index_t hd2 = c_.head_dim() / 4;  // rotation pairs per axis
-        freqs_.resize(static_cast<std::size_t>(hd2));
-        for (index_t k = 0; k < hd2; ++k)  // fp32 as the official table: 1 / base^(2k / (head_dim/2))
-            freqs_[static_cast<std::size_t>(k)] =
-                1.0f / std::pow(c_.rope_base, static_cast<float>(2 * k) / static_cast<float>(c_.head_dim() / 2));
+        rope_ = rope_2d(c_.head_dim(), c_.rope_base);
     }
 
     const models::llamagen::gpt_config& config() const { return c_; }
@@ -113,41 +110,10 @@ private:
             }
     }
 
-    // out = x / rms(x) * weight, row by row (the official RMSNorm, in fp32)
+    // out = x / rms(x) * weight, row by row (layers.hpp)
     void rms_norm(const float* weight, std::size_t rows, std::vector<float>& out) const {
         const std::size_t d = static_cast<std::size_t>(c_.dim);
-        const cvec wv(weight, c_.dim);
-        for (std::size_t i = 0; i < rows; ++i) {
-            const cvec x(x_.data() + i * d, c_.dim);
-            const float inv = 1.0f / std::sqrt(x.squaredNorm() / static_cast<float>(c_.dim) + c_.norm_eps);
-            vec(out.data() + i * d, c_.dim) = (x * inv).cwiseProduct(wv);
-        }
-    }
-
-    // Rotates the interleaved pairs (x[2j], x[2j+1]) of one head: the first head_dim/4 pairs by
-    // row * f_j, the rest by col * f_(j - head_dim/4). A zero coordinate zeroes the head.
-    void rope(float* x, const rope_coord& rc) const {
-        const index_t hd = c_.head_dim(), q = hd / 4;
-        if (rc.zero) {
-            std::fill(x, x + hd, 0.0f);
-            return;
-        }
-        for (index_t j = 0; j < hd / 2; ++j) {
-            const float pos = static_cast<float>(j < q ? rc.at.h : rc.at.w);
-            const float angle = pos * freqs_[static_cast<std::size_t>(j < q ? j : j - q)];
-            const float c = std::cos(angle), s = std::sin(angle);
-            const float a = x[2 * j], bb = x[2 * j + 1];
-            x[2 * j] = a * c - bb * s;
-            x[2 * j + 1] = bb * c + a * s;
-        }
-    }
-
-    // Row r's rotation in sequence s: the batch's per-row one, or, when requests bring their own
-    // orders, the cell the row is at in that sequence (-1: a zero row).
-    static rope_coord row_rope(const step_batch& b, index_t s, index_t r) {
-        if (!b.per_request_positions) return b.rope[static_cast<std::size_t>(r)];
-        const index_t cell = b.input(s, r).cell;
-        return cell < 0 ? rope_coord{} : rope_coord{false, b.plan.grid().at(cell)};
+        eigen::rms_norm(x_.data(), d, rows, c_.dim, weight, c_.norm_eps, out.data(), d);
     }
 
     template <class C>
@@ -163,7 +129,7 @@ private:
             for (index_t r = 0; r < b.num_rows; ++r) {
                 float* q = qkv_.data() + (static_cast<std::size_t>(s) * static_cast<std::size_t>(b.num_rows) + static_cast<std::size_t>(r)) * qkv_w;
                 const rope_coord rc = row_rope(b, s, r);
-                for (index_t h = 0; h < nh + nkv; ++h) rope(q + static_cast<std::size_t>(h * hd), rc);
+                for (index_t h = 0; h < nh + nkv; ++h) rope_.rotate(q + static_cast<std::size_t>(h * hd), rc);
                 const float* k = q + static_cast<std::size_t>(nh * hd);
                 const float* v = k + static_cast<std::size_t>(nkv * hd);
                 std::span<float> kc = cache.key(l, s, b.slots[static_cast<std::size_t>(r)]), vc = cache.value(l, s, b.slots[static_cast<std::size_t>(r)]);
@@ -177,11 +143,7 @@ private:
         rms_norm(L.ffn_norm, rows, xn_);
         const std::size_t hidden = static_cast<std::size_t>(c_.ffn_hidden());
         skinny_gemm(L.w13, 2 * c_.ffn_hidden(), c_.dim, xn_.data(), static_cast<index_t>(rows), d, ffn_.data(), 2 * hidden);
-        for (std::size_t i = 0; i < rows; ++i) {
-            float* g = ffn_.data() + i * 2 * hidden;
-            const float* u = g + hidden;
-            for (std::size_t j = 0; j < hidden; ++j) g[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
-        }
+        swiglu(ffn_.data(), rows, hidden);
         skinny_gemm(L.w2, c_.dim, c_.ffn_hidden(), ffn_.data(), static_cast<index_t>(rows), 2 * hidden, xn_.data(), d);
         vec(x_.data(), static_cast<Eigen::Index>(rows * d)) += cvec(xn_.data(), static_cast<Eigen::Index>(rows * d));
     }
@@ -197,7 +159,7 @@ private:
 
     const models::llamagen::gpt_weights* w_;
     models::llamagen::gpt_config c_;
-    std::vector<float> freqs_;
+    rope_2d rope_;
     std::size_t rows_ = 0;
     std::vector<float> x_, xn_, attn_, qkv_, ffn_;
     attention_scratch attn_scratch_;

@@ -1,11 +1,17 @@
-// ordo/eigen/layers.hpp - the row-wise pieces of a ViT block on the CPU (fp32): LayerNorm with bias,
-// exact-erf GELU, a bias added to every row. (The GPT's RMSNorm and SwiGLU live in gpt.hpp.)
+// ordo/eigen/layers.hpp - the row-wise pieces of the CPU models' blocks (fp32): a ViT's LayerNorm with
+// bias, exact-erf GELU and a bias added to every row (LPD); a LlamaGen block's RMSNorm, SwiGLU and 2D
+// RoPE (the GPT, ARPG).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <vector>
+
+#include <Eigen/Core>
 
 #include "../config.hpp"
+#include "../plan.hpp"
 
 namespace ordo::eigen {
 
@@ -46,5 +52,62 @@ inline void add_bias(float* y, std::size_t stride, std::size_t rows, std::size_t
         for (std::size_t j = 0; j < n; ++j) yr[j] += bias[j];
     }
 }
+
+// out[i] = x[i] / rms(x[i]) * weight for each of `rows` rows of `dim` floats (LlamaGen's RMSNorm,
+// in fp32): x rows `x_stride` apart, out rows `out_stride` apart.
+inline void rms_norm(const float* x, std::size_t x_stride, std::size_t rows, index_t dim, const float* weight, float eps, float* out, std::size_t out_stride) {
+    using vec = Eigen::Map<Eigen::VectorXf>;
+    using cvec = Eigen::Map<const Eigen::VectorXf>;
+    const cvec wv(weight, dim);
+    for (std::size_t i = 0; i < rows; ++i) {
+        const cvec xr(x + i * x_stride, dim);
+        const float inv = 1.0f / std::sqrt(xr.squaredNorm() / static_cast<float>(dim) + eps);
+        vec(out + i * out_stride, dim) = (xr * inv).cwiseProduct(wv);
+    }
+}
+
+// SwiGLU in place: each of `rows` rows holds w1 x (hidden floats) then w3 x (hidden floats); the
+// first half becomes silu(w1 x) * w3 x.
+inline void swiglu(float* gu, std::size_t rows, std::size_t hidden) {
+    for (std::size_t i = 0; i < rows; ++i) {
+        float* g = gu + i * 2 * hidden;
+        const float* u = g + hidden;
+        for (std::size_t j = 0; j < hidden; ++j) g[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+    }
+}
+
+// LlamaGen's 2D RoPE (precompute_freqs_cis_2d + apply_rotary_emb) for one head of `head_dim`: the
+// interleaved pairs (x[2j], x[2j+1]), the first head_dim/4 rotated by row * f_j, the rest by
+// col * f_(j - head_dim/4), f_k = 1 / base^(2k / (head_dim/2)) in fp32 as the official table. A zero
+// coordinate (the class row's zero table row) zeroes the head.
+class rope_2d {
+public:
+    rope_2d() = default;
+    rope_2d(index_t head_dim, float base) : head_dim_(head_dim) {
+        const index_t hd2 = head_dim / 4;  // rotation pairs per axis
+        freqs_.resize(static_cast<std::size_t>(hd2));
+        for (index_t k = 0; k < hd2; ++k)
+            freqs_[static_cast<std::size_t>(k)] = 1.0f / std::pow(base, static_cast<float>(2 * k) / static_cast<float>(head_dim / 2));
+    }
+    void rotate(float* x, const rope_coord& rc) const {
+        const index_t hd = head_dim_, q = hd / 4;
+        if (rc.zero) {
+            std::fill(x, x + hd, 0.0f);
+            return;
+        }
+        for (index_t j = 0; j < hd / 2; ++j) {
+            const float pos = static_cast<float>(j < q ? rc.at.h : rc.at.w);
+            const float angle = pos * freqs_[static_cast<std::size_t>(j < q ? j : j - q)];
+            const float c = std::cos(angle), s = std::sin(angle);
+            const float a = x[2 * j], bb = x[2 * j + 1];
+            x[2 * j] = a * c - bb * s;
+            x[2 * j + 1] = bb * c + a * s;
+        }
+    }
+
+private:
+    index_t head_dim_ = 0;
+    std::vector<float> freqs_;
+};
 
 }  // namespace ordo::eigen
