@@ -262,11 +262,13 @@ TEST_CASE("zipar takes the windows the released code supports: 2..W-1", "[proper
     CHECK_THROWS_WITH(ordo::make_plan(ordo::next_set_wavefront{2}, ordo::grid_shape::make(8, 2)), Catch::Contains("at least 3 tokens wide"));
 }
 
-TEST_CASE("plans stay compact: at most 64 bytes per position", "[properties]") {
+TEST_CASE("plans stay compact: at most 64 bytes per position, 80 with a slot of its own per query", "[properties]") {
+    // (RandAR's layout has two slots per position, P_t and x_t, and feeds most queries twice)
     for (const auto& g : {ordo::grid_shape::make(24, 24), ordo::grid_shape::make(64, 64), ordo::grid_shape::make(8, 32, 32)})
         for (const auto& spec : ordo::builtin_policies(g)) {
             const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), g);
             INFO(spec << " " << g.str() << ": " << p.bytes() << " bytes");
-            CHECK(static_cast<double>(p.bytes()) / g.size() <= 64.0);
+            const bool query_slots = std::ranges::any_of(p.view().slots, [](const ordo::slot_entry& e) { return e.kind == ordo::slot_kind::query; });
+            CHECK(static_cast<double>(p.bytes()) / g.size() <= (query_slots ? 80.0 : 64.0));
         }
 }

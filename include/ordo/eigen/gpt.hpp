@@ -105,7 +105,7 @@ private:
                 std::copy(src, src + d, dst);
                 if (b.input(s, r).kind == slot_kind::query) {
                     const rope_coord rc = row_rope(b, s, r);
-                    for (index_t h = 0; h < c_.n_head; ++h) rope(dst + static_cast<std::size_t>(h) * hd, rc);
+                    for (index_t h = 0; h < c_.n_head; ++h) rope_.rotate(dst + static_cast<std::size_t>(h) * hd, rc);
                 }
             }
     }
