@@ -19,6 +19,7 @@
 #include <ordo/models/lpd/checkpoint.hpp>
 #include <ordo/ordo.hpp>
 
+#include "decode_helpers.hpp"
 #include "tolerance.hpp"
 
 using Catch::Contains;
@@ -386,52 +387,9 @@ TEST_CASE("lpd: a plan the model cannot run is a clear error", "[lpd][errors]") 
 
 namespace {
 
-// Runs `p` on the golden model for `reqs` (greedy, LPD's linear CFG ramp), with the cache memory
-// full of NaN (a slot read before the plan writes it would poison the logits), contiguous or paged
-// with pages out of order. f(session, step batch, logits) sees every step before it is committed.
-template <class Sampler, class F>
-std::vector<std::vector<ordo::index_t>> decode(const ordo::eigen::lpd_model& shared, const ordo::plan& p, const std::vector<ordo::request>& reqs,
-                                               float cfg, bool paged, Sampler sampler, F&& f) {
-    ordo::eigen::lpd_model model = shared;
-    ordo::session_options o;
-    o.guidance = {cfg, -1, {}, ordo::cfg_ramp::linear_in_rank};
-    o.null_label = model.null_label();
-    o.seed = 11;
-    ordo::session s(p.view(), std::span<const ordo::request>(reqs), sampler, model.vocab_size(), o);
-    const ordo::index_t len = ordo::kv_cache_len(p), layers = model.num_layers(), width = model.cache_width(), seqs = s.num_sequences();
-    std::vector<float> logits;
-    auto run = [&](auto& cache) {
-        ordo::check_fit(p.view(), model, cache, seqs);
-        while (!s.done()) {
-            const ordo::step_batch& b = s.next();
-            logits.resize(b.logits_size());
-            model.forward(b, cache, logits);
-            f(s, b, logits);
-            s.commit(logits);
-        }
-    };
-    if (!paged) {
-        std::vector<float> memory(ordo::contiguous_kv_cache<float>::required_size(layers, seqs, len, width), std::numeric_limits<float>::quiet_NaN());
-        ordo::contiguous_kv_cache<float> cache(std::span<float>(memory), layers, seqs, len, width);
-        run(cache);
-    } else {
-        const ordo::index_t page = 16, per = (len + page - 1) / page;
-        std::vector<float> pages(static_cast<std::size_t>(seqs * per) * 2 * static_cast<std::size_t>(layers * page * width),
-                                 std::numeric_limits<float>::quiet_NaN());
-        std::vector<ordo::index_t> indptr{0}, indices;
-        for (ordo::index_t q = 0; q < seqs; ++q) {
-            for (ordo::index_t k = 0; k < per; ++k) indices.push_back(k * seqs + (seqs - 1 - q));
-            indptr.push_back(static_cast<ordo::index_t>(indices.size()));
-        }
-        ordo::paged_kv_cache<float> cache(pages, layers, page, width, indptr, indices);
-        run(cache);
-    }
-    std::vector<std::vector<ordo::index_t>> out;
-    for (ordo::index_t i = 0; i < s.num_requests(); ++i) out.emplace_back(s.tokens(i).begin(), s.tokens(i).end());
-    return out;
-}
-
 const auto kGreedy = ordo::make_sampler(ordo::top_k{1}, ordo::greedy{});
+ordo::cfg lpd_cfg(float scale) { return {scale, -1, {}, ordo::cfg_ramp::linear_in_rank}; }
+using decode_helpers::decode;
 
 }  // namespace
 
@@ -459,7 +417,7 @@ TEST_CASE("lpd: every call's logits and the greedy tokens equal the official sam
             if (per_request) req.order = order;
             float worst = 0.0f;
             std::vector<float> mixed(64);
-            const auto got = decode(model, per_request ? schedule : baked, {req}, run["cfg"].get<float>(), paged, kGreedy,
+            const auto got = decode(model, per_request ? schedule : baked, {req}, lpd_cfg(run["cfg"].get<float>()), model.null_label(), paged, kGreedy,
                                     [&](auto& s, const ordo::step_batch& b, std::span<const float> logits) {
                                         char key[16];
                                         std::snprintf(key, sizeof key, "step_%03d", b.step);
@@ -512,14 +470,14 @@ TEST_CASE("lpd: three requests with three orders in one batch get the tokens eac
     for (int i = 0; i < 3; ++i) reqs.push_back({i + 1, static_cast<std::uint64_t>(40 + i), {}, orders[static_cast<std::size_t>(i)]});
     const auto sampler = ordo::make_sampler(ordo::temperature{1.0f}, ordo::top_k{16}, ordo::multinomial{});
     const auto nothing = [](auto&, const ordo::step_batch&, std::span<const float>) {};
-    const auto together = decode(model, schedule, reqs, 4.0f, false, sampler, nothing);
+    const auto together = decode(model, schedule, reqs, lpd_cfg(4.0f), model.null_label(), false, sampler, nothing);
     for (std::size_t i = 0; i < reqs.size(); ++i) {
         INFO("request " << i);
-        CHECK(decode(model, schedule, {reqs[i]}, 4.0f, true, sampler, nothing)[0] == together[i]);
+        CHECK(decode(model, schedule, {reqs[i]}, lpd_cfg(4.0f), model.null_label(), true, sampler, nothing)[0] == together[i]);
         const ordo::plan baked = ordo::make_plan(ordo::parse_policy("lpd:20,seed=" + std::to_string(i)), g);
         ordo::request plain = reqs[i];
         plain.order = {};
-        CHECK(decode(model, baked, {plain}, 4.0f, false, sampler, nothing)[0] == together[i]);
+        CHECK(decode(model, baked, {plain}, lpd_cfg(4.0f), model.null_label(), false, sampler, nothing)[0] == together[i]);
     }
     CHECK(together[0] != together[1]);
 }

@@ -22,10 +22,12 @@
 #include <ordo/ordo.hpp>
 
 #include "gpt_helpers.hpp"
+#include "decode_helpers.hpp"
 
 using Catch::Contains;
 namespace llamagen = ordo::models::llamagen;
 namespace io = ordo::io;
+using json = nlohmann::json;
 using gpt_helpers::max_abs_diff;
 using gpt_helpers::read_f32;
 using ordo::index_t;
@@ -431,4 +433,33 @@ TEST_CASE("randar: the P token is the vector rotated by its target's RoPE, and t
     INFO("P rotated in the test: max |diff| = " << rotated << "; unrotated: " << unrotated);
     CHECK(rotated < kTolerance);
     CHECK(unrotated > 1e-3f);
+}
+
+TEST_CASE("randar: every call's logits and the greedy tokens equal the official generate(), with CFG", "[randar][golden]") {
+    const golden g = load_golden();
+    const json run = json::parse(slurp(e2e(kCase + ".json")));
+    const ordo::eigen::gpt_model model(g.weights);
+    const io::safetensors lf = io::safetensors::open(e2e(kCase + ".logits.safetensors"));
+    const ordo::grid_shape grid = ordo::grid_shape::make(16, 16);
+    const std::vector<index_t> order = run["order"].get<std::vector<index_t>>();
+    std::vector<index_t> want;
+    for (const auto& row : run["tokens_raster"]) for (int t : row) want.push_back(t);
+    const std::vector<float> scales = run["cfg_scales"].get<std::vector<float>>();
+    const ordo::cfg guidance{scales[1], -1, {}, ordo::cfg_ramp::linear_in_step_start, scales[0]};
+    const auto greedy = ordo::make_sampler(ordo::top_k{1}, ordo::greedy{});
+    // the order in the plan, and the schedule with the order as the request's position table
+    const ordo::plan baked = ordo::make_plan(ordo::interleaved_queries{88, 0, order}, grid);
+    const ordo::plan schedule = ordo::make_plan(ordo::parse_policy("randar:88,seed=request"), grid);
+    REQUIRE(baked.num_steps() == run["num_forward_calls"].get<int>());
+    for (const bool per_request : {false, true})
+        for (const bool paged : {false, true}) {
+            INFO((per_request ? "schedule + position table" : "order in the plan") << (paged ? ", paged cache" : ", contiguous cache"));
+            ordo::request req{run["label"].get<int>(), 0, {}, {}};
+            if (per_request) req.order = order;
+            decode_helpers::golden_steps steps{lf, kVocab};
+            const auto got = decode_helpers::decode(model, per_request ? schedule : baked, {req}, guidance, g.cfg.null_label(), paged, greedy, steps);
+            INFO("max |diff| over all calls = " << steps.worst << " (smallest top-1/top-2 margin " << run["min_top1_top2_margin"].get<double>() << ")");
+            CHECK(steps.worst < 1e-4f);
+            CHECK(got[0] == want);
+        }
 }
