@@ -26,7 +26,8 @@ int run_compare(const compare_args& a);
 // `ordo generate` (generate.cpp)
 struct generate_args {
     std::string weights, config, preset, policy = "raster", grid = "16x16", out, save_weights;
-    std::string cfg_schedule;  // LPD's: "linear" (its default) or "constant"; empty: the family's default
+    std::string cfg_schedule;
+    std::string order;  // a random-order policy's order, a JSON file (cli/order_file.hpp)  // LPD's: "linear" (its default) or "constant"; empty: the family's default
     int label = 0, top_k = 0, batch = 1, cfg_interval = -1;
     float cfg = 4.0f, top_p = 1.0f, temperature = 1.0f;
     std::uint64_t seed = 0, weights_seed = 0;

@@ -1,5 +1,6 @@
-// `ordo generate`: run a LlamaGen / PAR / NAR or LPD checkpoint on the CPU backend under any decode order.
+// `ordo generate`: run a LlamaGen / PAR / NAR, RandAR, LPD or ARPG checkpoint on the CPU backend under any decode order it fits.
 //   ordo generate --weights lpd.safetensors --config lpd.json --policy lpd:20 --grid 16x16 --class 3 --cfg 4 --out t.json
+//   (RandAR: a GPT checkpoint with pos_instruct_embeddings, randar:88; ARPG: arpg:64 with its checkpoint)
 //   ordo generate --weights W.safetensors (--config W.json | --preset B) --policy par:2x2 --grid 24x24
 //                 --class 207 [--cfg 4] [--top-k 0] [--top-p 1] [--temperature 1] [--seed 0] [--batch 1]
 //                 --out tokens.json
@@ -16,12 +17,15 @@
 #include <nlohmann/json.hpp>
 #include <ordo/models/llamagen/checkpoint.hpp>
 #include <ordo/eigen/gpt.hpp>
+#include <ordo/eigen/arpg.hpp>
 #include <ordo/eigen/lpd.hpp>
+#include <ordo/models/arpg/checkpoint.hpp>
 #include <ordo/models/lpd/checkpoint.hpp>
 #include <ordo/models/llamagen/model_args.hpp>
 #include <ordo/ordo.hpp>
 
 #include "commands.hpp"
+#include "order_file.hpp"
 
 namespace cli {
 
@@ -36,10 +40,12 @@ void add_generate(CLI::App& app, generate_args& a, CLI::App*& cmd) {
     c->excludes(p);
     cmd->add_option("--policy", a.policy, "raster | par:HxW[+nar] | nar | zipar:W | lpd:STEPS[,KEY=VALUE...] (docs/orders.md)")->capture_default_str();
     cmd->add_option("--grid", a.grid, "token grid HxW")->capture_default_str();
+    cmd->add_option("--order", a.order, "a random-order policy's order (randar, arpg) as a JSON list of raster cells");
     cmd->add_option("--class", a.label, "class label")->capture_default_str();
     cmd->add_option("--cfg", a.cfg, "classifier-free guidance scale (<= 1: off)")->capture_default_str();
     cmd->add_option("--cfg-interval", a.cfg_interval, "guide only the first N+2 steps (-1: all)")->capture_default_str();
-    cmd->add_option("--cfg-schedule", a.cfg_schedule, "LPD: linear (scale 1 + (cfg-1) t/N for generation index t, the default) or constant")
+    cmd->add_option("--cfg-schedule", a.cfg_schedule,
+                    "LPD, RandAR, ARPG: linear (the method's ramp to --cfg: LPD per token, RandAR and ARPG per call; the default) or constant")
         ->check(CLI::IsMember({"linear", "constant"}));
     cmd->add_option("--top-k", a.top_k, "keep the k most likely tokens (0: off)")->check(CLI::NonNegativeNumber)->capture_default_str();
     cmd->add_option("--top-p", a.top_p, "nucleus mass in (0, 1] (1: off)")->capture_default_str();
@@ -85,12 +91,15 @@ int run_model(const generate_args& a, Model& model, const family_info& fam, cons
         throw ordo::error("generate: --class " + std::to_string(a.label) + " outside 0.." + std::to_string(fam.num_classes - 1));
     // LPD's seed=request: image i decodes its own order (the generator's, seed i), as LPD evaluates
     std::vector<std::vector<ordo::index_t>> orders;
+    // (RandAR's is per image too; ARPG's one order per batch is its plan's)
     if (const auto* q = std::get_if<ordo::query_groups>(&policy); q && q->seed < 0)
         for (int i = 0; i < a.batch; ++i) {
             ordo::query_groups seeded = *q;
             seeded.seed = i;
             orders.push_back(seeded.order(grid));
         }
+    if (const auto* q = std::get_if<ordo::interleaved_queries>(&policy); q && q->seed < 0)
+        for (int i = 0; i < a.batch; ++i) orders.push_back(ordo::schedules::random_order(grid.size(), static_cast<std::uint64_t>(i)));
     std::vector<ordo::request> requests;
     for (int i = 0; i < a.batch; ++i)
         requests.push_back({a.label, static_cast<std::uint64_t>(i), {}, orders.empty() ? std::span<const ordo::index_t>{} : std::span<const ordo::index_t>(orders[static_cast<std::size_t>(i)])});
@@ -129,7 +138,7 @@ int run_model(const generate_args& a, Model& model, const family_info& fam, cons
     j["steps"] = plan.num_steps();
     j["class"] = a.label;
     j["cfg"] = a.cfg;
-    j["cfg_schedule"] = fam.ramp == ordo::cfg_ramp::linear_in_rank ? "linear" : "constant";
+    j["cfg_schedule"] = fam.ramp == ordo::cfg_ramp::per_step ? "constant" : "linear";
     j["seed"] = a.seed;
     j["batch"] = a.batch;
     if (!orders.empty()) j["orders"] = orders;
@@ -147,8 +156,43 @@ int run_model(const generate_args& a, Model& model, const family_info& fam, cons
     return 0;
 }
 
-// LPD checkpoints carry mask_token and fake_latent; LlamaGen's (and PAR's, NAR's) never do.
-bool is_lpd_checkpoint(const ordo::io::safetensors& f) { return f.find("mask_token") != nullptr || f.find("fake_latent") != nullptr; }
+// The model family a checkpoint belongs to, by keys only it has: LPD's mask_token / fake_latent,
+// ARPG's one embeddings table and two decoders; else the LlamaGen GPT (RandAR's adds
+// pos_instruct_embeddings to it).
+enum class family { llamagen, lpd, arpg };
+family family_of(const ordo::io::safetensors& f) {
+    if (f.find("mask_token") != nullptr || f.find("fake_latent") != nullptr) return family::lpd;
+    if (f.find("embeddings.weight") != nullptr || f.find("layers.norm.weight") != nullptr) return family::arpg;
+    return family::llamagen;
+}
+const char* family_name(family m) { return m == family::lpd ? "an LPD" : m == family::arpg ? "an ARPG" : "a LlamaGen-family"; }
+// The family a policy decodes with.
+family family_of(const ordo::any_policy& p) {
+    if (std::holds_alternative<ordo::query_groups>(p)) return family::lpd;
+    if (std::holds_alternative<ordo::cross_queries>(p)) return family::arpg;
+    return family::llamagen;
+}
+void check_family(const ordo::io::safetensors& f, const generate_args& a, const ordo::any_policy& p) {
+    const family have = family_of(f), want = family_of(p);
+    if (have != want)
+        throw ordo::error("generate: " + a.weights + " is " + family_name(have) + " checkpoint; " + a.policy + " decodes with " + family_name(want) +
+                          " model (lpd:... needs LPD, arpg:... ARPG, randar:... a RandAR GPT, the other orders a LlamaGen / PAR / NAR GPT)");
+}
+
+// The guidance rule of a policy's method: LPD's per token, RandAR's and ARPG's per call ("linear",
+// their default), or one scale for every step ("constant", LlamaGen's).
+ordo::cfg_ramp ramp_of(const generate_args& a, const ordo::any_policy& p) {
+    const bool ramped = std::holds_alternative<ordo::query_groups>(p) || std::holds_alternative<ordo::interleaved_queries>(p) ||
+                        std::holds_alternative<ordo::cross_queries>(p);
+    if (!ramped) {
+        if (a.cfg_schedule == "linear")
+            throw ordo::error("generate: --cfg-schedule linear is LPD's, RandAR's and ARPG's; a LlamaGen-family order guides every step with one scale");
+        return ordo::cfg_ramp::per_step;
+    }
+    if (a.cfg_schedule == "constant") return ordo::cfg_ramp::per_step;
+    if (std::holds_alternative<ordo::query_groups>(p)) return ordo::cfg_ramp::linear_in_rank;
+    return std::holds_alternative<ordo::interleaved_queries>(p) ? ordo::cfg_ramp::linear_in_step_start : ordo::cfg_ramp::linear_in_step_end;
+}
 
 int run_lpd(const generate_args& a, const ordo::any_policy& policy, const ordo::grid_shape& grid, const ordo::plan& plan) {
     namespace lpd = ordo::models::lpd;
@@ -159,16 +203,33 @@ int run_lpd(const generate_args& a, const ordo::any_policy& policy, const ordo::
         weights = lpd::random_weights(c, a.weights_seed);
     } else {
         const ordo::io::safetensors file = ordo::io::safetensors::open(a.weights);
-        if (!is_lpd_checkpoint(file))
-            throw ordo::error("generate: " + a.weights + " is not an LPD checkpoint (no mask_token / fake_latent); " + a.policy +
-                              " decodes with LPD's query tokens: give an LPD checkpoint, or a LlamaGen-family order (raster, par, nar, zipar)");
+        check_family(file, a, policy);
         const ordo::index_t heads = a.config.empty() ? lpd::make_preset(a.preset, grid.size()).num_heads : lpd::num_heads_from_weights_json(a.config);
         weights = lpd::load_checkpoint(file, heads);
     }
     if (!a.save_weights.empty()) lpd::save_weights(weights, a.save_weights);
     ordo::eigen::lpd_model model(weights);
-    const family_info fam{"LPD " + weights.config().str(), weights.config().num_classes, model.null_label(),
-                          a.cfg_schedule == "constant" ? ordo::cfg_ramp::per_step : ordo::cfg_ramp::linear_in_rank, static_cast<double>(weights.bytes())};
+    const family_info fam{"LPD " + weights.config().str(), weights.config().num_classes, model.null_label(), ramp_of(a, policy),
+                          static_cast<double>(weights.bytes())};
+    return run_model(a, model, fam, policy, grid, plan, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+int run_arpg(const generate_args& a, const ordo::any_policy& policy, const ordo::grid_shape& grid, const ordo::plan& plan) {
+    namespace arpg = ordo::models::arpg;
+    const auto t0 = std::chrono::steady_clock::now();
+    arpg::arpg_weights weights;
+    if (a.random_weights) {
+        weights = arpg::random_weights(arpg::make_preset(a.preset), a.weights_seed);
+    } else {
+        const ordo::io::safetensors file = ordo::io::safetensors::open(a.weights);
+        check_family(file, a, policy);
+        const ordo::index_t heads = a.config.empty() ? arpg::make_preset(a.preset).n_head : arpg::n_head_from_weights_json(a.config);
+        weights = arpg::load_checkpoint(file, heads);
+    }
+    if (!a.save_weights.empty()) arpg::save_weights(weights, a.save_weights);
+    ordo::eigen::arpg_model model(weights);
+    const family_info fam{"ARPG " + weights.config().str(), weights.config().num_classes, model.null_label(), ramp_of(a, policy),
+                          static_cast<double>(weights.bytes())};
     return run_model(a, model, fam, policy, grid, plan, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
@@ -179,12 +240,13 @@ int run_generate(const generate_args& a) {
     if (!a.random_weights && a.weights.empty()) throw ordo::error("generate: give --weights FILE.safetensors or --random-weights");
     if (a.config.empty() && a.preset.empty()) throw ordo::error("generate: give --config FILE.json or --preset NAME");
     const auto t0 = clock::now();
-    const ordo::any_policy policy = ordo::parse_policy(a.policy);
+    ordo::any_policy policy = ordo::parse_policy(a.policy);
+    if (!a.order.empty()) give_order(policy, load_order(a.order));
     const ordo::grid_shape grid = ordo::parse_grid(a.grid);
     const ordo::plan plan = ordo::make_plan(policy, grid);
-    if (std::holds_alternative<ordo::query_groups>(policy)) return run_lpd(a, policy, grid, plan);
-    if (a.cfg_schedule == "linear")
-        throw ordo::error("generate: --cfg-schedule linear is LPD's; a LlamaGen-family order guides every step with one scale");
+    if (family_of(policy) == family::lpd) return run_lpd(a, policy, grid, plan);
+    if (family_of(policy) == family::arpg) return run_arpg(a, policy, grid, plan);
+    const ordo::cfg_ramp ramp = ramp_of(a, policy);
 
     // the model: config, then weights straight into their arena
     ordo::models::llamagen::gpt_config cfg = a.config.empty() ? ordo::models::llamagen::make_preset(a.preset)
@@ -196,14 +258,13 @@ int run_generate(const generate_args& a) {
         weights = ordo::models::llamagen::random_weights(cfg, a.weights_seed);
     } else {
         const ordo::io::safetensors file = ordo::io::safetensors::open(a.weights);
-        if (is_lpd_checkpoint(file))
-            throw ordo::error("generate: " + a.weights + " is an LPD checkpoint; it decodes under lpd:... policies, not " + a.policy);
+        check_family(file, a, policy);
         if (a.config.empty()) cfg = ordo::models::llamagen::infer_variant(cfg, file);
         weights = ordo::models::llamagen::load_weights(file, cfg);
     }
     if (!a.save_weights.empty()) ordo::models::llamagen::save_weights(weights, a.save_weights);
     ordo::eigen::gpt_model model(weights);
-    const family_info fam{cfg.str(), cfg.num_classes, cfg.null_label(), ordo::cfg_ramp::per_step, static_cast<double>(weights.bytes())};
+    const family_info fam{cfg.str(), cfg.num_classes, cfg.null_label(), ramp, static_cast<double>(weights.bytes())};
     return run_model(a, model, fam, policy, grid, plan, std::chrono::duration<double>(clock::now() - t0).count());
 }
 

@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <ordo/io/json.hpp>
 #include <ordo/io/text_file.hpp>
 #include <ordo/ordo.hpp>
+#include "order_file.hpp"
 #ifdef ORDO_WITH_EIGEN
 #include "commands.hpp"
 #endif
@@ -29,24 +29,6 @@ ordo::plan_document load_plan(const std::string& path) {
     return ordo::plan_from_json(ordo::io::read_text_file(path, ordo::max_plan_json_bytes, "plan file"));
 }
 
-// A generation order saved as a JSON list of raster cells (a random-order method's order as data:
-// RandAR's and ARPG's official orders come from torch's RNG).
-std::vector<ordo::index_t> load_order(const std::string& path) {
-    const std::string text = ordo::io::read_text_file(path, ordo::max_plan_json_bytes, "order file");
-    const ordo::detail::json_document doc(text, path, ordo::max_plan_json_bytes);
-    using jt = ordo::detail::json_document::type;
-    const auto& root = doc.at(doc.root());
-    if (root.kind != jt::array) throw ordo::error(path + ": an order is a JSON list of raster cells");
-    std::vector<ordo::index_t> order;
-    for (std::uint32_t i = 0; i < root.count; ++i) {
-        const auto& v = doc.at(doc.element(doc.root(), i));
-        if (v.kind != jt::number || !v.integral || v.number < 0 || v.number > ordo::max_grid_positions)
-            throw ordo::error(path + ": entry " + std::to_string(i) + " is not a cell index");
-        order.push_back(static_cast<ordo::index_t>(v.number));
-    }
-    return order;
-}
-
 // The plan the options name: --plan FILE, or --policy on --grid with --prefix (and --order FILE
 // for a random-order policy).
 ordo::plan_document named_plan(const std::string& file, const std::string& policy, const std::string& grid, int prefix,
@@ -54,15 +36,7 @@ ordo::plan_document named_plan(const std::string& file, const std::string& polic
     if (!file.empty()) return load_plan(file);
     if (policy.empty()) throw ordo::error("give --policy SPEC (with --grid) or --plan FILE");
     ordo::any_policy p = ordo::parse_policy(policy);
-    if (!order_file.empty()) {
-        const std::vector<ordo::index_t> order = load_order(order_file);
-        std::visit(
-            [&](auto& q) {
-                if constexpr (requires { q.order.assign(order.begin(), order.end()); }) q.order = order;
-                else throw ordo::error("--order gives a random-order policy its order (randar, arpg); " + q.spec() + " has its own");
-            },
-            p);
-    }
+    if (!order_file.empty()) cli::give_order(p, cli::load_order(order_file));
     return {ordo::spec_of(p), ordo::make_plan(p, ordo::parse_grid(grid), prefix)};
 }
 

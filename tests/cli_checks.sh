@@ -36,6 +36,18 @@ bad "unknown key 'window'" "$ordo" plan --policy lpd:20,window=3 --grid 16x16
 bad "give steps (a released schedule) or sizes (your own), not both" "$ordo" plan --policy lpd:steps=20,sizes=256 --grid 16x16
 bad "the seed is an integer 0..2^32-1" "$ordo" plan --policy lpd:20,seed=-1 --grid 16x16
 bad "repulsion must be a number >= 0" "$ordo" plan --policy lpd:20,repulsion=x --grid 16x16
+# RandAR and ARPG specs, and orders as data
+ok "$ordo" show --policy randar:88 --grid 16x16 --color never
+ok "$ordo" plan --policy arpg:steps=32,schedule=cosine,seed=4 --grid 16x16
+bad "RandAR schedule of 300 steps for 256 tokens" "$ordo" plan --policy randar:300 --grid 16x16
+bad "the schedule is arccos or cosine" "$ordo" plan --policy arpg:64,schedule=linear --grid 16x16
+bad "an explicit order is given in code" "$ordo" plan --policy randar:88,order=1 --grid 16x16
+echo '[0, 1, 2, 3, 4, 5]' > "$tmp/o6.json"
+ok "$ordo" plan --policy arpg:3 --order "$tmp/o6.json" --grid 2x3
+echo '[0, 1, 2, 3, 4, 4]' > "$tmp/o6bad.json"
+bad "arpg: the order is not a permutation of the grid's cells" "$ordo" plan --policy arpg:3 --order "$tmp/o6bad.json" --grid 2x3
+echo '{"order": [0]}' > "$tmp/o_obj.json"
+bad "o_obj.json: an order is a JSON list of raster cells" "$ordo" plan --policy arpg:3 --order "$tmp/o_obj.json" --grid 2x3
 "$ordo" plan --policy lpd:sizes=1+3+8+12+12 --grid 6x6 > "$tmp/l.json"
 "$ordo" plan --plan "$tmp/l.json" > "$tmp/l2.json"
 cmp -s "$tmp/l.json" "$tmp/l2.json" && echo "ok: an LPD plan reads back" || { echo "FAIL: plan --plan changed the LPD plan"; fails=$((fails+1)); }
@@ -104,13 +116,26 @@ if "$ordo" generate --help >/dev/null 2>&1; then
   # shellcheck disable=SC2086
   ok "$ordo" generate $lpd --policy lpd:20,seed=request --grid 16x16 --batch 2 --top-k 4 --out "$tmp/lpd2.json"
   # shellcheck disable=SC2086
-  bad "is an LPD checkpoint; it decodes under lpd:... policies" "$ordo" generate $lpd --policy raster --grid 16x16 --out "$tmp/x.json"
+  bad "is an LPD checkpoint; raster decodes with a LlamaGen-family model" "$ordo" generate $lpd --policy raster --grid 16x16 --out "$tmp/x.json"
   # shellcheck disable=SC2086
-  bad "is not an LPD checkpoint" "$ordo" generate $ras --policy lpd:20 --grid 16x16 --out "$tmp/x.json"
+  bad "is a LlamaGen-family checkpoint; lpd:20 decodes with an LPD model" "$ordo" generate $ras --policy lpd:20 --grid 16x16 --out "$tmp/x.json"
   # shellcheck disable=SC2086
   bad "the plan's grid 12x12 has 144 cells, the LPD checkpoint's pos_embed has 257 rows" "$ordo" generate $lpd --policy lpd:sizes=1+2+4+6+8+10+12+14+16+18+20+18+15 --grid 12x12 --out "$tmp/x.json"
   # shellcheck disable=SC2086
   bad "--cfg-schedule linear is LPD's" "$ordo" generate $ras --grid 8x8 --cfg-schedule linear --out "$tmp/x.json"
+  # RandAR and ARPG: the official greedy runs through the CLI, their orders given as data
+  for m in randar_G16_s88_orderseed0_cfg1.0-4.0_label3:randar:88 arpg_G16_s64_orderseed0_cfg4.0_label3:arpg:64; do
+    c=${m%%:*}; pol=${m#*:}
+    python3 -c "import json; json.dump(json.load(open('$d/$c.json'))['order'], open('$tmp/order.json','w'))"
+    ok "$ordo" generate --weights "$d/$c.weights.safetensors" --config "$d/$c.weights.json" --policy "$pol" --order "$tmp/order.json" --grid 16x16 --class 3 --cfg 4 --top-k 1 --out "$tmp/$c.out.json"
+    if ! python3 -c "import json,sys; a=json.load(open('$tmp/$c.out.json')); b=json.load(open('$d/$c.json')); sys.exit(a['tokens']!=b['tokens_raster'])"; then
+      echo "FAIL: ordo generate ($pol) tokens differ from the official run"; fails=$((fails+1)); fi
+  done
+  bad "is an ARPG checkpoint; randar:88 decodes with a LlamaGen-family model" "$ordo" generate --weights "$d/arpg_G16_s64_orderseed0_cfg4.0_label3.weights.safetensors" --config "$d/arpg_G16_s64_orderseed0_cfg4.0_label3.weights.json" --policy randar:88 --grid 16x16 --out "$tmp/x.json"
+  # shellcheck disable=SC2086
+  bad "is a LlamaGen-family checkpoint; arpg:64 decodes with an ARPG model" "$ordo" generate $ras --policy arpg:64 --grid 16x16 --out "$tmp/x.json"
+  # shellcheck disable=SC2086
+  bad "--order gives a random-order policy its order (randar, arpg); raster has its own" "$ordo" generate $ras --policy raster --order "$tmp/order.json" --grid 8x8 --out "$tmp/x.json"
   ok "$ordo" compare --grid 16x16 --ell 2 --policies raster,par:4x4,lpd:20,lpd:steps=32,seed=3 --order-seeds 3 --out "$tmp/cmpl"
   if ! python3 -c "import json,sys; d=json.load(open('$tmp/cmpl/compare.json')); l=[o for o in d if o['policy'].startswith('lpd:')]; sys.exit(not (len(l)==2 and all(o['order_seeds']==3 and o['kl_nats_sd']>0 for o in l)))"; then
     echo "FAIL: compare.json lacks the LPD spread over order seeds"; fails=$((fails+1)); fi
