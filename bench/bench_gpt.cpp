@@ -1,6 +1,7 @@
 // bench/bench_gpt.cpp - decode orders on real models: the GPT-B preset (seeded random weights)
-// on the CPU backend, batch 1 with CFG, at 16x16 and 24x24; and LPD beside the orders of a
-// LlamaGen model of the same size (LPD-L and GPT-L: 24 blocks of width 1024, 16 heads) at 16x16. Per policy: steps, time per image and
+// on the CPU backend, batch 1 with CFG, at 16x16 and 24x24; and LPD, RandAR and ARPG beside the
+// orders of a LlamaGen model of the same size (LPD-L, RandAR-L, ARPG-L and GPT-L: 24 blocks of
+// width 1024, 16 heads) at 16x16. Per policy: steps, time per image and
 // per step, tokens/s, KV-cache bytes, allocations per step. Measured in the same run: the memory
 // bandwidth (streaming read) and the fp32 FMA peak of one core (the backend is single-threaded),
 // from which each policy's roofline time is Σ_steps max(bytes/BW, FLOPs/peak) (design.md §6).
@@ -8,7 +9,7 @@
 // Targets (checked in the summary printed at the end):
 //   * a batch-1 raster decode step within 1.5x of its roofline time (weight streaming);
 //   * each parallel policy's measured speedup over raster >= 0.9 x its roofline-predicted speedup.
-// Run: build/bench/bench_gpt   (about 5 minutes; --benchmark_filter='GPT-L|LPD' for LPD beside GPT-L)
+// Run: build/bench/bench_gpt   (about 6 minutes; --benchmark_filter='bandwidth|fma|-L/' for the L models)
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include <ordo/eigen/arpg.hpp>
 #include <ordo/eigen/gpt.hpp>
 #include <ordo/eigen/lpd.hpp>
 #include <ordo/ordo.hpp>
@@ -177,8 +179,24 @@ void BM_generate(benchmark::State& state, std::string preset, std::string spec, 
     const ordo::models::llamagen::gpt_config c = ordo::models::llamagen::fit_variant(ordo::models::llamagen::make_preset(preset), p.view());
     const ordo::models::llamagen::gpt_weights w = ordo::models::llamagen::random_weights(c, 1);
     ordo::eigen::gpt_model model(w);
-    time_generate(state, model, p, "GPT-" + preset, spec, grid, shape_of(c, p.header().num_heads), 207 % c.num_classes, c.null_label(),
-                  ordo::cfg_ramp::per_step);
+    // RandAR (its GPT with the position-instruction vector) guides per call
+    const bool randar = c.position_instruction;
+    time_generate(state, model, p, (randar ? "RandAR-" : "GPT-") + preset, spec, grid, shape_of(c, p.header().num_heads), 207 % c.num_classes,
+                  c.null_label(), randar ? ordo::cfg_ramp::linear_in_step_start : ordo::cfg_ramp::per_step);
+}
+
+// ARPG on its preset (self- and cross-decoder halves of the preset's depth), its per-call CFG ramp.
+model_shape shape_of(const ordo::models::arpg::arpg_config& c) {
+    const double d = c.dim, self = 4.0 * d * d + 3.0 * c.ffn_hidden * d, cross = 2.0 * d * d + 3.0 * c.ffn_hidden * d;
+    // the shared K/V is two more d x d products; the cache holds n_self + 1 layers
+    return {self * c.n_self + cross * c.n_cross + 2.0 * d * d + static_cast<double>(c.vocab_size) * d, d, d, static_cast<double>(c.n_self + 1)};
+}
+void BM_generate_arpg(benchmark::State& state, std::string preset, std::string spec, std::string grid) {
+    const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::parse_grid(grid));
+    const ordo::models::arpg::arpg_config c = ordo::models::arpg::make_preset(preset);
+    const ordo::models::arpg::arpg_weights w = ordo::models::arpg::random_weights(c, 1);
+    ordo::eigen::arpg_model model(w);
+    time_generate(state, model, p, "ARPG-" + preset, spec, grid, shape_of(c), 207, model.null_label(), ordo::cfg_ramp::linear_in_step_end);
 }
 
 // LPD on its preset, with its linear CFG schedule.
@@ -245,6 +263,11 @@ int main(int argc, char** argv) {
             ->Unit(benchmark::kSecond);
     for (const char* spec : {"lpd:20", "lpd:32"})
         benchmark::RegisterBenchmark((std::string("BM_generate/LPD-L/16x16/") + spec).c_str(), BM_generate_lpd, "L", spec, "16x16")
+            ->Iterations(1)
+            ->Unit(benchmark::kSecond);
+    benchmark::RegisterBenchmark("BM_generate/RandAR-L/16x16/randar:88", BM_generate, "L", "randar:88", "16x16")->Iterations(1)->Unit(benchmark::kSecond);
+    for (const char* spec : {"arpg:64", "arpg:32"})
+        benchmark::RegisterBenchmark((std::string("BM_generate/ARPG-L/16x16/") + spec).c_str(), BM_generate_arpg, "L", spec, "16x16")
             ->Iterations(1)
             ->Unit(benchmark::kSecond);
     benchmark::Initialize(&argc, argv);
