@@ -7,9 +7,10 @@
 TEST_CASE("mutated policy and grid specs give a plan or a clear error", "[errors][fuzz]") {
     const std::vector<std::string> seeds{"raster",  "nar",           "par:2x2",        "par:4x4+nar", "par:2x2x2",
                                          "zipar:8", "par:1x1+raster", "lpd:sizes=1+3+4", "lpd:3,sizes=1+2+5,seed=7",
-                                         "lpd:sizes=1+7,repulsion=0.5,proximity=2,seed=request"};
+                                         "lpd:sizes=1+7,repulsion=0.5,proximity=2,seed=request", "randar:4", "randar:steps=6,seed=9",
+                                         "arpg:3", "arpg:5,schedule=cosine,seed=request"};
     const std::vector<std::string> grids{"8x8", "4x16x16", "6x9", "1x1", "2x4x4", "2x4"};
-    const std::string alphabet = "0123456789x:+parsteniz-| \t\n\xff=,.lpdqe";
+    const std::string alphabet = "0123456789x:+parsteniz-| \t\n\xff=,.lpdqegco";
     std::mt19937 rng(12345);
     int plans = 0, errors = 0;
     for (int iter = 0; iter < 20000; ++iter) {
@@ -45,7 +46,7 @@ TEST_CASE("mutated plan files give a plan or a clear error", "[errors][fuzz][exc
     // tests/fuzz/fuzz_plan_json.cpp): byte edits, digit changes and spliced chunks of valid files
     std::vector<std::string> seeds;
     for (const auto& [policy, grid] : std::vector<std::pair<const char*, const char*>>{
-             {"nar", "2x2"}, {"zipar:2", "3x3"}, {"par:2x2", "4x4"}, {"nar", "2x2x2"}, {"par:2x2+nar", "2x4"}, {"lpd:sizes=1+2+3", "2x3"}})
+             {"nar", "2x2"}, {"zipar:2", "3x3"}, {"par:2x2", "4x4"}, {"nar", "2x2x2"}, {"par:2x2+nar", "2x4"}, {"lpd:sizes=1+2+3", "2x3"}, {"randar:3", "2x2"}, {"arpg:2", "2x2"}})
         seeds.push_back(ordo::plan_to_json(ordo::make_plan(ordo::parse_policy(policy), ordo::parse_grid(grid)), policy));
     const std::string alphabet = "0123456789-.eE,:[]{}\" \\utrfanl\n\xff";
     std::mt19937 rng(4242);

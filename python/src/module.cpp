@@ -350,6 +350,8 @@ NB_MODULE(_ordo, m) {
         .def_prop_ro("num_transitions", [](const py_plan& p) { return p.view().header.num_transitions; })
         .def_prop_ro("num_stand_ins", [](const py_plan& p) { return p.view().header.num_stand_ins; })
         .def_prop_ro("num_queries", [](const py_plan& p) { return p.view().header.num_queries; })
+        .def_prop_ro("query_mode", [](const py_plan& p) { return std::string(ordo::detail::query_mode_names[static_cast<std::size_t>(p.view().header.queries)]); },
+                     "in_cache (a query row is written and attended like any row: LPD, RandAR) or cross (not written; it sees what is written through its step: ARPG)")
         .def_prop_ro("heads", [](const py_plan& p) {
             std::vector<std::string> out;
             for (index_t h = 0; h < p.view().header.num_heads; ++h) out.emplace_back(p.view().header.head_names[static_cast<std::size_t>(h)].view());

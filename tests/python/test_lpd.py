@@ -69,3 +69,18 @@ def test_requests_with_their_own_orders_share_one_session():
     assert b.input_cell[0].tolist() == [-1] and b.per_request_positions
     with pytest.raises(ValueError, match="cfg_ramp"):
         ordo.Session(schedule, [1], 64, cfg_ramp="cosine")
+
+
+def test_randar_and_arpg_plans():
+    r = ordo.plan("randar:88", "16x16")
+    assert r.num_steps == 88 and r.mask_mode == "slot_causal" and r.query_mode == "in_cache"
+    assert (r.slot_kind == 3).sum() == 256  # a query slot per position (P_t), beside its token slot
+    a = ordo.plan("arpg:64", "16x16")
+    assert a.num_steps == 64 and a.query_mode == "cross" and a.num_queries == 256
+    # the order can be given: one position table per request over the schedule
+    schedule = ordo.plan("randar:88,seed=request", "16x16")
+    s = ordo.Session(schedule, [1], 64, orders=[list(range(255, -1, -1))])
+    b = s.next()
+    assert b.per_request_positions and b.input_cell[0].tolist() == [-1, 255]
+    with pytest.raises(ValueError, match="RandAR schedule of 300 steps for 256 tokens"):
+        ordo.plan("randar:300", "16x16")
