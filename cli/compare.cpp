@@ -37,7 +37,7 @@ void add_compare(CLI::App& app, compare_args& a, CLI::App*& cmd) {
         ->transform(CLI::AsSizeValue(false));
     cmd->add_option("--order-seeds", a.order_seeds, "orders drawn per random-order policy (lpd: seeds s..s+n-1); its KL is their mean, with the spread")
         ->check(CLI::Range(1, 1000))->capture_default_str();
-    cmd->add_option("--time-preset", a.time_preset, "also time one image per policy on this GPT preset with random weights (CPU backend), e.g. B");
+    cmd->add_option("--time-preset", a.time_preset, "also time one image per LlamaGen-family policy (RandAR included) on this GPT preset with random weights (CPU backend), e.g. B");
 }
 
 // Every built-in order that fits the grid, plus the PAR x NAR hybrids.
@@ -149,7 +149,12 @@ int run_compare(const compare_args& a) {
         }
         std::vector<double> seconds(specs.size(), -1.0);
         if (!a.time_preset.empty())
-            for (std::size_t i = 0; i < specs.size(); ++i) seconds[i] = time_image(plans[i], a.time_preset);
+            for (std::size_t i = 0; i < specs.size(); ++i) {
+                // LPD and ARPG run their own models (bench_gpt times them); the GPT preset takes the rest
+                const ordo::any_policy pol = ordo::parse_policy(specs[i]);
+                if (std::holds_alternative<ordo::query_groups>(pol) || std::holds_alternative<ordo::cross_queries>(pol)) continue;
+                seconds[i] = time_image(plans[i], a.time_preset);
+            }
         const double raster_seconds = [&] {
             for (std::size_t i = 0; i < specs.size(); ++i)
                 if (specs[i] == "raster") return seconds[i];
@@ -210,14 +215,16 @@ int run_compare(const compare_args& a) {
                 std::snprintf(line, sizeof line, "%-14s %6d %6.2fx %12s %12.4g %7s", r.policy.c_str(), r.steps, ratio, kl,
                               r.kl_mean / g.size(), r.pareto ? "yes" : "");
                 std::printf("%s", line);
-                if (timed) std::printf(" %9.2f %7.2fx", r.seconds, raster_seconds > 0 ? raster_seconds / r.seconds : 0.0);
+                if (timed && r.seconds < 0) std::printf(" %9s %8s", "-", "-");  // not a GPT order
+                else if (timed) std::printf(" %9.2f %7.2fx", r.seconds, raster_seconds > 0 ? raster_seconds / r.seconds : 0.0);
                 std::printf("\n");
                 char cells[384];
                 std::snprintf(cells, sizeof cells, "| %s | %d | %.2fx | %s | %.4g | %s |", r.policy.c_str(), r.steps, ratio, kl,
                               r.kl_mean / g.size(), r.pareto ? "yes" : "");
                 md << cells;
                 if (timed) {
-                    std::snprintf(cells, sizeof cells, " %.2f | %.2fx |", r.seconds, raster_seconds > 0 ? raster_seconds / r.seconds : 0.0);
+                    if (r.seconds < 0) std::snprintf(cells, sizeof cells, " - | - |");
+                    else std::snprintf(cells, sizeof cells, " %.2f | %.2fx |", r.seconds, raster_seconds > 0 ? raster_seconds / r.seconds : 0.0);
                     md << cells;
                 }
                 md << "\n";
@@ -230,7 +237,7 @@ int run_compare(const compare_args& a) {
                     j["kl_nats_mean"] = r.kl_mean;
                     j["kl_nats_sd"] = r.kl_sd;
                 }
-                if (timed) {
+                if (timed && r.seconds >= 0) {
                     j["seconds_per_image"] = r.seconds;
                     j["model"] = "GPT-" + a.time_preset + " (random weights, batch 1, CFG 4)";
                 }
