@@ -155,3 +155,36 @@ TEST_CASE("classify_kv_block agrees with the predicate on every block, query slo
             }
     }
 }
+
+TEST_CASE("dense_step_mask: ARPG's cross queries see what is written through their step, the rest as their slot", "[masks]") {
+    const ordo::plan p = ordo::make_plan(ordo::parse_policy("arpg:steps=4,seed=3"), ordo::grid_shape::make(3, 3));
+    const ordo::plan_view v = p;
+    const ordo::index_t kv = ordo::kv_cache_len(p);
+    int queries = 0;
+    for (ordo::index_t s = 0; s < v.num_steps(); ++s) {
+        const ordo::step_view st = v.step(s);
+        std::vector<std::uint8_t> m(static_cast<std::size_t>(st.num_rows() * kv));
+        ordo::dense_step_mask(v, s, kv, m);
+        std::vector<std::uint8_t> by_slot(m.size());
+        ordo::dense_mask(v, st.fed, kv, by_slot);
+        for (ordo::index_t r = 0; r < st.num_rows(); ++r)
+            for (ordo::index_t k = 0; k < kv; ++k) {
+                const std::uint8_t got = m[static_cast<std::size_t>(r * kv + k)];
+                if (st.query_target(r) >= 0) {
+                    ++queries;
+                    CHECK(got == (k < v.num_slots() && v.fed_step[static_cast<std::size_t>(k)] <= s ? 1 : 0));
+                } else {
+                    CHECK(got == by_slot[static_cast<std::size_t>(r * kv + k)]);
+                }
+            }
+    }
+    CHECK(queries == 9 * kv);
+    // an LPD step's mask is its slots' (its queries are written)
+    const ordo::plan l = ordo::make_plan(ordo::parse_policy("lpd:sizes=1+3+5"), ordo::grid_shape::make(3, 3));
+    const ordo::step_view st = l.view().step(1);
+    std::vector<std::uint8_t> a(static_cast<std::size_t>(st.num_rows() * 16)), b(a.size());
+    ordo::dense_step_mask(l, 1, 16, a);
+    ordo::dense_mask(l, st.fed, 16, b);
+    CHECK(a == b);
+    CHECK_THROWS_WITH(ordo::dense_step_mask(l, 3, 16, a), Catch::Contains("step 3 outside 0..2"));
+}

@@ -63,6 +63,16 @@ constexpr bool visible(const plan_view& p, index_t q, index_t kv) {
     return visit_mask(p, [&](auto m) { return m(q, kv); });
 }
 
+// May row r of step `st` attend to kv slot kv? A cross query row (query_mode::cross, ARPG) sees
+// every slot written through its step and is never itself written; every other row sees what
+// its slot does (visible()). A cross query's slot only names its target, so slot-keyed masks
+// (dense_mask, pack_mask, make_block_mask) do not describe it: use this, or dense_step_mask.
+constexpr bool row_visible(const plan_view& p, const step_view& st, index_t r, index_t kv) {
+    if (p.header.queries == query_mode::cross && st.query_target(r) >= 0)
+        return kv >= 0 && kv < p.num_slots() && written(p.fed_step.data(), kv, st.index);
+    return visible(p, st.fed[static_cast<std::size_t>(r)], kv);
+}
+
 namespace detail {
 inline void check_rows(const plan_view& p, std::span<const index_t> q_slots, index_t kv_len, const char* what) {
     if (kv_len < 0) throw error(std::string(what) + ": negative kv length");
@@ -83,6 +93,20 @@ inline void dense_mask(const plan_view& p, std::span<const index_t> q_slots, ind
         for (index_t q : q_slots)
             for (index_t kv = 0; kv < kv_len; ++kv) *o++ = m(q, kv) ? 1 : 0;
     });
+}
+
+// Dense form of a whole step: out[r * kv_len + kv] = row_visible(p, step, r, kv) for every fed row
+// of the step (what a backend masks a step's attention with, cross queries included).
+inline void dense_step_mask(const plan_view& p, index_t step, index_t kv_len, std::span<std::uint8_t> out) {
+    if (step < 0 || step >= p.num_steps()) throw error("dense_step_mask: step " + detail::itos(step) + " outside 0.." + detail::itos(p.num_steps() - 1));
+    if (kv_len < 0) throw error("dense_step_mask: negative kv length");
+    const step_view st = p.step(step);
+    if (out.size() != static_cast<std::size_t>(st.num_rows()) * static_cast<std::size_t>(kv_len))
+        throw error("dense_step_mask: output holds " + detail::itos(static_cast<long long>(out.size())) + " bytes, needs " +
+                    detail::itos(static_cast<long long>(st.num_rows()) * kv_len));
+    std::uint8_t* o = out.data();
+    for (index_t r = 0; r < st.num_rows(); ++r)
+        for (index_t kv = 0; kv < kv_len; ++kv) *o++ = row_visible(p, st, r, kv) ? 1 : 0;
 }
 
 // FlashInfer packed layout: the q x kv bits of one request, row-major, flattened without row

@@ -121,6 +121,18 @@ out_array<bool, 2> dense(const ordo::plan_view& v, std::span<const index_t> q, i
     return out_array<bool, 2>(reinterpret_cast<bool*>(heap->data()), 2, shape, del);
 }
 
+// The bool [rows, kv_len] mask of a whole step (cross queries included: dense_step_mask).
+out_array<bool, 2> dense_step(const ordo::plan_view& v, index_t step, index_t kv_len) {
+    if (kv_len < 0) fail("mask: kv_len must be >= 0");
+    const std::size_t rows = static_cast<std::size_t>(v.step(step).num_rows());
+    std::vector<std::uint8_t> bytes(rows * static_cast<std::size_t>(kv_len));
+    ordo::dense_step_mask(v, step, kv_len, bytes);
+    auto* heap = new std::vector<std::uint8_t>(std::move(bytes));
+    nb::capsule del(heap, [](void* p) noexcept { delete static_cast<std::vector<std::uint8_t>*>(p); });
+    const std::size_t shape[2] = {rows, static_cast<std::size_t>(kv_len)};
+    return out_array<bool, 2>(reinterpret_cast<bool*>(heap->data()), 2, shape, del);
+}
+
 // ---- a plan built from Python: a layout and a list of steps -------------------------------------
 ordo::mask_mode parse_mode(const std::string& s) {
     if (s == "step_causal") return ordo::mask_mode::step_causal;
@@ -532,8 +544,8 @@ NB_MODULE(_ordo, m) {
                      "[sequences, rows]: the grid cell of a token's or query's position in the sequence's request (-1 otherwise)")
         .def("rope", [](const py_batch& b) { return rope_arrays(b.b.plan, b.b.slots); }, "Rotary coordinates (t, h, w) of each row and its zero flag.")
         .def("mask", [](const py_batch& b, std::optional<index_t> kv_len) {
-            return dense(b.b.plan, b.b.slots, kv_len ? *kv_len : ordo::kv_cache_len(b.b.plan));
-        }, "kv_len"_a = nb::none(), "bool [rows, kv_len]: the kv slots each row sees.")
+            return dense_step(b.b.plan, b.b.step, kv_len ? *kv_len : ordo::kv_cache_len(b.b.plan));
+        }, "kv_len"_a = nb::none(), "bool [rows, kv_len]: the kv slots each row sees (an ARPG cross query: every slot written through the step).")
         .def("written", [](const py_batch& b, std::optional<index_t> kv_len) {
             const index_t n = kv_len ? *kv_len : ordo::kv_cache_len(b.b.plan);
             std::vector<std::uint8_t> w(static_cast<std::size_t>(std::max<index_t>(n, 0)));

@@ -84,3 +84,22 @@ def test_randar_and_arpg_plans():
     assert b.per_request_positions and b.input_cell[0].tolist() == [-1, 255]
     with pytest.raises(ValueError, match="RandAR schedule of 300 steps for 256 tokens"):
         ordo.plan("randar:300", "16x16")
+
+
+def test_an_arpg_step_mask_shows_the_cross_queries_view():
+    p = ordo.plan("arpg:steps=3,seed=0", "2x3")
+    s = ordo.Session(p, [1], 8)
+    for _ in range(2):  # step 1: the previous group's tokens, then the call's queries
+        b = s.next()
+        if b.step == 1:
+            break
+        s.commit(np.zeros(b.logits_shape, dtype=np.float32))
+    m = b.mask()
+    kinds = b.input_kind[0].tolist()
+    written = b.written()
+    for r, kind in enumerate(kinds):
+        if kind == 3:  # a query sees exactly what is written through the step, its own slot not
+            assert np.array_equal(m[r], written)
+            assert not m[r][b.slots[r]]
+        else:  # a token row sees the cache and its own group
+            assert m[r][b.slots[r]]
