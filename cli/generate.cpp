@@ -20,6 +20,7 @@
 #include <ordo/eigen/arpg.hpp>
 #include <ordo/eigen/lpd.hpp>
 #include <ordo/models/arpg/checkpoint.hpp>
+#include <ordo/models/family.hpp>
 #include <ordo/models/lpd/checkpoint.hpp>
 #include <ordo/models/llamagen/model_args.hpp>
 #include <ordo/ordo.hpp>
@@ -156,16 +157,9 @@ int run_model(const generate_args& a, Model& model, const family_info& fam, cons
     return 0;
 }
 
-// The model family a checkpoint belongs to, by keys only it has: LPD's mask_token / fake_latent,
-// ARPG's one embeddings table and two decoders; else the LlamaGen GPT (RandAR's adds
-// pos_instruct_embeddings to it).
-enum class family { llamagen, lpd, arpg };
-family family_of(const ordo::io::safetensors& f) {
-    if (f.find("mask_token") != nullptr || f.find("fake_latent") != nullptr) return family::lpd;
-    if (f.find("embeddings.weight") != nullptr || f.find("layers.norm.weight") != nullptr) return family::arpg;
-    return family::llamagen;
-}
-const char* family_name(family m) { return m == family::lpd ? "an LPD" : m == family::arpg ? "an ARPG" : "a LlamaGen-family"; }
+using ordo::models::family;
+using ordo::models::family_name;
+using ordo::models::family_of;
 // The family a policy decodes with.
 family family_of(const ordo::any_policy& p) {
     if (std::holds_alternative<ordo::query_groups>(p)) return family::lpd;

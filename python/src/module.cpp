@@ -21,10 +21,15 @@
 #include <variant>
 #include <vector>
 
+#include <ordo/eigen/arpg.hpp>
 #include <ordo/eigen/gpt.hpp>
+#include <ordo/eigen/lpd.hpp>
 #include <ordo/engine/teacher.hpp>
 #include <ordo/exchange.hpp>
+#include <ordo/models/arpg/checkpoint.hpp>
+#include <ordo/models/family.hpp>
 #include <ordo/models/llamagen/checkpoint.hpp>
+#include <ordo/models/lpd/checkpoint.hpp>
 #include <ordo/models/llamagen/model_args.hpp>
 #include <ordo/oracle/oracle.hpp>
 #include <ordo/ordo.hpp>
@@ -329,10 +334,41 @@ out_array<const T, 2> input_field(nb::handle self, std::size_t offset) {
 }
 
 // ---- the CPU backend -----------------------------------------------------------------------------
+// A checkpoint of any family the CPU backend runs: LlamaGen / PAR / NAR / RandAR's GPT, LPD's or
+// ARPG's decoder (read off the checkpoint's keys).
 struct py_model {
-    ordo::models::llamagen::gpt_config config;
-    ordo::models::llamagen::gpt_weights weights;
+    std::variant<ordo::models::llamagen::gpt_weights, ordo::models::lpd::lpd_weights, ordo::models::arpg::arpg_weights> weights;
+    std::string description;
+    index_t vocab = 0, classes = 0, null = 0;
+
+    // f(model): a fresh CPU model over the weights (it owns only per-step buffers)
+    template <class F>
+    decltype(auto) with_model(F&& f) const {
+        return std::visit(
+            [&](const auto& w) {
+                using W = std::decay_t<decltype(w)>;
+                if constexpr (std::is_same_v<W, ordo::models::llamagen::gpt_weights>) {
+                    ordo::eigen::gpt_model m(w);
+                    return f(m);
+                } else if constexpr (std::is_same_v<W, ordo::models::lpd::lpd_weights>) {
+                    ordo::eigen::lpd_model m(w);
+                    return f(m);
+                } else {
+                    ordo::eigen::arpg_model m(w);
+                    return f(m);
+                }
+            },
+            weights);
+    }
 };
+
+ordo::cfg_ramp parse_ramp(const std::string& r) {
+    if (r == "per_step") return ordo::cfg_ramp::per_step;
+    if (r == "linear_in_rank") return ordo::cfg_ramp::linear_in_rank;
+    if (r == "linear_in_step_start") return ordo::cfg_ramp::linear_in_step_start;
+    if (r == "linear_in_step_end") return ordo::cfg_ramp::linear_in_step_end;
+    fail("cfg_ramp must be per_step, linear_in_rank (LPD), linear_in_step_start (RandAR) or linear_in_step_end (ARPG), got \"" + r + "\"");
+}
 
 }  // namespace
 
@@ -596,48 +632,79 @@ NB_MODULE(_ordo, m) {
         .def("rewind", [](py_session& s, index_t step) { s.visit([&](auto& x) { x.rewind(step); }); }, "step"_a)
         .def("cancel", [](py_session& s) { s.visit([](auto& x) { x.cancel(); }); });
 
-    // ---- the CPU backend (LlamaGen / PAR / NAR GPT on Eigen) ----
-    nb::class_<py_model>(m, "Model", "A LlamaGen-family checkpoint on the CPU backend (fp32, Eigen).")
+    // ---- the CPU backend (LlamaGen / PAR / NAR / RandAR GPT, LPD, ARPG on Eigen) ----
+    nb::class_<py_model>(m, "Model", "A checkpoint on the CPU backend (fp32, Eigen): LlamaGen / PAR / NAR / RandAR, LPD or ARPG, read off its keys.")
         .def("__init__", [](py_model* self, const std::string& weights, const std::optional<std::string>& config) {
             const ordo::io::safetensors file = ordo::io::safetensors::open(weights);
-            ordo::models::llamagen::gpt_config cfg;
-            if (config) cfg = ordo::models::llamagen::model_args_from_file(*config);
-            else fail("Model: give config=, the ModelArgs JSON of the checkpoint");
-            new (self) py_model{cfg, ordo::models::llamagen::load_weights(file, cfg)};
-        }, "weights"_a, "config"_a = nb::none(), "Loads a safetensors checkpoint with its ModelArgs JSON.")
-        .def_prop_ro("vocab_size", [](const py_model& m) { return m.config.vocab_size; })
-        .def_prop_ro("num_classes", [](const py_model& m) { return m.config.num_classes; })
-        .def_prop_ro("null_label", [](const py_model& m) { return m.config.null_label(); })
-        .def_prop_ro("config", [](const py_model& m) { return m.config.str(); })
+            if (!config) fail("Model: give config=, the checkpoint's JSON (LlamaGen ModelArgs; LPD's / ARPG's head count)");
+            switch (ordo::models::family_of(file)) {
+                case ordo::models::family::lpd: {
+                    auto w = ordo::models::lpd::load_checkpoint(file, ordo::models::lpd::num_heads_from_weights_json(*config));
+                    const auto c = w.config();
+                    new (self) py_model{std::move(w), "LPD " + c.str(), c.vocab_size, c.num_classes, c.null_label()};
+                    return;
+                }
+                case ordo::models::family::arpg: {
+                    auto w = ordo::models::arpg::load_checkpoint(file, ordo::models::arpg::n_head_from_weights_json(*config));
+                    const auto c = w.config();
+                    new (self) py_model{std::move(w), "ARPG " + c.str(), c.vocab_size, c.num_classes, c.null_label()};
+                    return;
+                }
+                case ordo::models::family::llamagen: {
+                    const ordo::models::llamagen::gpt_config c = ordo::models::llamagen::model_args_from_file(*config);
+                    new (self) py_model{ordo::models::llamagen::load_weights(file, c), c.str(), c.vocab_size, c.num_classes, c.null_label()};
+                    return;
+                }
+            }
+        }, "weights"_a, "config"_a = nb::none(), "Loads a safetensors checkpoint with its JSON config.")
+        .def_prop_ro("vocab_size", [](const py_model& m) { return m.vocab; })
+        .def_prop_ro("num_classes", [](const py_model& m) { return m.classes; })
+        .def_prop_ro("null_label", [](const py_model& m) { return m.null; })
+        .def_prop_ro("config", [](const py_model& m) { return m.description; })
         .def("generate", [](const py_model& m, const py_plan& p, const std::vector<long long>& labels, float cfg, index_t cfg_interval, std::uint64_t seed,
-                            float temperature, index_t top_k, float top_p, bool greedy) {
-            const std::vector<ordo::request> reqs = make_requests(labels, std::nullopt);
-            ordo::eigen::gpt_model model(m.weights);
+                            float temperature, index_t top_k, float top_p, bool greedy, const std::string& cfg_ramp, float cfg_start,
+                            std::optional<std::vector<std::vector<long long>>> orders) {
+            std::vector<ordo::request> reqs = make_requests(labels, std::nullopt);
+            std::vector<std::vector<index_t>> tables;  // read when the session is made
+            if (orders) {
+                if (orders->size() != reqs.size()) fail("generate: " + std::to_string(orders->size()) + " orders for " + std::to_string(reqs.size()) + " labels");
+                for (const auto& o : *orders) tables.push_back(int_list(o, "orders"));
+                for (std::size_t i = 0; i < reqs.size(); ++i) reqs[i].order = tables[i];
+            }
             ordo::generate_options o;
             o.session.guidance.scale = cfg;
             o.session.guidance.interval = cfg_interval;
+            o.session.guidance.ramp = parse_ramp(cfg_ramp);
+            o.session.guidance.start = cfg_start;
             o.session.seed = seed;
-            o.session.null_label = m.config.null_label();
+            o.session.null_label = m.null;
             const index_t seqs = static_cast<index_t>(reqs.size()) * (o.session.guidance.active() ? 2 : 1);
-            ordo::contiguous_kv_cache<float> cache(model.num_layers(), seqs, ordo::kv_cache_len(p.view()), model.cache_width());
             std::vector<std::vector<index_t>> grids;
-            sampling{temperature, top_k, top_p, greedy}.with_chain([&](auto chain) {
-                nb::gil_scoped_release release;
-                grids = ordo::generate(model, cache, p.view(), chain, std::span<const ordo::request>(reqs), o);
+            m.with_model([&](auto& model) {
+                ordo::contiguous_kv_cache<float> cache(model.num_layers(), seqs, ordo::kv_cache_len(p.view()), model.cache_width());
+                sampling{temperature, top_k, top_p, greedy}.with_chain([&](auto chain) {
+                    nb::gil_scoped_release release;
+                    grids = ordo::generate(model, cache, p.view(), chain, std::span<const ordo::request>(reqs), o);
+                });
+                return 0;
             });
             const std::size_t n = static_cast<std::size_t>(p.view().num_positions());
             std::vector<index_t> flat;
             for (const auto& g : grids) flat.insert(flat.end(), g.begin(), g.end());
             return owned<index_t, 2>(std::move(flat), {grids.size(), n});
         }, "plan"_a, "labels"_a, nb::kw_only(), "cfg"_a = 1.0f, "cfg_interval"_a = -1, "seed"_a = 0, "temperature"_a = 1.0f, "top_k"_a = 0, "top_p"_a = 1.0f,
-             "greedy"_a = false, "Decodes one image per label under the plan: int32 [images, positions] in raster order (as `ordo generate`).")
+             "greedy"_a = false, "cfg_ramp"_a = "per_step", "cfg_start"_a = 1.0f, "orders"_a = nb::none(),
+             "Decodes one image per label under the plan: int32 [images, positions] in raster order (as `ordo generate`). cfg_ramp: the "
+             "method's guidance rule (linear_in_rank: LPD, linear_in_step_start: RandAR from cfg_start, linear_in_step_end: ARPG); orders: "
+             "one position table per image over a seed=request plan.")
         .def("teacher_forcing_logits", [](const py_model& m, const py_plan& p, nb::ndarray<nb::ro> tokens, index_t label) {
-            ordo::eigen::gpt_model model(m.weights);
             const auto v = p.view();
-            ordo::contiguous_kv_cache<float> cache(model.num_layers(), 1, ordo::teacher_cache_len(v), model.cache_width());
-            std::vector<float> out = ordo::teacher_forcing_logits(model, cache, v, int32_span(tokens, "teacher_forcing_logits"), label);
-            return owned<float, 2>(std::move(out), {static_cast<std::size_t>(v.num_positions()), static_cast<std::size_t>(m.config.vocab_size)});
-        }, "plan"_a, "tokens"_a, "label"_a, "float32 [positions, vocab]: the training forward's logits for a token grid (int32, raster order).");
+            std::vector<float> out = m.with_model([&](auto& model) {
+                ordo::contiguous_kv_cache<float> cache(model.num_layers(), 1, ordo::teacher_cache_len(v), model.cache_width());
+                return ordo::teacher_forcing_logits(model, cache, v, int32_span(tokens, "teacher_forcing_logits"), label);
+            });
+            return owned<float, 2>(std::move(out), {static_cast<std::size_t>(v.num_positions()), static_cast<std::size_t>(m.vocab)});
+        }, "plan"_a, "tokens"_a, "label"_a, "float32 [positions, vocab]: the training forward's logits for a token grid (int32, raster order; LPD and ARPG replay the plan's steps on it).");
 
     // ---- the oracle ----
     m.def("exact_kl", [](const py_plan& p, const std::string& kernel, double ell, double nugget) {

@@ -103,3 +103,21 @@ def test_an_arpg_step_mask_shows_the_cross_queries_view():
             assert not m[r][b.slots[r]]
         else:  # a token row sees the cache and its own group
             assert m[r][b.slots[r]]
+
+
+DATA = __import__("pathlib").Path(__file__).resolve().parents[1] / "data" / "e2e"
+
+
+@pytest.mark.parametrize("case,spec,ramp,order_key", [
+    ("lpd_G16_s20_orderseed0_cfg4.0_label3", "lpd:20", "linear_in_rank", None),
+    ("randar_G16_s88_orderseed0_cfg1.0-4.0_label3", "randar:88,seed=request", "linear_in_step_start", "order"),
+    ("arpg_G16_s64_orderseed0_cfg4.0_label3", "arpg:64,seed=request", "linear_in_step_end", "order"),
+])
+def test_the_cpu_models_reproduce_the_official_grids(case, spec, ramp, order_key):
+    import json
+    run = json.loads((DATA / f"{case}.json").read_text())
+    m = ordo.Model(str(DATA / f"{case}.weights.safetensors"), str(DATA / f"{case}.weights.json"))
+    orders = [run[order_key]] if order_key else None
+    tokens = m.generate(ordo.plan(spec, "16x16"), [run["label"]], cfg=4.0, greedy=True, cfg_ramp=ramp, orders=orders)
+    assert tokens.shape == (1, 256)
+    assert tokens[0].tolist() == [t for row in run["tokens_raster"] for t in row]
