@@ -9,6 +9,7 @@
 #include <ordo/ordo.hpp>
 
 #include "../bench/alloc_counter.hpp"
+#include "no_alloc_helpers.hpp"
 
 namespace {
 // slot 0 the class, slot 1 + t generation index t; call k feeds the previous call's tokens (call 0:
@@ -48,23 +49,7 @@ int main() {
         ordo::eigen::arpg_model m(w);
         std::vector<ordo::request> reqs{{1, 0, {}, {}}, {2, 1, {}, {}}};
         if (per_request) reqs[1].order = reversed;
-        ordo::session_options o;
-        o.guidance.scale = 2.0f;
-        o.null_label = m.null_label();
-        ordo::session s(p.view(), std::span<const ordo::request>(reqs), ordo::make_sampler(ordo::top_k{8}, ordo::top_p{0.9f}, ordo::multinomial{}),
-                        m.vocab_size(), o);
-        ordo::contiguous_kv_cache<float> cache(m.num_layers(), s.num_sequences(), ordo::kv_cache_len(p), m.cache_width());
-        ordo::check_fit(p.view(), m, cache, s.num_sequences());
-        std::vector<float> logits(static_cast<std::size_t>(s.num_sequences()) * static_cast<std::size_t>(p.view().max_rows_per_step()) *
-                                  static_cast<std::size_t>(m.vocab_size()));
-        const std::uint64_t a0 = bench::allocs();
-        while (!s.done()) {
-            const ordo::step_batch& b = s.next();
-            const std::span<float> out(logits.data() + 0, b.logits_size());
-            m.forward(b, cache, out);
-            s.commit(out);
-        }
-        const std::uint64_t n = bench::allocs() - a0;
+        const std::uint64_t n = no_alloc::step_allocations(p, m, reqs, m.null_label());
         std::printf("arpg %-22s %3d steps, %llu allocations\n", per_request ? "(per-request orders)" : "(order in the plan)", p.num_steps(),
                     static_cast<unsigned long long>(n));
         failures += n != 0;

@@ -7,6 +7,7 @@
 #include <ordo/ordo.hpp>
 
 #include "../bench/alloc_counter.hpp"
+#include "no_alloc_helpers.hpp"
 
 // RandAR's interleaved layout [cls, P_0, x_0, ...] (query slots: rows embedded as the rotated
 // position-instruction vector) in a scrambled order, two queries a step after the first, each step
@@ -45,24 +46,7 @@ int main() {
         c = ordo::models::llamagen::fit_variant(c, p.view());
         const ordo::models::llamagen::gpt_weights w = ordo::models::llamagen::random_weights(c, 1);
         ordo::eigen::gpt_model m(w);
-        const std::vector<ordo::request> reqs{{1, 0, {}}, {2, 1, {}}};
-        ordo::session_options o;
-        o.guidance.scale = 2.0f;
-        o.null_label = c.null_label();
-        ordo::session s(p.view(), std::span<const ordo::request>(reqs), ordo::make_sampler(ordo::top_k{8}, ordo::top_p{0.9f}, ordo::multinomial{}),
-                        m.vocab_size(), o);
-        ordo::contiguous_kv_cache<float> cache(m.num_layers(), s.num_sequences(), ordo::kv_cache_len(p), m.cache_width());
-        ordo::check_fit(p.view(), m, cache, s.num_sequences());
-        std::vector<float> logits(static_cast<std::size_t>(s.num_sequences()) * static_cast<std::size_t>(p.view().max_rows_per_step()) *
-                                  static_cast<std::size_t>(p.header().num_heads) * static_cast<std::size_t>(m.vocab_size()));
-        const std::uint64_t a0 = bench::allocs();
-        while (!s.done()) {
-            const ordo::step_batch& b = s.next();
-            const std::span<float> out(logits.data(), b.logits_size());
-            m.forward(b, cache, out);
-            s.commit(out);
-        }
-        const std::uint64_t n = bench::allocs() - a0;
+        const std::uint64_t n = no_alloc::step_allocations(p, m, {{1, 0, {}}, {2, 1, {}}}, c.null_label());
         std::printf("%-12s %3d steps, %llu allocations\n", spec.c_str(), p.num_steps(), static_cast<unsigned long long>(n));
         failures += n != 0;
     }

@@ -20,12 +20,14 @@
 #include <ordo/ordo.hpp>
 
 #include "decode_helpers.hpp"
+#include "model_test_helpers.hpp"
 #include "tolerance.hpp"
 
 using Catch::Contains;
 using json = nlohmann::json;
 namespace lpd = ordo::models::lpd;
 namespace io = ordo::io;
+using namespace model_test;
 
 namespace {
 
@@ -36,65 +38,6 @@ std::string e2e(const std::string& name) { return std::string(ORDO_TEST_DATA) + 
 // teacher pass of an independent re-implementation).
 constexpr float kTolerance = 1e-4f;
 
-std::string slurp(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    REQUIRE(f.good());
-    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-std::vector<float> read_f32(const io::safetensors& f, const std::string& key) {
-    const io::tensor_info& t = f.at(key);
-    std::vector<float> v(static_cast<std::size_t>(t.numel()));
-    f.read(t, v);
-    return v;
-}
-std::vector<ordo::index_t> read_ints(const io::safetensors& f, const std::string& key) {
-    const io::tensor_info& t = f.at(key);
-    std::vector<std::int64_t> v(static_cast<std::size_t>(t.numel()));
-    f.read(t, v);
-    return {v.begin(), v.end()};
-}
-
-// A safetensors file (F32 / I64 entries) built in memory, tensor by tensor.
-struct st_writer {
-    std::string entries;
-    std::vector<std::byte> data;
-    st_writer& add(const std::string& name, const std::vector<std::int64_t>& shape, const void* bytes, std::size_t n, const char* dtype = "F32") {
-        if (!entries.empty()) entries += ',';
-        entries += "\"" + name + "\":{\"dtype\":\"" + dtype + "\",\"shape\":" + io::shape_str(shape) + ",\"data_offsets\":[" + std::to_string(data.size()) + "," +
-                   std::to_string(data.size() + n) + "]}";
-        const auto* b = static_cast<const std::byte*>(bytes);
-        data.insert(data.end(), b, b + n);
-        return *this;
-    }
-    std::vector<std::byte> file() const {
-        std::string header = "{" + entries + "}";
-        while (header.size() % 8) header += ' ';
-        std::vector<std::byte> f(8);
-        for (int k = 0; k < 8; ++k) f[static_cast<std::size_t>(k)] = static_cast<std::byte>((static_cast<std::uint64_t>(header.size()) >> (8 * k)) & 0xff);
-        for (char c : header) f.push_back(static_cast<std::byte>(c));
-        f.insert(f.end(), data.begin(), data.end());
-        return f;
-    }
-};
-
-// The golden checkpoint copied through st_writer: `edit(name, shape, values)` may change a tensor's
-// shape or values, or return false to drop it; `extra` adds tensors at the end.
-std::vector<std::byte> rewritten(const io::safetensors& src,
-                                 const std::function<bool(const std::string&, std::vector<std::int64_t>&, std::vector<float>&)>& edit,
-                                 const std::function<void(st_writer&)>& extra = {}) {
-    st_writer w;
-    for (const io::tensor_info& t : src.tensors()) {
-        std::vector<std::int64_t> shape = t.shape;
-        std::vector<float> v = read_f32(src, t.name);
-        if (!edit(t.name, shape, v)) continue;
-        w.add(t.name, shape, v.data(), v.size() * sizeof(float));
-    }
-    if (extra) extra(w);
-    return w.file();
-}
-
-const auto keep = [](const std::string&, std::vector<std::int64_t>&, std::vector<float>&) { return true; };
 
 }  // namespace
 

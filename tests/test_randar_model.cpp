@@ -21,15 +21,16 @@
 #include <ordo/models/llamagen/model_args.hpp>
 #include <ordo/ordo.hpp>
 
-#include "gpt_helpers.hpp"
 #include "decode_helpers.hpp"
+#include "gpt_helpers.hpp"
+#include "model_test_helpers.hpp"
 
 using Catch::Contains;
 namespace llamagen = ordo::models::llamagen;
 namespace io = ordo::io;
 using json = nlohmann::json;
 using gpt_helpers::max_abs_diff;
-using gpt_helpers::read_f32;
+using namespace model_test;
 using ordo::index_t;
 
 namespace {
@@ -42,58 +43,6 @@ std::string e2e(const std::string& name) { return std::string(ORDO_TEST_DATA) + 
 // teacher pass of an independent re-implementation).
 constexpr float kTolerance = 1e-4f;
 
-std::string slurp(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    REQUIRE(f.good());
-    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-std::vector<index_t> read_ints(const io::safetensors& f, const std::string& key) {
-    const io::tensor_info& t = f.at(key);
-    std::vector<std::int64_t> v(static_cast<std::size_t>(t.numel()));
-    f.read(t, v);
-    return {v.begin(), v.end()};
-}
-
-// A safetensors file (F32 entries) built in memory, tensor by tensor.
-struct st_writer {
-    std::string entries;
-    std::vector<std::byte> data;
-    st_writer& add(const std::string& name, const std::vector<std::int64_t>& shape, const std::vector<float>& v) {
-        const std::size_t n = v.size() * sizeof(float);
-        if (!entries.empty()) entries += ',';
-        entries += "\"" + name + "\":{\"dtype\":\"F32\",\"shape\":" + io::shape_str(shape) + ",\"data_offsets\":[" + std::to_string(data.size()) + "," +
-                   std::to_string(data.size() + n) + "]}";
-        const auto* b = reinterpret_cast<const std::byte*>(v.data());
-        data.insert(data.end(), b, b + n);
-        return *this;
-    }
-    std::vector<std::byte> file() const {
-        std::string header = "{" + entries + "}";
-        while (header.size() % 8) header += ' ';
-        std::vector<std::byte> f(8);
-        for (int k = 0; k < 8; ++k) f[static_cast<std::size_t>(k)] = static_cast<std::byte>((static_cast<std::uint64_t>(header.size()) >> (8 * k)) & 0xff);
-        for (char c : header) f.push_back(static_cast<std::byte>(c));
-        f.insert(f.end(), data.begin(), data.end());
-        return f;
-    }
-};
-
-// The golden checkpoint copied: `edit(name, shape, values)` may change a tensor or return false to
-// drop it; `extra` adds tensors at the end.
-template <class Edit, class Extra>
-std::vector<std::byte> rewritten(const io::safetensors& src, Edit edit, Extra extra) {
-    st_writer w;
-    for (const io::tensor_info& t : src.tensors()) {
-        std::vector<std::int64_t> shape = t.shape;
-        std::vector<float> v = read_f32(src, t.name);
-        if (edit(t.name, shape, v)) w.add(t.name, shape, v);
-    }
-    extra(w);
-    return w.file();
-}
-const auto keep = [](const std::string&, std::vector<std::int64_t>&, std::vector<float>&) { return true; };
-const auto nothing = [](st_writer&) {};
 
 // RandAR's training layout as a plan (what the official forward_train feeds): slot 0 the class, P_t
 // at 1 + 2t and x_t at 2 + 2t. Step t feeds x_{t-1} (step 0: the class) and P_t, and emits
@@ -229,11 +178,11 @@ TEST_CASE("randar: the config reads off the golden weights.json and the checkpoi
 TEST_CASE("randar: checkpoints load strictly: the position-instruction vector missing, unexpected or mis-shaped is named", "[randar][errors]") {
     const io::safetensors golden_file = io::safetensors::open(e2e(kCase + ".weights.safetensors"));
     const llamagen::gpt_config c = llamagen::model_args_from_json(slurp(e2e(kCase + ".weights.json")));
-    const std::vector<std::byte> same = rewritten(golden_file, keep, nothing);
+    const std::vector<std::byte> same = rewritten(golden_file, keep);
     CHECK_NOTHROW(llamagen::load_weights(io::safetensors::from_memory(same), c));
 
     SECTION("missing") {
-        const auto f = rewritten(golden_file, [](const std::string& k, auto&, auto&) { return k != "pos_instruct_embeddings"; }, nothing);
+        const auto f = rewritten(golden_file, [](const std::string& k, auto&, auto&) { return k != "pos_instruct_embeddings"; });
         CHECK_THROWS_WITH(llamagen::load_weights(io::safetensors::from_memory(f), c), Contains("missing tensor 'pos_instruct_embeddings' [1, 64]"));
         CHECK_FALSE(llamagen::infer_variant(c, io::safetensors::from_memory(f)).position_instruction);  // then a plain GPT
     }
@@ -252,13 +201,13 @@ TEST_CASE("randar: checkpoints load strictly: the position-instruction vector mi
         const auto f = rewritten(golden_file, [](const std::string& k, std::vector<std::int64_t>& s, std::vector<float>&) {
             if (k == "pos_instruct_embeddings") s = {64};
             return true;
-        }, nothing);
+        });
         CHECK_THROWS_WITH(llamagen::load_weights(io::safetensors::from_memory(f), c), Contains("tensor 'pos_instruct_embeddings' has shape [64]") && Contains("needs [1, 64]"));
         CHECK_THROWS_WITH(llamagen::infer_variant(c, io::safetensors::from_memory(f)), Contains("pos_instruct_embeddings has shape [64]") && Contains("needs [1, 64]"));
         const auto wide = rewritten(golden_file, [](const std::string& k, std::vector<std::int64_t>& s, std::vector<float>& v) {
             if (k == "pos_instruct_embeddings") { s = {2, 64}; v.resize(128); }
             return true;
-        }, nothing);
+        });
         CHECK_THROWS_WITH(llamagen::load_weights(io::safetensors::from_memory(wide), c), Contains("tensor 'pos_instruct_embeddings' has shape [2, 64]"));
     }
 }

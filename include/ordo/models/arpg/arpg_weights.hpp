@@ -6,14 +6,13 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <new>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "../../engine/session.hpp"
 #include "../../plan.hpp"
-#include "../llamagen/gpt_weights.hpp"  // tensor_offsets
+#include "../weight_arena.hpp"
 #include "arpg_config.hpp"
 
 namespace ordo::models::arpg {
@@ -134,70 +133,17 @@ struct arpg_tensors {
 };
 
 // All weights in one fp32 arena, in checkpoint_tensors() order; tensors are views into it.
-class arpg_weights : public arpg_tensors<float> {
+class arpg_weights : public arena_weights<arpg_config, arpg_tensors> {
 public:
     arpg_weights() = default;
-    explicit arpg_weights(const arpg_config& c) : config_(c), keys_(checkpoint_tensors(c)) {
-        std::size_t total = 0;
-        offsets_ = llamagen::tensor_offsets(keys_, total);
-        try {
-            arena_.resize(total);
-        } catch (const std::bad_alloc&) {
-            throw error("arpg weights: cannot allocate " + ordo::detail::bytes_str(total * sizeof(float)) + " for an ARPG model with " + c.str());
-        }
-        bind(config_, arena_.data(), offsets_);
-    }
-    arpg_weights(const arpg_weights&) = delete;  // a second copy of the weights is never wanted
-    arpg_weights& operator=(const arpg_weights&) = delete;
-    arpg_weights(arpg_weights&& o) noexcept { *this = std::move(o); }
-    arpg_weights& operator=(arpg_weights&& o) noexcept {
-        config_ = o.config_;
-        keys_ = std::move(o.keys_);
-        offsets_ = std::move(o.offsets_);
-        arena_ = std::move(o.arena_);
-        if (arena_.empty()) {
-            self_layers.clear();
-            cross_layers.clear();
-        } else {
-            bind(config_, arena_.data(), offsets_);
-        }
-        return *this;
-    }
-
-    const arpg_config& config() const { return config_; }
-    const std::vector<tensor_spec>& tensors() const { return keys_; }
-    std::span<float> storage(std::size_t i) { return {arena_.data() + offsets_[i], numel(keys_[i])}; }
-    std::span<const float> storage(std::size_t i) const { return {arena_.data() + offsets_[i], numel(keys_[i])}; }
-    std::size_t bytes() const { return arena_.size() * sizeof(float); }
-
-private:
-    arpg_config config_{};
-    std::vector<tensor_spec> keys_;
-    std::vector<std::size_t> offsets_;
-    std::vector<float> arena_;
+    explicit arpg_weights(const arpg_config& c) : arena_weights(c, "arpg weights", "an ARPG model") {}
 };
 
 // Seeded random weights of any config (benchmarks of the official sizes, tests without a
 // checkpoint): RMSNorm weights 1, everything else uniform with standard deviation 0.02.
 inline arpg_weights random_weights(const arpg_config& c, std::uint64_t seed) {
     arpg_weights w(c);
-    std::uint64_t s = seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
-    for (std::size_t i = 0; i < w.tensors().size(); ++i) {
-        std::span<float> t = w.storage(i);
-        if (w.tensors()[i].shape.size() == 1) {
-            std::fill(t.begin(), t.end(), 1.0f);
-            continue;
-        }
-        const float a = 0.02f * 1.7320508f;  // uniform(-a, a) has standard deviation 0.02
-        for (float& x : t) {
-            s += 0x9E3779B97F4A7C15ull;  // splitmix64
-            std::uint64_t z = s;
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-            z ^= z >> 31;
-            x = a * (static_cast<float>(z >> 40) * (2.0f / 16777216.0f) - 1.0f);
-        }
-    }
+    fill_random(w, seed);
     return w;
 }
 

@@ -6,16 +6,13 @@
 // allocated; tensors are then read straight into the arena.
 #pragma once
 
-#include <algorithm>
-#include <bit>
 #include <cstdint>
-#include <fstream>
 #include <string>
 #include <string_view>
 
-#include "../../io/json.hpp"
 #include "../../io/safetensors.hpp"
 #include "../../io/text_file.hpp"
+#include "../checkpoint_io.hpp"
 #include "arpg_weights.hpp"
 
 namespace ordo::models::arpg {
@@ -37,19 +34,9 @@ inline std::string hint_for(const std::string& key) {
     return "";
 }
 
-inline bool float_dtype(io::dtype t) { return t == io::dtype::f32 || t == io::dtype::f16 || t == io::dtype::bf16 || t == io::dtype::f64; }
+inline constexpr model_names names{"an ARPG model", "ARPG model", "ARPG"};
 
-inline const io::tensor_info& need(const io::safetensors& f, const std::string& key, std::size_t rank) {
-    const io::tensor_info* t = f.find(key);
-    if (!t) throw error("checkpoint " + f.source() + ": missing tensor '" + key + "' (ARPG)");
-    if (t->shape.size() != rank)
-        throw error("checkpoint " + f.source() + ": tensor '" + key + "' has shape " + t->shape_str() + ", an ARPG model needs " +
-                    ordo::detail::itos(static_cast<long long>(rank)) + " dimensions");
-    for (std::int64_t d : t->shape)
-        if (d < 1 || d > max_index)
-            throw error("checkpoint " + f.source() + ": tensor '" + key + "' has shape " + t->shape_str() + " (extents must be 1.." + ordo::detail::itos(max_index) + ")");
-    return *t;
-}
+inline const io::tensor_info& need(const io::safetensors& f, const std::string& key, std::size_t rank) { return need_tensor(f, key, rank, names); }
 
 inline index_t count_blocks(const io::safetensors& f, const std::string& prefix) {
     index_t n = 0;
@@ -113,49 +100,16 @@ inline index_t n_head_from_preset(const io::safetensors& f) {
 // mis-shaped or of a non-float dtype. A file cut short is refused when it is opened (naming the
 // tensor past its end) or, if it shrinks after that, when the tensor is read.
 inline arpg_weights load_weights(const io::safetensors& f, const arpg_config& c) {
-    const std::vector<tensor_spec> want = checkpoint_tensors(c);
-    for (const io::tensor_info& t : f.tensors()) {
-        const bool known = std::any_of(want.begin(), want.end(), [&](const tensor_spec& s) { return s.key == t.name; });
-        if (!known)
-            throw error("checkpoint " + f.source() + ": unexpected tensor '" + t.name + "' " + t.shape_str() + " for an ARPG model with " + c.str() +
-                        detail::hint_for(t.name));
-    }
-    for (const tensor_spec& s : want) {
-        const io::tensor_info* t = f.find(s.key);
-        if (!t) throw error("checkpoint " + f.source() + ": missing tensor '" + s.key + "' " + io::shape_str(s.shape) + " (ARPG model with " + c.str() + ")");
-        if (t->shape != s.shape)
-            throw error("checkpoint " + f.source() + ": tensor '" + s.key + "' has shape " + t->shape_str() + ", an ARPG model with " + c.str() + " needs " +
-                        io::shape_str(s.shape));
-        if (!detail::float_dtype(t->type))
-            throw error("checkpoint " + f.source() + ": tensor '" + s.key + "' has dtype " + std::string(io::dtype_name(t->type)) +
-                        ", weights must be F32, F16, BF16 or F64");
-    }
-    arpg_weights w(c);
-    for (std::size_t i = 0; i < want.size(); ++i) f.read(*f.find(want[i].key), w.storage(i));
-    return w;
+    return load_strict<arpg_weights>(f, c, detail::names, [](const std::string& key) { return detail::hint_for(key); }, /*check_dtypes=*/true);
 }
 
 // config_from_checkpoint + load_weights.
 inline arpg_weights load_checkpoint(const io::safetensors& f, index_t n_head) { return load_weights(f, config_from_checkpoint(f, n_head)); }
 
-// The most text a weights.json may hold.
-inline constexpr std::size_t max_weights_json_bytes = std::size_t{1} << 20;
-
 // n_head from JSON text: a bare object holding it, or one holding "constructor_args" with it (the
 // golden .weights.json files, ModelArgs' field name). `source` names the text in errors.
 inline index_t n_head_from_json(std::string_view text, const std::string& source = "weights json") {
-    const ordo::detail::json_document doc(text, source, max_weights_json_bytes);
-    using jt = ordo::detail::json_document::type;
-    if (doc.at(doc.root()).kind != jt::object) throw error(source + ": not a JSON object");
-    long long n = doc.find(doc.root(), "n_head");
-    if (n < 0)
-        if (const long long args = doc.find(doc.root(), "constructor_args"); args >= 0 && doc.at(static_cast<std::uint32_t>(args)).kind == jt::object)
-            n = doc.find(static_cast<std::uint32_t>(args), "n_head");
-    if (n < 0) throw error(source + ": no 'n_head' (at the top level or in 'constructor_args')");
-    const auto& v = doc.at(static_cast<std::uint32_t>(n));
-    if (v.kind != jt::number || !v.integral || v.number < 1 || v.number > arpg_limits::heads)
-        throw error(source + ": 'n_head' must be an integer in 1.." + ordo::detail::itos(arpg_limits::heads));
-    return static_cast<index_t>(v.number);
+    return head_count_from_json(text, source, "n_head", arpg_limits::heads);
 }
 inline index_t n_head_from_weights_json(const std::string& path) {
     return n_head_from_json(io::read_text_file(path, max_weights_json_bytes, "weights json"), path);
@@ -163,28 +117,6 @@ inline index_t n_head_from_weights_json(const std::string& path) {
 
 // Writes the weights as an F32 safetensors file with the official key names (what load_weights
 // reads back), tensor by tensor from the arena.
-inline void save_weights(const arpg_weights& w, const std::string& path) {
-    static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian");
-    std::string header = "{\"__metadata__\":{\"format\":\"pt\",\"writer\":\"ordo\"}";
-    std::uint64_t offset = 0;
-    for (const tensor_spec& t : w.tensors()) {
-        const std::uint64_t bytes = numel(t) * sizeof(float);
-        header += ",\"" + ordo::detail::json_escape(t.key) + "\":{\"dtype\":\"F32\",\"shape\":" + io::shape_str(t.shape) + ",\"data_offsets\":[" +
-                  ordo::detail::itos(static_cast<long long>(offset)) + "," + ordo::detail::itos(static_cast<long long>(offset + bytes)) + "]}";
-        offset += bytes;
-    }
-    header += "}";
-    while (header.size() % 8) header += ' ';
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    if (!out) throw error("cannot write " + path);
-    const std::uint64_t n = header.size();
-    out.write(reinterpret_cast<const char*>(&n), 8);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    for (std::size_t i = 0; i < w.tensors().size(); ++i) {
-        const std::span<const float> t = w.storage(i);
-        out.write(reinterpret_cast<const char*>(t.data()), static_cast<std::streamsize>(t.size_bytes()));
-    }
-    if (!out.flush()) throw error("writing " + path + " failed (disk full?)");
-}
+inline void save_weights(const arpg_weights& w, const std::string& path) { save_f32(w, path); }
 
 }  // namespace ordo::models::arpg

@@ -5,13 +5,11 @@
 // copy of the weights.
 #pragma once
 
-#include <algorithm>
-#include <bit>
 #include <cstdint>
-#include <fstream>
 #include <string>
 
 #include "../../io/safetensors.hpp"
+#include "../checkpoint_io.hpp"
 #include "gpt_weights.hpp"
 
 namespace ordo::models::llamagen {
@@ -33,23 +31,8 @@ inline std::string hint_for(const std::string& key, const gpt_config& c) {
 // mis-shaped, of a dtype other than F32/F16/BF16/F64, or truncated.
 // Every check runs on the file's header before the weight arena is allocated.
 inline gpt_weights load_weights(const io::safetensors& f, const gpt_config& c) {
-    const std::vector<tensor_spec> want = checkpoint_tensors(c);
-    for (const io::tensor_info& t : f.tensors()) {
-        const bool known = std::any_of(want.begin(), want.end(), [&](const tensor_spec& s) { return s.key == t.name; });
-        if (!known)
-            throw error("checkpoint " + f.source() + ": unexpected tensor '" + t.name + "' " + t.shape_str() + " for a GPT with " + c.str() +
-                        detail::hint_for(t.name, c));
-    }
-    for (std::size_t i = 0; i < want.size(); ++i) {
-        const io::tensor_info* t = f.find(want[i].key);
-        if (!t) throw error("checkpoint " + f.source() + ": missing tensor '" + want[i].key + "' " + io::shape_str(want[i].shape) + " (GPT with " + c.str() + ")");
-        if (t->shape != want[i].shape)
-            throw error("checkpoint " + f.source() + ": tensor '" + want[i].key + "' has shape " + t->shape_str() + ", a GPT with " + c.str() +
-                        " needs " + io::shape_str(want[i].shape));
-    }
-    gpt_weights w(c);
-    for (std::size_t i = 0; i < want.size(); ++i) f.read(*f.find(want[i].key), w.storage(i));
-    return w;
+    return load_strict<gpt_weights>(f, c, {"a GPT", "GPT", "GPT"}, [&](const std::string& key) { return detail::hint_for(key, c); },
+                                    /*check_dtypes=*/false);
 }
 
 // The variant fields of a size preset (vocabulary, classes, PAR transition tokens, NAR extra
@@ -87,28 +70,6 @@ inline gpt_config infer_variant(gpt_config base, const io::safetensors& f) {
 
 // Writes the weights as an F32 safetensors file with the official key names (what load_weights
 // reads back). Streams tensor by tensor from the arena: no second copy.
-inline void save_weights(gpt_weights& w, const std::string& path) {
-    static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian");
-    std::string header = "{\"__metadata__\":{\"format\":\"pt\",\"writer\":\"ordo\"}";
-    std::uint64_t offset = 0;
-    for (const tensor_spec& t : w.tensors()) {
-        const std::uint64_t bytes = numel(t) * sizeof(float);
-        header += ",\"" + ordo::detail::json_escape(t.key) + "\":{\"dtype\":\"F32\",\"shape\":" + io::shape_str(t.shape) + ",\"data_offsets\":[" +
-                  ordo::detail::itos(static_cast<long long>(offset)) + "," + ordo::detail::itos(static_cast<long long>(offset + bytes)) + "]}";
-        offset += bytes;
-    }
-    header += "}";
-    while (header.size() % 8) header += ' ';  // the format pads the header to 8 bytes
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    if (!out) throw error("cannot write " + path);
-    const std::uint64_t n = header.size();
-    out.write(reinterpret_cast<const char*>(&n), 8);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    for (std::size_t i = 0; i < w.tensors().size(); ++i) {
-        const std::span<float> t = w.storage(i);
-        out.write(reinterpret_cast<const char*>(t.data()), static_cast<std::streamsize>(t.size_bytes()));
-    }
-    if (!out.flush()) throw error("writing " + path + " failed (disk full?)");
-}
+inline void save_weights(gpt_weights& w, const std::string& path) { save_f32(w, path); }
 
 }  // namespace ordo::models::llamagen

@@ -4,12 +4,12 @@
 #pragma once
 
 #include <cstdint>
-#include <new>
 #include <span>
 #include <vector>
 
 #include "../../engine/session.hpp"
 #include "../../plan.hpp"
+#include "../weight_arena.hpp"
 #include "gpt_config.hpp"
 
 namespace ordo::models::llamagen {
@@ -141,79 +141,21 @@ const T* embedding_row(const gpt_tensors<T>& w, const gpt_config& c, const step_
     throw error("gpt forward: fed row " + ordo::detail::itos(r) + " carries no known kind of content");
 }
 
-// Offsets of the tensors of checkpoint_tensors(c) in one arena, and its total size.
-inline std::vector<std::size_t> tensor_offsets(const std::vector<tensor_spec>& specs, std::size_t& total) {
-    std::vector<std::size_t> offsets;
-    total = 0;
-    for (const tensor_spec& t : specs) {
-        offsets.push_back(total);
-        total += numel(t);
-    }
-    return offsets;
-}
+// The tensor offsets of one arena (weight_arena.hpp; the CUDA backend lays its arena out the same way).
+using models::tensor_offsets;
 
 // All weights in one fp32 arena, in checkpoint_tensors() order; tensors are views into it.
-class gpt_weights : public gpt_tensors<float> {
+class gpt_weights : public arena_weights<gpt_config, gpt_tensors> {
 public:
     gpt_weights() = default;
-    explicit gpt_weights(const gpt_config& c) : config_(c), keys_(checkpoint_tensors(c)) {
-        std::size_t total = 0;
-        offsets_ = tensor_offsets(keys_, total);
-        try {
-            arena_.resize(total);
-        } catch (const std::bad_alloc&) {
-            throw error("gpt weights: cannot allocate " + ordo::detail::bytes_str(total * sizeof(float)) + " for a GPT with " + c.str());
-        }
-        bind(config_, arena_.data(), offsets_);
-    }
-    gpt_weights(const gpt_weights&) = delete;  // a second copy of the weights is never wanted
-    gpt_weights& operator=(const gpt_weights&) = delete;
-    gpt_weights(gpt_weights&& o) noexcept { *this = std::move(o); }
-    gpt_weights& operator=(gpt_weights&& o) noexcept {
-        config_ = o.config_;
-        keys_ = std::move(o.keys_);
-        offsets_ = std::move(o.offsets_);
-        arena_ = std::move(o.arena_);
-        if (arena_.empty()) layers.clear();
-        else bind(config_, arena_.data(), offsets_);
-        return *this;
-    }
-
-    const gpt_config& config() const { return config_; }
-    const std::vector<tensor_spec>& tensors() const { return keys_; }
-    // The storage of tensor i of tensors() (loaders write it in place).
-    std::span<float> storage(std::size_t i) { return {arena_.data() + offsets_[i], numel(keys_[i])}; }
-    std::span<const float> storage(std::size_t i) const { return {arena_.data() + offsets_[i], numel(keys_[i])}; }
-    std::size_t bytes() const { return arena_.size() * sizeof(float); }
-
-private:
-    gpt_config config_{};
-    std::vector<tensor_spec> keys_;
-    std::vector<std::size_t> offsets_;
-    std::vector<float> arena_;
+    explicit gpt_weights(const gpt_config& c) : arena_weights(c, "gpt weights", "a GPT") {}
 };
 
 // Seeded random weights with the official init's scales (linear and embedding N(0, 0.02) as
 // uniform of the same variance, norms 1): for timing and for tests that need no checkpoint.
 inline gpt_weights random_weights(const gpt_config& c, std::uint64_t seed) {
     gpt_weights w(c);
-    std::uint64_t s = seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
-    for (std::size_t i = 0; i < w.tensors().size(); ++i) {
-        std::span<float> t = w.storage(i);
-        if (w.tensors()[i].shape.size() == 1) {
-            std::fill(t.begin(), t.end(), 1.0f);
-            continue;
-        }
-        const float a = 0.02f * 1.7320508f;  // uniform(-a, a) has standard deviation 0.02
-        for (float& x : t) {
-            s += 0x9E3779B97F4A7C15ull;  // splitmix64
-            std::uint64_t z = s;
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-            z ^= z >> 31;
-            x = a * (static_cast<float>(z >> 40) * (2.0f / 16777216.0f) - 1.0f);
-        }
-    }
+    fill_random(w, seed);
     return w;
 }
 
