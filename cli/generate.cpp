@@ -39,7 +39,7 @@ void add_generate(CLI::App& app, generate_args& a, CLI::App*& cmd) {
     auto* c = cmd->add_option("--config", a.config, "official ModelArgs as JSON (bare, or under \"model_args\"); LPD: a JSON with decoder_num_heads");
     auto* p = cmd->add_option("--preset", a.preset, "B, L, XL, XXL or 3B (vocab, classes, PAR/NAR extras read off the checkpoint); LPD: L, XL or XXL");
     c->excludes(p);
-    cmd->add_option("--policy", a.policy, "raster | par:HxW[+nar] | nar | zipar:W | lpd:STEPS[,KEY=VALUE...] (docs/orders.md)")->capture_default_str();
+    cmd->add_option("--policy", a.policy, "raster | par:HxW[+nar] | nar | zipar:W | lpd:... | randar:... | arpg:... (docs/orders.md)")->capture_default_str();
     cmd->add_option("--grid", a.grid, "token grid HxW")->capture_default_str();
     cmd->add_option("--order", a.order, "a random-order policy's order (randar, arpg) as a JSON list of raster cells");
     cmd->add_option("--class", a.label, "class label")->capture_default_str();
@@ -92,18 +92,27 @@ int run_model(const generate_args& a, Model& model, const family_info& fam, cons
         throw ordo::error("generate: --class " + std::to_string(a.label) + " outside 0.." + std::to_string(fam.num_classes - 1));
     // LPD's seed=request: image i decodes its own order (the generator's, seed i), as LPD evaluates
     std::vector<std::vector<ordo::index_t>> orders;
-    // (RandAR's is per image too; ARPG's one order per batch is its plan's)
+    // (RandAR's and ARPG's from ordo's own generator, seed i; an order given with --order is the
+    // plan's, shared by the batch)
     if (const auto* q = std::get_if<ordo::query_groups>(&policy); q && q->seed < 0)
         for (int i = 0; i < a.batch; ++i) {
             ordo::query_groups seeded = *q;
             seeded.seed = i;
             orders.push_back(seeded.order(grid));
         }
-    if (const auto* q = std::get_if<ordo::interleaved_queries>(&policy); q && q->seed < 0)
-        for (int i = 0; i < a.batch; ++i) orders.push_back(ordo::schedules::random_order(grid.size(), static_cast<std::uint64_t>(i)));
+    std::visit(
+        [&](const auto& q) {
+            if constexpr (requires { q.order.empty(); q.seed; })
+                if (q.seed < 0 && q.order.empty())
+                    for (int i = 0; i < a.batch; ++i) orders.push_back(ordo::schedules::random_order(grid.size(), static_cast<std::uint64_t>(i)));
+        },
+        policy);
     std::vector<ordo::request> requests;
     for (int i = 0; i < a.batch; ++i)
         requests.push_back({a.label, static_cast<std::uint64_t>(i), {}, orders.empty() ? std::span<const ordo::index_t>{} : std::span<const ordo::index_t>(orders[static_cast<std::size_t>(i)])});
+    if (fam.ramp != ordo::cfg_ramp::per_step && a.cfg_interval != -1)
+        throw ordo::error("generate: --cfg-interval guides the first steps of a constant scale; " + a.policy +
+                          " ramps its scale (--cfg-schedule linear): give --cfg-schedule constant with --cfg-interval");
     ordo::generate_options o;
     o.session.guidance.scale = a.cfg;
     o.session.guidance.interval = a.cfg_interval;

@@ -131,6 +131,20 @@ if "$ordo" generate --help >/dev/null 2>&1; then
     if ! python3 -c "import json,sys; a=json.load(open('$tmp/$c.out.json')); b=json.load(open('$d/$c.json')); sys.exit(a['tokens']!=b['tokens_raster'])"; then
       echo "FAIL: ordo generate ($pol) tokens differ from the official run"; fails=$((fails+1)); fi
   done
+  # seed=request: each image its own order (ARPG too); an --order file is the plan's, not composed with one
+  a="--weights $d/arpg_G16_s64_orderseed0_cfg4.0_label3.weights.safetensors --config $d/arpg_G16_s64_orderseed0_cfg4.0_label3.weights.json"
+  # shellcheck disable=SC2086
+  ok "$ordo" generate $a --policy arpg:64,seed=request --grid 16x16 --batch 2 --top-k 2 --out "$tmp/a2.json"
+  if ! python3 -c "import json,sys; o=json.load(open('$tmp/a2.json'))['orders']; sys.exit(not (len(o)==2 and o[0]!=o[1] and sorted(o[0])==list(range(256))))"; then
+    echo "FAIL: arpg seed=request does not give each image its order"; fails=$((fails+1)); fi
+  python3 -c "import json; json.dump(json.load(open('$d/randar_G16_s88_orderseed0_cfg1.0-4.0_label3.json'))['order'], open('$tmp/order.json','w'))"
+  r="--weights $d/randar_G16_s88_orderseed0_cfg1.0-4.0_label3.weights.safetensors --config $d/randar_G16_s88_orderseed0_cfg1.0-4.0_label3.weights.json"
+  # shellcheck disable=SC2086
+  ok "$ordo" generate $r --policy randar:88,seed=request --order "$tmp/order.json" --grid 16x16 --class 3 --cfg 4 --top-k 1 --out "$tmp/r1.json"
+  if ! python3 -c "import json,sys; a=json.load(open('$tmp/r1.json')); b=json.load(open('$d/randar_G16_s88_orderseed0_cfg1.0-4.0_label3.json')); sys.exit(a['tokens']!=b['tokens_raster'] or 'orders' in a)"; then
+    echo "FAIL: --order with seed=request is not the plan's order"; fails=$((fails+1)); fi
+  # shellcheck disable=SC2086
+  bad "--cfg-interval guides the first steps of a constant scale; lpd:20 ramps its scale" "$ordo" generate $lpd --policy lpd:20 --grid 16x16 --cfg-interval 3 --out "$tmp/x.json"
   bad "is an ARPG checkpoint; randar:88 decodes with a LlamaGen-family model" "$ordo" generate --weights "$d/arpg_G16_s64_orderseed0_cfg4.0_label3.weights.safetensors" --config "$d/arpg_G16_s64_orderseed0_cfg4.0_label3.weights.json" --policy randar:88 --grid 16x16 --out "$tmp/x.json"
   # shellcheck disable=SC2086
   bad "is a LlamaGen-family checkpoint; arpg:64 decodes with an ARPG model" "$ordo" generate $ras --policy arpg:64 --grid 16x16 --out "$tmp/x.json"

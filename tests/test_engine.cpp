@@ -423,3 +423,32 @@ TEST_CASE("session: requests with their own orders over one LPD schedule get the
     plain.order = {};
     CHECK(run(m, raster, {plain}, opts(2.0f))[0] != raster_together[0]);
 }
+
+TEST_CASE("session: the guidance scale of a finished session is 1, a position past the step's is an error", "[engine]") {
+    const ordo::plan p = ordo::make_plan(ordo::parse_policy("lpd:sizes=1+3+5"), ordo::grid_shape::make(3, 3));
+    mock::context_model m;
+    m.heads = 1;
+    ordo::session_options o;
+    o.guidance = {4.0f, -1, {}, ordo::cfg_ramp::linear_in_rank};
+    o.null_label = 10;
+    const auto reqs = make_requests(1);
+    ordo::session s(p.view(), std::span<const ordo::request>(reqs), kSampler, m.vocab, o);
+    ordo::contiguous_kv_cache<float> cache(1, s.num_sequences(), ordo::kv_cache_len(p), 2);
+    std::vector<float> logits;
+    const ordo::step_batch& b0 = s.next();
+    CHECK(s.guidance_scale(0) == 1.0f);  // generation index 0: unguided
+    CHECK_THROWS_WITH(s.guidance_scale(1), Catch::Contains("step 0 emits 1 positions"));
+    logits.resize(b0.logits_size());
+    m.forward(b0, cache, logits);
+    s.commit(logits);
+    s.next();
+    CHECK(s.guidance_scale(2) == 1.0f + 3.0f * 3.0f / 9.0f);
+    s.cancel();
+    while (!s.done()) {
+        const ordo::step_batch& b = s.next();
+        logits.resize(b.logits_size());
+        m.forward(b, cache, logits);
+        s.commit(logits);
+    }
+    CHECK(s.guidance_scale() == 1.0f);
+}

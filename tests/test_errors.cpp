@@ -285,3 +285,22 @@ TEST_CASE("plan rules for stand-ins: one per slot, before the position, copying 
     CHECK_THROWS_WITH(b.feed_stand_in(2, 9), Contains("a stand-in copies a prefix or token slot; slot 9 is neither"));
 }
 
+
+TEST_CASE("a plan may not write one slot twice in one step (a query, then its own content)", "[errors]") {
+    ordo::plan_builder b(ordo::grid_shape::make(1, 3), 1, ordo::mask_mode::slot_causal);
+    b.set_forcing(ordo::teacher_forcing::full);
+    ordo::index_t p[3], x[3];
+    for (ordo::index_t c = 0; c < 3; ++c) {
+        p[c] = b.add_query_slot(c);
+        x[c] = b.add_token_slot(c);
+    }
+    b.begin_step();
+    b.feed(0);
+    b.emit(0, {{b.feed(p[0]), 0, 1.0f}});
+    b.emit(1, {{b.feed_query(p[2], 1), 0, 1.0f}});  // P_1's query, written into P_2's slot...
+    b.feed(p[2]);                                    // ...which the same step then feeds its own content
+    b.begin_step();
+    b.feed(x[0]);
+    b.emit(2, {{b.feed_query(x[2], 2), 0, 1.0f}});
+    CHECK_THROWS_WITH(std::move(b).finish(), Catch::Contains("step 0 writes slot 5 twice"));
+}

@@ -778,6 +778,9 @@ private:
                     if (own_step.empty() || own_step[static_cast<std::size_t>(slot)] != steps) [[unlikely]]
                         fail_rule("slot " + detail::itos(slot) + " is fed twice (steps " + detail::itos(own_step.empty() ? fs[slot] : own_step[static_cast<std::size_t>(slot)]) +
                                   " and " + detail::itos(s) + ")");
+                    // a stand-in or query written into this slot in this very step: two writes of one cache row in one step have no order
+                    if (fs[slot] == s) [[unlikely]]
+                        fail_rule("step " + detail::itos(s) + " writes slot " + detail::itos(slot) + " twice (a stand-in or query, then its own content)");
                 } else {
                     fs[slot] = s;
                 }

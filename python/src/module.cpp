@@ -278,10 +278,19 @@ std::vector<ordo::request> make_requests(const std::vector<long long>& labels, c
     return out;
 }
 
+ordo::cfg_ramp parse_ramp(const std::string& r) {
+    if (r == "per_step") return ordo::cfg_ramp::per_step;
+    if (r == "linear_in_rank") return ordo::cfg_ramp::linear_in_rank;
+    if (r == "linear_in_step_start") return ordo::cfg_ramp::linear_in_step_start;
+    if (r == "linear_in_step_end") return ordo::cfg_ramp::linear_in_step_end;
+    fail("cfg_ramp must be per_step, linear_in_rank (LPD), linear_in_step_start (RandAR) or linear_in_step_end (ARPG), got \"" + r + "\"");
+}
+
 // Constructs a py_session at `self` (nanobind's __init__).
 void init_session(py_session* self, const py_plan& p, const std::vector<long long>& labels, index_t vocab, float cfg, index_t cfg_interval,
                   std::uint64_t seed, index_t null_label, const std::optional<std::vector<long long>>& ids, const sampling& smp,
-                  const std::optional<std::vector<std::vector<long long>>>& orders = std::nullopt, const std::string& cfg_ramp = "per_step") {
+                  const std::optional<std::vector<std::vector<long long>>>& orders = std::nullopt, const std::string& cfg_ramp = "per_step",
+                  float cfg_start = 1.0f) {
     std::vector<ordo::request> reqs = make_requests(labels, ids);
     std::vector<std::vector<index_t>> tables;  // read by the session's constructor, which copies them
     if (orders) {
@@ -292,8 +301,8 @@ void init_session(py_session* self, const py_plan& p, const std::vector<long lon
     ordo::session_options o;
     o.guidance.scale = cfg;
     o.guidance.interval = cfg_interval;
-    if (cfg_ramp != "per_step" && cfg_ramp != "linear_in_rank") fail("Session: cfg_ramp must be \"per_step\" or \"linear_in_rank\", got \"" + cfg_ramp + "\"");
-    o.guidance.ramp = cfg_ramp == "per_step" ? ordo::cfg_ramp::per_step : ordo::cfg_ramp::linear_in_rank;
+    o.guidance.ramp = parse_ramp(cfg_ramp);
+    o.guidance.start = cfg_start;
     o.seed = seed;
     o.null_label = null_label;
     smp.with_chain([&](auto chain) {
@@ -362,13 +371,6 @@ struct py_model {
     }
 };
 
-ordo::cfg_ramp parse_ramp(const std::string& r) {
-    if (r == "per_step") return ordo::cfg_ramp::per_step;
-    if (r == "linear_in_rank") return ordo::cfg_ramp::linear_in_rank;
-    if (r == "linear_in_step_start") return ordo::cfg_ramp::linear_in_step_start;
-    if (r == "linear_in_step_end") return ordo::cfg_ramp::linear_in_step_end;
-    fail("cfg_ramp must be per_step, linear_in_rank (LPD), linear_in_step_start (RandAR) or linear_in_step_end (ARPG), got \"" + r + "\"");
-}
 
 }  // namespace
 
@@ -431,7 +433,7 @@ NB_MODULE(_ordo, m) {
         .def_prop_ro("slot_kind", [](nb::handle self) {
             const auto v = nb::cast<const py_plan&>(self).view();
             return view(reinterpret_cast<const std::uint8_t*>(&v.slots.data()->kind), v.slots.size(), self, sizeof(ordo::slot_entry));
-        }, "per slot: 0 prefix, 1 token, 2 transition (3, query, is a fed row's content only)")
+        }, "per slot: 0 prefix, 1 token, 2 transition, 3 query (RandAR's P slots)")
         .def_prop_ro("slot_index", [](nb::handle self) {
             const auto v = nb::cast<const py_plan&>(self).view();
             return view(&v.slots.data()->index, v.slots.size(), self, sizeof(ordo::slot_entry) / sizeof(index_t));
@@ -593,12 +595,13 @@ NB_MODULE(_ordo, m) {
     nb::class_<py_session>(m, "Session", "The decode loop step by step: next() says what to run, commit(logits) mixes heads, guides, samples and records.")
         .def("__init__", [](py_session* self, const py_plan& plan, const std::vector<long long>& labels, index_t vocab, float cfg, index_t cfg_interval,
                             std::uint64_t seed, index_t null_label, std::optional<std::vector<long long>> ids, float temperature, index_t top_k, float top_p,
-                            bool greedy, std::optional<std::vector<std::vector<long long>>> orders, const std::string& cfg_ramp) {
-            init_session(self, plan, labels, vocab, cfg, cfg_interval, seed, null_label, ids, sampling{temperature, top_k, top_p, greedy}, orders, cfg_ramp);
+                            bool greedy, std::optional<std::vector<std::vector<long long>>> orders, const std::string& cfg_ramp, float cfg_start) {
+            init_session(self, plan, labels, vocab, cfg, cfg_interval, seed, null_label, ids, sampling{temperature, top_k, top_p, greedy}, orders, cfg_ramp,
+                         cfg_start);
         }, "plan"_a, "labels"_a, "vocab"_a, nb::kw_only(), "cfg"_a = 1.0f, "cfg_interval"_a = -1, "seed"_a = 0, "null_label"_a = 0, "ids"_a = nb::none(),
-             "temperature"_a = 1.0f, "top_k"_a = 0, "top_p"_a = 1.0f, "greedy"_a = false, "orders"_a = nb::none(), "cfg_ramp"_a = "per_step",
+             "temperature"_a = 1.0f, "top_k"_a = 0, "top_p"_a = 1.0f, "greedy"_a = false, "orders"_a = nb::none(), "cfg_ramp"_a = "per_step", "cfg_start"_a = 1.0f,
              "One request per label (ids key each one's random stream; default 0, 1, ...). cfg > 1: classifier-free guidance with the null_label "
-             "in the uncond half (cfg_ramp=\"linear_in_rank\": LPD's per-token scale 1 + (cfg - 1) * t / N). orders: one position table per "
+             "in the uncond half (cfg_ramp: linear_in_rank, LPD's per-token scale; linear_in_step_start, RandAR's per call from cfg_start; linear_in_step_end, ARPG's). orders: one position table per "
              "request (grid cell of each plan position) over a schedule plan such as lpd:20,seed=request. Sampling as LlamaGen: temperature, "
              "top-k, top-p, then a multinomial draw (or argmax: greedy=True).")
         .def_prop_ro("done", [](py_session& s) { return s.visit([](auto& x) { return x.done(); }); })

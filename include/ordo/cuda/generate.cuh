@@ -23,7 +23,7 @@ std::vector<std::vector<index_t>> generate(gpt_model<W>& model, C& cache, const 
     check_fit(plan, model, cache, s.num_sequences());  // prepare(): the plan on the device, buffers sized
     const index_t nreq = s.num_requests(), max_emitted = plan.max_emitted_per_step();
     if (options.session.guidance.ramp != cfg_ramp::per_step)
-        throw error("cuda generate: the device sampler takes one guidance scale per step; a per-token ramp (cfg_ramp::linear_in_rank) runs on the host sampler");
+        throw error("cuda generate: the device sampler takes one guidance scale per step; a ramp (cfg_ramp: LPD's, RandAR's, ARPG's) runs on the host sampler");
     sampler_workspace workspace(nreq * max_emitted, model.vocab_size());
     step_tokens tokens(nreq, max_emitted);
     std::vector<std::uint64_t> ids(static_cast<std::size_t>(nreq));

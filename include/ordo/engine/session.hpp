@@ -202,7 +202,11 @@ public:
     // The CFG scale of the k-th position the current step emits (1: cond logits only), as commit()
     // applies it.
     float guidance_scale(index_t k = 0) const {
-        if (halves_ != 2) return 1.0f;
+        if (halves_ != 2 || done()) return 1.0f;
+        if (k < 0 || k >= plan_.emit_offsets[static_cast<std::size_t>(step_) + 1] - plan_.emit_offsets[static_cast<std::size_t>(step_)])
+            throw error("session: guidance_scale(" + detail::itos(k) + "): step " + detail::itos(step_) + " emits " +
+                        detail::itos(plan_.emit_offsets[static_cast<std::size_t>(step_) + 1] - plan_.emit_offsets[static_cast<std::size_t>(step_)]) +
+                        " positions");
         const index_t first = plan_.emit_offsets[static_cast<std::size_t>(step_)], end = plan_.emit_offsets[static_cast<std::size_t>(step_) + 1];
         return options_.guidance.scale_at(emission_at{step_, first + k, first, end, plan_.num_positions()});
     }

@@ -25,6 +25,11 @@ inline void check_plan_fit(const arpg_config& c, const plan_view& p) {
     (void)c;
     if (p.header.queries != query_mode::cross)
         throw error("the ARPG backend runs query rows through its cross-decoder (not cached); this plan's queries are in_cache, not cross (use the arpg policy)");
+    if (p.header.mask != mask_mode::step_causal)
+        throw error("the ARPG backend's fed groups see the cache and themselves (the step-causal mask); this plan's mask is slot_causal (use the arpg policy)");
+    for (const slot_entry& e : p.slots)
+        if (e.kind == slot_kind::query)
+            throw error("the plan lays out query slots (RandAR's P_t); an ARPG model's queries are never cached (use the arpg policy)");
     if (p.header.encoding != position_encoding::rope)
         throw error(std::string("the ARPG backend uses 2D RoPE; this plan's position encoding is ") +
                     (p.header.encoding == position_encoding::cell_table ? "cell_table (an LPD order needs an LPD checkpoint)" : "absolute"));

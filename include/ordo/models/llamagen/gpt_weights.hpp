@@ -36,6 +36,8 @@ inline gpt_config fit_variant(gpt_config c, const plan_view& p) {
 // prepare()): absolute positions, a time axis, a prefix length, PAR transition tokens, NAR heads or
 // RandAR's position-instruction vector the checkpoint lacks, or query rows that are not cached.
 inline void check_plan_fit(const gpt_config& c, const plan_view& p) {
+    if (p.header.encoding == position_encoding::cell_table)
+        throw error("the plan reads positions from a learned table per cell (cell_table: an LPD order); the GPT uses 2D RoPE: an LPD order needs an LPD checkpoint");
     if (p.header.encoding != position_encoding::rope)
         throw error("the GPT backend uses 2D RoPE; this plan asks for absolute positions (a video order needs a model with learned positions)");
     if (has_query_rows(p)) {

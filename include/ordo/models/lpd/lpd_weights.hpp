@@ -26,6 +26,10 @@ inline void check_plan_fit(const lpd_config& c, const plan_view& p) {
     if (p.num_positions() != c.num_cells)
         throw error("the plan's grid " + p.grid().str() + " has " + ordo::detail::itos(p.num_positions()) + " cells, the LPD checkpoint's pos_embed has " +
                     ordo::detail::itos(c.pos_rows()) + " rows (" + ordo::detail::itos(c.num_cells) + " cells + the class row)");
+    if (p.header.queries != query_mode::in_cache || p.header.mask != mask_mode::step_causal)
+        throw error("the LPD backend writes its query rows into the cache under the step-causal mask (LPD's block-causal groups); this plan's queries "
+                    "are " + std::string(p.header.queries == query_mode::cross ? "cross (an ARPG order)" : "in_cache") + " under the " +
+                    (p.header.mask == mask_mode::slot_causal ? "slot_causal" : "step_causal") + " mask (use the lpd policy)");
     if (p.header.prefix != 1)
         throw error("the plan has " + ordo::detail::itos(p.header.prefix) + " prefix rows, an LPD model has 1 (the class slot)");
     if (p.header.num_heads != 1)
