@@ -1,5 +1,7 @@
 // bench/alloc_counter.hpp - counts heap allocations (every operator new form in libstdc++ ends up
-// in one of the two replaced here). Include it from exactly one translation unit per binary.
+// in one of the two replaced here; the nothrow forms are replaced too, because a sanitizer runtime
+// intercepts them itself and its blocks must not reach the free() below: std::stable_sort's
+// temporary buffer is one). Include it from exactly one translation unit per binary.
 #pragma once
 
 #include <atomic>
@@ -23,6 +25,15 @@ void* operator new(std::size_t n, std::align_val_t a) {
     if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
     throw std::bad_alloc();
 }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+    bench::g_allocs.fetch_add(1, std::memory_order_relaxed);
+    return std::malloc(n ? n : 1);
+}
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+    bench::g_allocs.fetch_add(1, std::memory_order_relaxed);
+    const std::size_t al = static_cast<std::size_t>(a);
+    return std::aligned_alloc(al, (n + al - 1) / al * al);
+}
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // these deletes pair with the news above
@@ -31,6 +42,8 @@ void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
