@@ -438,6 +438,12 @@ TEST_CASE("golden: the guidance ramps give RandAR's and ARPG's per-call CFG scal
     const ordo::cfg both{4.0f, -1, sched, ordo::cfg_ramp::linear_in_rank};
     CHECK_THROWS_WITH(both.scale_at({0, 0, 0, 1, 4}), Catch::Contains("a ramp takes no per-step schedule"));
     CHECK_THROWS_WITH(from_two.scale_at({0, 5, 0, 2, 4}), Catch::Contains("emission rank 5"));
+    // a ramp guides with any scale but 1, below 1 too (LPD: "CFG on iff cfg != 1"); flat at 1 it is off
+    const ordo::cfg below{0.5f, -1, {}, ordo::cfg_ramp::linear_in_rank};
+    CHECK(below.active());
+    CHECK(below.scale_at({3, 128, 128, 130, 256}) == 0.75f);
+    CHECK(!ordo::cfg{1.0f, -1, {}, ordo::cfg_ramp::linear_in_step_end}.active());
+    CHECK(!ordo::cfg{0.5f}.active());  // LlamaGen's rule: at a scale <= 1 the uncond branch never runs
 }
 
 // --- RandAR and ARPG (README-lpd-randar-arpg.md), given the golden order (the official orders

@@ -105,8 +105,12 @@ inline void dense_step_mask(const plan_view& p, index_t step, index_t kv_len, st
         throw error("dense_step_mask: output holds " + detail::itos(static_cast<long long>(out.size())) + " bytes, needs " +
                     detail::itos(static_cast<long long>(st.num_rows()) * kv_len));
     std::uint8_t* o = out.data();
-    for (index_t r = 0; r < st.num_rows(); ++r)
-        for (index_t kv = 0; kv < kv_len; ++kv) *o++ = row_visible(p, st, r, kv) ? 1 : 0;
+    const bool cross = p.header.queries == query_mode::cross;
+    for (index_t r = 0; r < st.num_rows(); ++r) {
+        const bool cross_row = cross && st.query_target(r) >= 0;  // once per row
+        for (index_t kv = 0; kv < kv_len; ++kv)
+            *o++ = (cross_row ? kv < p.num_slots() && written(p.fed_step.data(), kv, step) : visible(p, st.fed[static_cast<std::size_t>(r)], kv)) ? 1 : 0;
+    }
 }
 
 // FlashInfer packed layout: the q x kv bits of one request, row-major, flattened without row

@@ -31,7 +31,8 @@ inline void cfg_combine(std::span<const float> cond, std::span<const float> unco
 //  * a non-empty schedule gives the scale per step (schedule[step], its last value repeated past its
 //    end) and overrides `scale`; the interval still applies, and a scheduled value <= 1 means cond only.
 //  * a ramp replaces the per-step value (no schedule or interval with it): the scale is
-//    start + (scale - start) * x / N for N tokens, computed in double and rounded to float, where x
+//    start + (scale - start) * x / N for N tokens, computed in double and rounded to float, any value
+//    (the methods guide with every scale but 1; a ramp flat at 1 is no guidance), where x
 //    is how many tokens count as decoded, each method by its own definition:
 //      linear_in_rank        x = the token's generation index (its emission rank): LPD's "linear"
 //                            cfg_schedule, per token (its first token is unguided);
@@ -57,6 +58,7 @@ struct cfg {
     float start = 1.0f;  // a ramp's scale at x = 0
 
     constexpr bool active() const {
+        if (ramp != cfg_ramp::per_step) return scale != 1.0f || start != 1.0f;  // LPD, RandAR, ARPG: guided unless the ramp is flat at 1
         if (schedule.empty()) return scale > 1.0f;
         const std::size_t reach = interval < 0 ? schedule.size() : std::min(schedule.size(), static_cast<std::size_t>(interval) + 2);
         for (std::size_t s = 0; s < reach; ++s)
@@ -72,9 +74,9 @@ struct cfg {
             throw error("cfg: emission rank " + detail::itos(e.rank) + " of a step emitting [" + detail::itos(e.first) + ", " + detail::itos(e.end) +
                         ") is not within 0.." + detail::itos(e.total - 1));
         const index_t x = ramp == cfg_ramp::linear_in_rank ? e.rank : ramp == cfg_ramp::linear_in_step_start ? e.first : e.end;
-        const float s = static_cast<float>(static_cast<double>(start) +
-                                           (static_cast<double>(scale) - static_cast<double>(start)) * static_cast<double>(x) / static_cast<double>(e.total));
-        return s > 1.0f ? s : 1.0f;
+        // (not clamped to 1: the methods guide with any scale but 1, a scale below 1 moving toward the uncond logits)
+        return static_cast<float>(static_cast<double>(start) +
+                                  (static_cast<double>(scale) - static_cast<double>(start)) * static_cast<double>(x) / static_cast<double>(e.total));
     }
     float scale_at(index_t step) const {
         if (step < 0) throw error("cfg: step " + detail::itos(step) + " is negative (0 is the prefill)");

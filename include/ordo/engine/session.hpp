@@ -130,8 +130,11 @@ public:
         if (pending_) throw error("session: next() called twice without commit(); cancel() drops the step in flight");
         const step_view st = plan_.step(step_);
         const index_t rows = st.num_rows(), nreq = num_requests();
+        auto query = st.queries.begin();  // the step's query rows, in fed-row order: one pass
         for (index_t r = 0; r < rows; ++r) {
-            const index_t slot = st.fed[r], target = st.query_target(r);
+            index_t target = -1;
+            if (query != st.queries.end() && query->fed_row == st.first_row + r) target = (query++)->target;
+            const index_t slot = st.fed[r];
             slots_[static_cast<std::size_t>(r)] = slot;
             rope_[static_cast<std::size_t>(r)] = target < 0 ? rope_of(plan_, slot) : rope_coord{false, plan_.grid().at(target)};
             const slot_entry content = target < 0 ? plan_.slots[static_cast<std::size_t>(st.content_of(r))] : slot_entry{target, slot_kind::query};
@@ -337,7 +340,7 @@ private:
     // out = the head mix of request i's cond sequence, combined with its uncond mix when guided
     void mix_guided(std::span<const float> logits, index_t i, std::span<const contribution> from, float scale, std::span<float> out) {
         mix(logits, i, from, out);
-        if (scale > 1.0f) {
+        if (scale != 1.0f) {  // (per-step guidance gives 1 for "cond only"; a ramp may go below 1)
             mix(logits, num_requests() + i, from, uncond_);
             cfg_combine(out, uncond_, scale, out);
         }
