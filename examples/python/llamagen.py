@@ -85,6 +85,25 @@ def load_safetensors(path) -> dict[str, torch.Tensor]:
     return out
 
 
+def save_safetensors(path, tensors: dict, metadata: dict | None = None) -> None:
+    """Writes tensors (name -> torch tensor) as a float32 safetensors file, names sorted, the
+    inverse of load_safetensors: what ordo's loaders read (official key names are the caller's)."""
+    names = sorted(tensors)
+    header, blobs, offset = {}, [], 0
+    for name in names:
+        a = np.ascontiguousarray(tensors[name].detach().cpu().numpy(), dtype="<f4")
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
+        blobs.append(a.tobytes())
+        offset += a.nbytes
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the data section starts 8-byte aligned
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_bytes(len(text).to_bytes(8, "little") + text + b"".join(blobs))
+    tmp.replace(path)
+
+
 # ---------------------------------------------------------------------------------------------
 # the configuration
 # ---------------------------------------------------------------------------------------------
