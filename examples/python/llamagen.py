@@ -126,6 +126,7 @@ class ModelArgs:
     rope_base: float = 10000.0
     spe_token_num: int = 0  # PAR: transition tokens M_1..M_n
     medusa_attention_num: int = 0  # NAR: extra blocks before the second head
+    position_instruction: bool = False  # RandAR: the position-instruction vector pos_instruct_embeddings
 
     @classmethod
     def from_json(cls, path) -> "ModelArgs":
@@ -246,6 +247,8 @@ class GPT(nn.Module):
         self.tok_embeddings = nn.Embedding(args.vocab_size, args.dim)
         if args.spe_token_num:
             self.spe_tok_embeddings = TransitionEmbedding(args)
+        if args.position_instruction:  # RandAR's P token, a parameter of the root module
+            self.pos_instruct_embeddings = nn.Parameter(torch.zeros(1, args.dim))
         self.layers = nn.ModuleList(Block(args) for _ in range(args.n_layer + args.medusa_attention_num))
         self.norm = RMSNorm(args.dim, args.norm_eps)
         self.output = nn.Linear(args.dim, args.vocab_size, bias=False)
@@ -293,18 +296,21 @@ class GPT(nn.Module):
         A zero flag (the class token, PAR's M tokens) sets cos = sin = 0: the official table has a
         zero row there, which makes q and k exactly zero - not an identity rotation.
         """
-        row = coords[:, 1].float()[:, None] * self.freqs  # [rows, head_dim/4]
-        col = coords[:, 2].float()[:, None] * self.freqs
-        angle = torch.cat([row, col], dim=1)
-        keep = (~zero).float()[:, None]
+        row = coords[..., 1].float()[..., None] * self.freqs  # [rows, head_dim/4] (or [sequences, rows, ...])
+        col = coords[..., 2].float()[..., None] * self.freqs
+        angle = torch.cat([row, col], dim=-1)
+        keep = (~zero).float()[..., None]
         return torch.cos(angle) * keep, torch.sin(angle) * keep
 
     @staticmethod
     def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        """x [sequences, rows, heads, head_dim], rotated on its interleaved pairs (x[2j], x[2j+1])."""
+        """x [sequences, rows, heads, head_dim], rotated on its interleaved pairs (x[2j], x[2j+1]);
+        cos, sin [rows, head_dim/2] (shared by the sequences) or [sequences, rows, head_dim/2]."""
         pairs = x.unflatten(-1, (-1, 2))
         a, b = pairs[..., 0], pairs[..., 1]
-        c, s = cos[None, :, None, :], sin[None, :, None, :]
+        c, s = cos.unsqueeze(-2), sin.unsqueeze(-2)
+        if c.dim() == 3:
+            c, s = c[None], s[None]
         return torch.stack([a * c - b * s, b * c + a * s], dim=-1).flatten(-2)
 
     def attention(self, l: int, x, cos, sin, cache: KVCache, slots, mask, written, attention: str, block_mask):
@@ -338,6 +344,44 @@ class GPT(nn.Module):
         return L.wo(out.transpose(1, 2).flatten(-2))
 
     # --- the forward -------------------------------------------------------------------------
+
+    def forward_sequence(self, x, cos, sin, mask, heads: int = 1) -> torch.Tensor:
+        """The training forward: every row at once, no cache. x [sequences, rows, dim] embedded rows;
+        cos, sin their RoPE ([rows, head_dim/2] or per sequence); mask [rows, rows] bool (True:
+        attend). Returns logits [sequences, rows, heads, vocab] (differentiable)."""
+        if heads > self.num_heads:
+            raise ValueError(f"the plan reads {heads} output heads, the checkpoint has {self.num_heads}")
+        a, n = self.args, self.args.n_layer
+        out = []
+        for l in range(n + (a.medusa_attention_num if heads > 1 else 0)):
+            B, L = self.layers[l], self.layers[l].attention
+            h = B.attention_norm(x)
+            q, k, v = L.wqkv(h).split([a.n_head * a.head_dim, a.kv_heads * a.head_dim, a.kv_heads * a.head_dim], dim=-1)
+            q = self.rotate(q.unflatten(-1, (a.n_head, a.head_dim)), cos, sin).transpose(1, 2)
+            k = self.rotate(k.unflatten(-1, (a.kv_heads, a.head_dim)), cos, sin).transpose(1, 2)
+            v = v.unflatten(-1, (a.kv_heads, a.head_dim)).transpose(1, 2)
+            if a.kv_heads != a.n_head:
+                k = k.repeat_interleave(a.n_head // a.kv_heads, dim=1)
+                v = v.repeat_interleave(a.n_head // a.kv_heads, dim=1)
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            x = x + L.wo(o.transpose(1, 2).flatten(-2))
+            x = x + B.feed_forward(B.ffn_norm(x))
+            if l == n - 1:
+                out.append(self.output(self.norm(x)))
+        if heads > 1:
+            out.append(self.medusa_output(self.medusa_norm(x)))
+        return torch.stack(out, dim=2)
+
+    def position_instruction(self, cos, sin) -> torch.Tensor:
+        """RandAR's P token of each row's target cell: pos_instruct_embeddings viewed [n_head, head_dim]
+        and rotated by the target's RoPE (cos, sin [..., rows, head_dim/2]), flattened back to dim."""
+        if not self.args.position_instruction:
+            raise ValueError("the plan feeds RandAR position instructions; this checkpoint has no pos_instruct_embeddings")
+        a = self.args
+        p = self.pos_instruct_embeddings.view(a.n_head, a.head_dim).expand(*cos.shape[:-1], a.n_head, a.head_dim)
+        if cos.dim() == 2:
+            return self.rotate(p[None], cos, sin)[0].flatten(-2)
+        return self.rotate(p, cos, sin).flatten(-2)
 
     def forward(self, kind, value, coords, zero, slots, cache: KVCache, mask, written, heads: int = 1,
                 attention: str = "sdpa", block_mask=None) -> torch.Tensor:
@@ -470,17 +514,19 @@ def decode(model: GPT, plan, session, attention: str = "sdpa", return_logits: bo
     return (tokens, steps) if return_logits else tokens
 
 
-def train_inputs(plan, tokens, label: int):
-    """What each slot of the training layout [0, train_slots) is fed: (kind, value) arrays.
+def train_inputs(plan, tokens, labels):
+    """What each slot of the training layout [0, train_slots) is fed: (kind [slots], value [..., slots]).
 
-    prefix -> the class label; token -> the token at that position (raster order);
-    transition -> its number i (embedded as M_i).
+    tokens [..., positions] (raster order), labels scalar or [...]. prefix -> the class label;
+    token -> the token at that position; transition -> its number i (embedded as M_i).
     """
     n = plan.train_slots
     kind = np.array(plan.slot_kind[:n])
     index = np.array(plan.slot_index[:n])
-    tokens = np.asarray(tokens).reshape(-1)
-    value = np.where(kind == 0, label, np.where(kind == 1, tokens[np.where(kind == 1, index, 0)], index))
+    tokens = np.asarray(tokens)
+    labels = np.asarray(labels)[..., None]
+    at = tokens[..., np.where(kind == 1, index, 0)]
+    value = np.where(kind == 0, labels, np.where(kind == 1, at, index))
     return kind, value
 
 
@@ -496,31 +542,73 @@ def mix_terms(plan):
     return q, slot, np.array(plan.contrib_head).astype(np.int64), np.array(plan.contrib_weight)
 
 
-def train_forward(model: GPT, plan, tokens, label: int, attention: str = "sdpa", use_ordo_block_mask: bool = True) -> torch.Tensor:
-    """One teacher-forcing forward: logits [positions, vocab] in raster order, no guidance
+def train_forward(model: GPT, plan, tokens, labels, attention: str = "sdpa", use_ordo_block_mask: bool = True) -> torch.Tensor:
+    """The teacher-forcing forward: logits [..., positions, vocab] in raster order, no guidance
     (differentiable: a training step is this, a cross-entropy against `tokens`, and backward()).
 
-    Every slot of the training layout is fed at once under plan.train_mask(); each position's
-    logits are then mixed from the rows and heads the plan names, as a decode step would mix them.
+    tokens [positions] or [batch, positions] (raster order), labels an int or [batch] (the null
+    class num_classes is CFG's unconditional row). Every slot of the training layout is fed at
+    once under plan.train_mask(); each position's logits are then mixed from the rows and heads the
+    plan names, as a decode step would mix them. attention "flex" runs one sequence at a time
+    through the cached forward with a FlexAttention BlockMask; "sdpa" runs the batch at once.
     """
+    tokens = np.asarray(tokens)
+    single = tokens.ndim == 1
+    tokens = tokens.reshape(-1, tokens.shape[-1])
+    labels = np.broadcast_to(np.asarray(labels).reshape(-1), (tokens.shape[0],))
     n = plan.train_slots
     heads = len(plan.heads)
-    kind, value = train_inputs(plan, tokens, label)
+    kind, value = train_inputs(plan, tokens, labels)
     slots = np.arange(n, dtype=np.int32)
     coords, zero = plan.rope(slots)
-    mask = plan.train_mask()
-    block_mask = flex_block_mask(plan, slots, n, dense=mask, use_ordo=use_ordo_block_mask) if attention == "flex" else None
-    cache = model.new_cache(1, n)
-    out = model(
-        _tensor(kind[None], torch.long), _tensor(value[None], torch.long), _tensor(coords, torch.long),
-        _tensor(zero, torch.bool), _tensor(slots, torch.long), cache, _tensor(mask, torch.bool),
-        torch.ones(n, dtype=torch.bool), heads=heads, attention=attention, block_mask=block_mask,
-    )[0]  # [slots, heads, vocab]
-    q, slot, head, weight = mix_terms(plan)
+    mask = _tensor(plan.train_mask(), torch.bool)
+    if attention == "flex":
+        block_mask = flex_block_mask(plan, slots, n, dense=plan.train_mask(), use_ordo=use_ordo_block_mask)
+        out = torch.cat([model(
+            _tensor(kind[None], torch.long), _tensor(value[i : i + 1], torch.long), _tensor(coords, torch.long),
+            _tensor(zero, torch.bool), _tensor(slots, torch.long), model.new_cache(1, n), mask,
+            torch.ones(n, dtype=torch.bool), heads=heads, attention="flex", block_mask=block_mask,
+        ) for i in range(len(value))])
+    elif attention == "sdpa":
+        cos, sin = model.rope_tables(_tensor(coords, torch.long), _tensor(zero, torch.bool))
+        kinds = _tensor(np.broadcast_to(kind, value.shape), torch.long)
+        out = model.forward_sequence(model.embed(kinds, _tensor(value, torch.long)), cos, sin, mask, heads)
+    else:
+        raise ValueError(f"attention must be 'sdpa' or 'flex', got {attention!r}")
+    q, slot, head, weight = mix_terms(plan)  # out: [batch, slots, heads, vocab]
     if slot.size and slot.max() >= n:
         raise ValueError("a position is predicted from a slot the training layout does not feed")
-    terms = torch.from_numpy(weight)[:, None] * out[torch.from_numpy(slot).long(), torch.from_numpy(head)]
-    return torch.zeros(plan.num_positions, out.shape[-1]).index_add_(0, torch.from_numpy(q).long(), terms)
+    terms = torch.from_numpy(weight)[:, None] * out[:, torch.from_numpy(slot).long(), torch.from_numpy(head)]
+    logits = torch.zeros(out.shape[0], plan.num_positions, out.shape[-1]).index_add_(1, torch.from_numpy(q).long(), terms)
+    return logits[0] if single else logits
+
+
+def randar_train_forward(model: GPT, grid: tuple[int, int], tokens, labels, orders) -> torch.Tensor:
+    """RandAR's training forward (ziqipang/RandAR forward_train): the interleaved layout
+    [cls, P_0, x_0, P_1, x_1, ...] of each sequence's own order under a plain causal mask, P_t the
+    position instruction of cell orders[t], P_t and x_t both at RoPE(orders[t]).
+
+    tokens [batch, positions] (raster), labels [batch], orders [batch, positions] (a permutation
+    each) as torch tensors. Returns logits [batch, positions, vocab]: row t (read at P_t) predicts
+    cell orders[:, t].
+    """
+    b, n = tokens.shape
+    height, width = grid
+    if height * width != n:
+        raise ValueError(f"tokens have {n} positions, the grid {height}x{width} has {height * width}")
+    coords = torch.zeros(b, 1 + 2 * n, 3, dtype=torch.long)
+    cell = torch.stack([orders // width, orders % width], dim=-1)  # [batch, positions, (h, w)]
+    coords[:, 1::2, 1:] = cell
+    coords[:, 2::2, 1:] = cell
+    zero = torch.zeros(b, 1 + 2 * n, dtype=torch.bool)
+    zero[:, 0] = True  # the class row: q = k = 0, as the official table's zero row
+    cos, sin = model.rope_tables(coords, zero)
+    x = torch.empty(b, 1 + 2 * n, model.args.dim)
+    x[:, 0] = model.cls_embedding.embedding_table(labels)
+    x[:, 1::2] = model.position_instruction(cos[:, 1::2], sin[:, 1::2])
+    x[:, 2::2] = model.tok_embeddings(torch.gather(tokens, 1, orders))
+    causal = torch.ones(1 + 2 * n, 1 + 2 * n, dtype=torch.bool).tril()
+    return model.forward_sequence(x, cos, sin, causal)[:, 1::2, 0]
 
 
 # ---------------------------------------------------------------------------------------------
