@@ -142,6 +142,10 @@ class ModelArgs:
         args.medusa_attention_num = args.medusa_attention_num or 0
         return args
 
+    def to_json(self, path) -> None:
+        """Writes {"model_args": {...}}: what from_json, `ordo generate --config` and ordo.Model read."""
+        Path(path).write_text(json.dumps({"model_args": {"model_type": "c2i", **self.__dict__}}, indent=1) + "\n")
+
     @property
     def head_dim(self) -> int:
         return self.dim // self.n_head
