@@ -27,6 +27,15 @@ CASE = ROOT / "tests" / "data" / "e2e" / "arpg_G16_s64_orderseed0_cfg4.0_label3"
 GOLDEN_TOL = 1e-3
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matrices: more threads only contend (the suite runs on a shared machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def golden_model() -> arpg.ARPG:
     model = arpg.ARPG(arpg.ARPGArgs.from_json(f"{CASE}.weights.json"))
     model.load_state_dict(llamagen.load_safetensors(f"{CASE}.weights.safetensors"), strict=True)
@@ -87,7 +96,7 @@ RANDOM = (0, 1)  # labels of two random grids
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(one_thread, tmp_path_factory):
     """A tiny ARPG trained for a second or two (official loss, random orders) on four 8x8 grids:
     labels 2 and 7 a constant grid each, labels 0 and 1 a random grid each.
 
@@ -97,27 +106,22 @@ def trained(tmp_path_factory):
     query the same logits. The random grids therefore check that ordo's greedy decode is a greedy
     decode of this model (whatever it learned), the constant ones that it returns what was learned.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: threads only contend
-    try:
-        torch.manual_seed(0)
-        args = arpg.ARPGArgs(dim=32, n_layer=4, n_head=2, vocab_size=VOCAB, num_classes=CLASSES, block_size=GRID * GRID, multiple_of=32)
-        model = arpg.ARPG(args)
-        g = torch.Generator().manual_seed(0)
-        grids = torch.cat([torch.full((1, GRID * GRID), t) for t in CONSTANT.values()]
-                          + [torch.randint(0, VOCAB, (len(RANDOM), GRID * GRID), generator=g)])
-        labels = torch.tensor(list(CONSTANT) + list(RANDOM))
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
-        tokens, batch_labels = grids.repeat(4, 1), labels.repeat(4)  # 16 samples, each with its own order
-        first = None
-        for _ in range(60):
-            value = arpg.loss(model, tokens, batch_labels, g)
-            first = value.item() if first is None else first
-            opt.zero_grad()
-            value.backward()
-            opt.step()
-    finally:
-        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    args = arpg.ARPGArgs(dim=32, n_layer=4, n_head=2, vocab_size=VOCAB, num_classes=CLASSES, block_size=GRID * GRID, multiple_of=32)
+    model = arpg.ARPG(args)
+    g = torch.Generator().manual_seed(0)
+    grids = torch.cat([torch.full((1, GRID * GRID), t) for t in CONSTANT.values()]
+                      + [torch.randint(0, VOCAB, (len(RANDOM), GRID * GRID), generator=g)])
+    labels = torch.tensor(list(CONSTANT) + list(RANDOM))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+    tokens, batch_labels = grids.repeat(4, 1), labels.repeat(4)  # 16 samples, each with its own order
+    first = None
+    for _ in range(60):
+        value = arpg.loss(model, tokens, batch_labels, g)
+        first = value.item() if first is None else first
+        opt.zero_grad()
+        value.backward()
+        opt.step()
     model.eval()
     stem = tmp_path_factory.mktemp("arpg") / "tiny"
     arpg.save(model, args, stem)
