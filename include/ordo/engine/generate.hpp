@@ -1,12 +1,14 @@
 // ordo/engine/generate.hpp - the model concept and generate(): a whole plan, end to end.
 #pragma once
 
+#include <algorithm>
 #include <concepts>
 #include <functional>
 #include <span>
 #include <vector>
 
 #include "../policy.hpp"
+#include "jacobi.hpp"
 #include "kv_cache.hpp"
 #include "session.hpp"
 
@@ -39,6 +41,9 @@ constexpr void check_model_and_cache_types() {
 
 struct generate_options {
     session_options session{};
+    // speculative Jacobi decoding (jacobi.hpp) when jacobi.window > 0: a raster plan, windows of
+    // that many steps; progress then reports the least frontier (positions done) after each window
+    jacobi_options jacobi{};
     // called after every step with (steps done, steps in all); not on the hot path of a step
     std::function<void(index_t, index_t)> progress{};
 };
@@ -61,12 +66,45 @@ void check_fit(const plan_view& p, M& model, const C& cache, index_t sequences) 
         throw error("kv cache too small: " + detail::itos(cache.num_sequences()) + " sequences, the batch needs " + detail::itos(sequences));
 }
 
+namespace detail {
+// generate() with options.jacobi.window > 0: the speculative loop around the model.
+template <class M, class C, class Sampler>
+std::vector<std::vector<index_t>> generate_jacobi(M& model, C& cache, const plan_view& plan, const Sampler& sampler, std::span<const request> requests,
+                                                  const generate_options& options) {
+    jacobi_session<Sampler> s(plan, requests, sampler, model.vocab_size(), options.session, options.jacobi);
+    check_fit(plan, model, cache, s.num_sequences());
+    const std::size_t rows = static_cast<std::size_t>(s.num_sequences()) * static_cast<std::size_t>(s.max_rows());
+    // a model sized by prepare() for the plan's one row per step takes the window's rows now
+    if constexpr (requires { model.reserve(rows, plan.num_slots()); }) model.reserve(rows, plan.num_slots());
+    std::vector<float> logits;
+    logits.reserve(rows * static_cast<std::size_t>(plan.header.num_heads) * static_cast<std::size_t>(model.vocab_size()));
+    while (!s.done()) {
+        const step_batch& b = s.next();
+        logits.resize(b.logits_size());  // within the reserve: no allocation
+        model.forward(b, cache, std::span<float>(logits));
+        s.commit(logits);
+        if (options.progress) {
+            index_t least = plan.num_positions();
+            for (index_t i = 0; i < s.num_requests(); ++i) least = std::min(least, s.frontier(i));
+            options.progress(least, plan.num_positions());
+        }
+    }
+    std::vector<std::vector<index_t>> out;
+    for (index_t i = 0; i < s.num_requests(); ++i) out.emplace_back(s.tokens(i).begin(), s.tokens(i).end());
+    return out;
+}
+}  // namespace detail
+
 // Runs `plan` for every request and returns each one's token grid in raster order.
 // (the model and cache are checked by static_asserts, which say what is wrong)
 template <class M, class C, class Sampler>
 std::vector<std::vector<index_t>> generate(M& model, C& cache, const plan_view& plan, Sampler sampler, std::span<const request> requests,
                                            const generate_options& options = {}) {
     detail::check_model_and_cache_types<M, C>();
+    if (options.jacobi.window > 0) {
+        if constexpr (detail::is_sampler_chain<Sampler>) return detail::generate_jacobi(model, cache, plan, sampler, requests, options);
+        else throw error("generate: speculative Jacobi decoding needs an ordo::sampler_chain");
+    }
     session<Sampler> s(plan, requests, sampler, model.vocab_size(), options.session);
     check_fit(plan, model, cache, s.num_sequences());
     std::vector<float> logits;

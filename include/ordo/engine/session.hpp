@@ -75,6 +75,12 @@ struct step_batch {
     // sequences, so rope[r] does not hold for every sequence; read each input's cell instead. A
     // backend that reads rope[r] refuses such a batch.
     bool per_request_positions = false;
+    // A speculative window (jacobi.hpp) runs steps [step, step + window_steps) of a raster-like plan
+    // in one batch: the fed rows of those steps in order, under the plan's (causal) mask, each step's
+    // rows emitting its position as the plan says; written_through is the window's last step. A
+    // model that reads only slots, rope, inputs and the mask (the GPT) needs nothing more; one that
+    // reads the plan's step structure (the oracle's field model) runs every step of the window.
+    index_t window_steps = 1;
     constexpr const fed_input& input(index_t seq, index_t row) const { return inputs[static_cast<std::size_t>(seq * num_rows + row)]; }
     constexpr std::size_t logits_size() const {
         return static_cast<std::size_t>(num_sequences) * static_cast<std::size_t>(num_rows) * static_cast<std::size_t>(num_heads) * static_cast<std::size_t>(vocab);

@@ -64,6 +64,7 @@ public:
                     cache.key(0, s, b.slots[static_cast<std::size_t>(r)])[0] = static_cast<typename C::value_type>(value(in.index, in.value));
                 }
             }
+        if (b.window_steps > 1) return forward_window(b, cache, logits);
         // what each (row, head) predicts, from the plan's contributions
         const step_view st = p.step(b.step);
         target_.assign(static_cast<std::size_t>(b.num_rows * b.num_heads), -1);
@@ -115,6 +116,71 @@ public:
     }
 
 private:
+    // A speculative window (jacobi.hpp): steps [step, step + window_steps) of a raster-like plan,
+    // each conditioned on what was emitted before it, the window's earlier tokens (just fed) among
+    // them. Those known sets are nested, so one Cholesky factor of the last step's serves every
+    // step: the conditional of a target given the first m known positions uses the factor's
+    // leading m x m block.
+    template <class C>
+    void forward_window(const step_batch& b, C& cache, std::span<float> logits) {
+        const plan_view& p = b.plan;
+        const index_t first = b.step, last = b.step + b.window_steps - 1;
+        own_.resize(static_cast<std::size_t>(p.num_slots()));
+        own_feed_steps(p, own_);
+        known_.clear();
+        for (index_t slot = 0; slot < p.num_slots(); ++slot) {
+            const slot_entry& e = p.slots[static_cast<std::size_t>(slot)];
+            if (e.kind == slot_kind::token && own_[static_cast<std::size_t>(slot)] <= first && p.step_of[static_cast<std::size_t>(e.index)] < first)
+                known_.push_back({e.index, slot});
+        }
+        const std::size_t before = known_.size();
+        for (index_t t = first; t < last; ++t) {  // the window's positions, in the order they are emitted
+            const step_view st = p.step(t);
+            for (index_t k = 0; k < st.num_emitted(); ++k) {
+                const index_t q = st.emitted[k], slot = p.slot_of[static_cast<std::size_t>(q)];
+                if (own_[static_cast<std::size_t>(slot)] > last)
+                    throw error("field model: the window's position " + ordo::detail::itos(q) + " is not fed within the window");
+                known_.push_back({q, slot});
+            }
+        }
+        const Eigen::Index m = static_cast<Eigen::Index>(known_.size());
+        Eigen::MatrixXd spp(m, m);
+        for (Eigen::Index i = 0; i < m; ++i)
+            for (Eigen::Index j = 0; j < m; ++j) spp(i, j) = sigma_(known_[static_cast<std::size_t>(i)].position, known_[static_cast<std::size_t>(j)].position);
+        const Eigen::LLT<Eigen::MatrixXd> llt(spp);
+        if (m > 0 && llt.info() != Eigen::Success) throw error("field model: the covariance is not positive definite (raise the nugget)");
+        const Eigen::MatrixXd lower = llt.matrixL();
+        // z = L⁻¹ x per sequence; its first m entries are the leading block's solve
+        Eigen::MatrixXd z(m, b.num_sequences);
+        for (index_t s = 0; s < b.num_sequences; ++s)
+            for (Eigen::Index i = 0; i < m; ++i) z(i, s) = cache.key(0, s, known_[static_cast<std::size_t>(i)].slot)[0];
+        if (m > 0) lower.triangularView<Eigen::Lower>().solveInPlace(z);
+        const std::size_t per_row = static_cast<std::size_t>(b.num_heads) * static_cast<std::size_t>(bins_);
+        std::fill(logits.begin(), logits.end(), 0.0f);  // (row, head)s no step reads
+        index_t row0 = 0, emitted_so_far = 0;
+        for (index_t t = first; t <= last; ++t) {
+            const step_view st = p.step(t);
+            // what step t knows: the positions before the window and those the window emitted before t
+            const Eigen::Index mt = static_cast<Eigen::Index>(before) + emitted_so_far;
+            for (index_t k = 0; k < st.num_emitted(); ++k) {
+                const index_t q = st.emitted[k];
+                Eigen::VectorXd w(mt);
+                for (Eigen::Index i = 0; i < mt; ++i) w(i) = sigma_(known_[static_cast<std::size_t>(i)].position, q);
+                if (mt > 0) lower.topLeftCorner(mt, mt).triangularView<Eigen::Lower>().solveInPlace(w);
+                const double sd = std::sqrt(std::max(sigma_(q, q) - w.squaredNorm(), 1e-300));
+                for (const contribution& c : st.from(k))
+                    for (index_t s = 0; s < b.num_sequences; ++s) {
+                        const double mu = mt > 0 ? z.col(s).head(mt).dot(w) : 0.0;
+                        float* out = logits.data() + (static_cast<std::size_t>(s) * static_cast<std::size_t>(b.num_rows) + static_cast<std::size_t>(row0 + c.row)) * per_row +
+                                     static_cast<std::size_t>(c.head) * static_cast<std::size_t>(bins_);
+                        bin_logits(mu, sd, std::sqrt(sigma_(q, q)), out);
+                    }
+            }
+            row0 += st.num_rows();
+            emitted_so_far += st.num_emitted();
+        }
+    }
+
     struct known_position {
         index_t position, slot;
     };
