@@ -300,3 +300,146 @@ TEST_CASE("jacobi: SJD, SCD-GS and SCD-MC follow the exact raster joint; broken 
     std::printf("jacobi lossless: %-48s chi2 = %9.1f, df = %3d, p = %.3g\n", "SJD with top-k 2 vs filtered raster, L=4", r.stat, r.df, r.p);
     CHECK(r.p > alpha);
 }
+
+namespace {
+// generate() with speculative decoding on the field model of `g`; tokens per request.
+std::vector<std::vector<index_t>> field_run(ordo::oracle::field_model& m, const ordo::plan& p, const std::vector<ordo::request>& reqs, ordo::jacobi_options jo,
+                                            std::uint64_t seed, float cfg = 1.0f) {
+    ordo::generate_options o;
+    o.session.seed = seed;
+    o.session.guidance.scale = cfg;
+    o.jacobi = jo;
+    const index_t seqs = static_cast<index_t>(reqs.size()) * (cfg > 1.0f ? 2 : 1);
+    ordo::contiguous_kv_cache<float> cache(1, seqs, ordo::kv_cache_len(p), 1);
+    return ordo::generate(m, cache, p.view(), ordo::make_sampler(ordo::temperature{1.0f}, ordo::multinomial{}), reqs, o);
+}
+}  // namespace
+
+TEST_CASE("jacobi: a run replays exactly, and a request's tokens do not depend on its batch", "[jacobi]") {
+    const ordo::grid_shape g = ordo::grid_shape::make(4, 4);
+    ordo::oracle::field_model m(g, ordo::oracle::field_kernel::isotropic(ordo::oracle::kernel_shape::exponential, 3.0, 1e-2), 16);
+    const ordo::plan p = ordo::make_plan(ordo::raster{}, g);
+    for (const auto coupling : {ordo::draft_coupling::none, ordo::draft_coupling::gumbel, ordo::draft_coupling::maximal}) {
+        ordo::jacobi_options jo;
+        jo.window = 5;
+        jo.coupling = coupling;
+        jo.init = coupling == ordo::draft_coupling::maximal ? ordo::draft_init::left_neighbour : ordo::draft_init::uniform;
+        const std::vector<ordo::request> batch{{0, 3}, {0, 7}, {0, 11}}, alone{{0, 7}};
+        const auto a = field_run(m, p, batch, jo, 5, 2.0f), b = field_run(m, p, batch, jo, 5, 2.0f);
+        CHECK(a == b);
+        const auto c = field_run(m, p, alone, jo, 5, 2.0f);
+        CHECK(c[0] == a[1]);
+        const auto d = field_run(m, p, alone, jo, 6, 2.0f);
+        CHECK(d[0] != c[0]);  // the seed matters
+        for (const auto& t : a) CHECK(std::count(t.begin(), t.end(), -1) == 0);
+    }
+}
+
+TEST_CASE("jacobi: with a greedy chain it is Jacobi decoding and gives raster's greedy tokens", "[jacobi]") {
+    const ordo::grid_shape g = ordo::grid_shape::make(4, 5);
+    ordo::oracle::field_model m(g, ordo::oracle::field_kernel::isotropic(ordo::oracle::kernel_shape::exponential, 2.0, 1e-2), 8);
+    const ordo::plan p = ordo::make_plan(ordo::raster{}, g);
+    const std::vector<ordo::request> reqs{{0, 1}, {0, 2}};
+    ordo::contiguous_kv_cache<float> cache(1, 2, ordo::kv_cache_len(p), 1);
+    const auto greedy = ordo::make_sampler(ordo::greedy{});
+    const auto raster = ordo::generate(m, cache, p.view(), greedy, reqs);
+    for (const index_t L : {1, 3, 20}) {
+        ordo::generate_options o;
+        o.jacobi.window = L;
+        o.jacobi.init = ordo::draft_init::left_neighbour;
+        CHECK(ordo::generate(m, cache, p.view(), greedy, reqs, o) == raster);
+    }
+}
+
+TEST_CASE("jacobi: errors are clear and change nothing", "[jacobi][errors]") {
+    small_field& f = small();
+    const std::vector<ordo::request> reqs{{0, 1}};
+    const auto chain = ordo::make_sampler(ordo::multinomial{});
+    ordo::jacobi_options jo;
+    jo.window = 7;  // the grid has 6 positions: a configuration error (near the end windows are clamped instead)
+    CHECK_THROWS_WITH(ordo::jacobi_session(f.plan, reqs, chain, kBins, {}, jo), Catch::Contains("window 7 is outside 1..6"));
+    jo.window = 0;
+    CHECK_THROWS_WITH(ordo::jacobi_session(f.plan, reqs, chain, kBins, {}, jo), Catch::Contains("window 0 is outside"));
+    jo.window = 4;
+    for (const char* spec : {"par:2x2", "nar"}) {
+        const ordo::plan other = ordo::make_plan(ordo::parse_policy(spec), ordo::grid_shape::make(4, 4));
+        CHECK_THROWS_WITH(ordo::jacobi_session(other, reqs, chain, kBins, {}, jo), Catch::Contains("not raster-like"));
+    }
+    const std::vector<index_t> order{5, 4, 3, 2, 1, 0};
+    const std::vector<ordo::request> ordered{{0, 1, {}, order}};
+    CHECK_THROWS_WITH(ordo::jacobi_session(f.plan, ordered, chain, kBins, {}, jo), Catch::Contains("own order"));
+
+    // NaN in a window's logits: refused, nothing accepted; the same window commits after
+    ordo::jacobi_session s(f.plan, reqs, chain, kBins, {}, jo);
+    ordo::contiguous_kv_cache<float> cache(1, 1, ordo::kv_cache_len(f.plan), 1);
+    const ordo::step_batch& b = s.next();
+    CHECK(b.num_rows == 4);
+    CHECK(b.window_steps == 4);
+    std::vector<float> logits(b.logits_size());
+    f.table.forward(b, cache, logits);
+    std::vector<float> bad = logits;
+    bad[bad.size() - 2] = std::numeric_limits<float>::quiet_NaN();
+    CHECK_THROWS_WITH(s.commit(bad), Catch::Contains("window row 3 are NaN"));
+    CHECK(s.frontier(0) == 0);
+    CHECK(s.forward_passes() == 0);
+    CHECK(std::count(s.tokens(0).begin(), s.tokens(0).end(), -1) == 6);
+    CHECK_THROWS_WITH(s.commit(std::vector<float>(3)), Catch::Contains("needs 12"));
+    CHECK_THROWS_WITH(s.next(), Catch::Contains("twice"));
+    s.commit(logits);
+    CHECK(s.frontier(0) >= 1);
+    // the last window is clamped to the tokens left
+    while (!s.done()) {
+        const ordo::step_batch& w = s.next();
+        CHECK(w.window_steps == std::min<index_t>(4, 6 - w.step));
+        logits.resize(w.logits_size());
+        f.table.forward(w, cache, logits);
+        s.commit(logits);
+    }
+    CHECK_THROWS_WITH(s.next(), Catch::Contains("finished"));
+
+    // a cache too small for the plan: refused before any forward
+    ordo::contiguous_kv_cache<float> tiny(1, 1, ordo::kv_cache_len(f.plan) - 1, 1);
+    tiny.key(0, 0, 0)[0] = 42.0f;
+    ordo::generate_options o;
+    o.jacobi.window = 4;
+    CHECK_THROWS_WITH(ordo::generate(f.field, tiny, f.plan.view(), chain, reqs, o), Catch::Contains("kv cache too small"));
+    CHECK(tiny.key(0, 0, 0)[0] == 42.0f);
+}
+
+TEST_CASE("jacobi: mean accepted tokens per iteration on the field model", "[jacobi][stats]") {
+    const ordo::grid_shape g = ordo::grid_shape::make(8, 8);
+    const ordo::plan p = ordo::make_plan(ordo::raster{}, g);
+    const auto start = std::chrono::steady_clock::now();
+    constexpr index_t nreq = 16;
+    std::vector<ordo::request> reqs;
+    for (int i = 0; i < nreq; ++i) reqs.push_back({0, static_cast<std::uint64_t>(i)});
+    for (const double ell : {1.0, 8.0}) {
+        ordo::oracle::field_model m(g, ordo::oracle::field_kernel::isotropic(ordo::oracle::kernel_shape::exponential, ell, 1e-2), 16);
+        for (const auto coupling : {ordo::draft_coupling::none, ordo::draft_coupling::gumbel, ordo::draft_coupling::maximal}) {
+            std::printf("jacobi stats: 8x8, 16 bins, ell %4.1f, %-7s:", ell,
+                        coupling == ordo::draft_coupling::none ? "SJD" : coupling == ordo::draft_coupling::gumbel ? "SCD-GS" : "SCD-MC");
+            for (const index_t L : {4, 8, 16, 32}) {
+                ordo::jacobi_options jo;
+                jo.window = L;
+                jo.coupling = coupling;
+                ordo::session_options so;
+                so.seed = 1;
+                ordo::jacobi_session s(p, reqs, ordo::make_sampler(ordo::multinomial{}), 16, so, jo);
+                ordo::contiguous_kv_cache<float> cache(1, nreq, ordo::kv_cache_len(p), 1);
+                std::vector<float> logits;
+                while (!s.done()) {
+                    const ordo::step_batch& b = s.next();
+                    logits.resize(b.logits_size());
+                    m.forward(b, cache, logits);
+                    s.commit(logits);
+                }
+                index_t iters = 0;
+                for (index_t i = 0; i < nreq; ++i) iters += s.iterations(i);
+                std::printf("  L=%2d %.2f", L, nreq * 64.0 / static_cast<double>(iters));
+                CHECK(iters <= nreq * 64);
+            }
+            std::printf("  (tokens/iteration; raster 1.00)\n");
+        }
+    }
+    std::printf("jacobi stats: %.1f s\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
