@@ -13,8 +13,11 @@
 #include <limits>
 #include <vector>
 
+#include <ordo/eigen/gpt.hpp>
 #include <ordo/oracle/field_model.hpp>
 #include <ordo/ordo.hpp>
+
+#include "gpt_helpers.hpp"
 
 namespace {
 
@@ -442,4 +445,26 @@ TEST_CASE("jacobi: mean accepted tokens per iteration on the field model", "[jac
         }
     }
     std::printf("jacobi stats: %.1f s\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+TEST_CASE("jacobi: the GPT runs windows; greedy SJD gives raster's greedy tokens, with CFG", "[jacobi][gpt]") {
+    const auto c = gpt_helpers::tiny();
+    const auto w = gpt_helpers::spread_weights(c, 11);
+    ordo::eigen::gpt_model m(w);
+    const ordo::plan p = ordo::make_plan(ordo::raster{}, ordo::grid_shape::make(3, 4));
+    const std::vector<ordo::request> reqs{{1, 1}, {3, 2}};
+    ordo::contiguous_kv_cache<float> cache(m.num_layers(), 4, ordo::kv_cache_len(p), m.cache_width());
+    ordo::generate_options o;
+    o.session.guidance.scale = 2.0f;
+    o.session.null_label = c.num_classes;
+    const auto greedy = ordo::make_sampler(ordo::greedy{});
+    const auto raster = ordo::generate(m, cache, p.view(), greedy, reqs, o);
+    for (const index_t L : {2, 5, 12}) {
+        o.jacobi.window = L;
+        CHECK(ordo::generate(m, cache, p.view(), greedy, reqs, o) == raster);
+    }
+    o.jacobi.window = 6;
+    o.jacobi.coupling = ordo::draft_coupling::gumbel;
+    const auto a = ordo::generate(m, cache, p.view(), ordo::make_sampler(ordo::top_k{8}, ordo::multinomial{}), reqs, o);
+    CHECK(a == ordo::generate(m, cache, p.view(), ordo::make_sampler(ordo::top_k{8}, ordo::multinomial{}), reqs, o));
 }
