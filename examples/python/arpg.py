@@ -110,11 +110,7 @@ class ARPGArgs:
 
     @property
     def ffn_hidden(self) -> int:
-        # LlamaGen's (and ARPG's) FeedForward: int(2/3 * 4 dim), times the multiplier, rounded up
-        hidden = int(2 * (4 * self.dim) / 3)
-        if self.ffn_dim_multiplier is not None:
-            hidden = int(self.ffn_dim_multiplier * hidden)
-        return -(-hidden // self.multiple_of) * self.multiple_of
+        return llamagen.ffn_hidden(self.dim, self.ffn_dim_multiplier, self.multiple_of)
 
     @property
     def mask_token_id(self) -> int:

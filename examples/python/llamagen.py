@@ -109,6 +109,14 @@ def save_safetensors(path, tensors: dict, metadata: dict | None = None) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def ffn_hidden(dim: int, ffn_dim_multiplier: float | None, multiple_of: int) -> int:
+    """LlamaGen's FeedForward width (ARPG's too): 2/3 of 4 * dim, times the multiplier, rounded up to multiple_of."""
+    hidden = int(2 * (4 * dim) / 3)
+    if ffn_dim_multiplier is not None:
+        hidden = int(ffn_dim_multiplier * hidden)
+    return -(-hidden // multiple_of) * multiple_of
+
+
 @dataclass
 class ModelArgs:
     """The official ModelArgs fields that shape the weights (dropouts and init ranges do not)."""
@@ -156,11 +164,7 @@ class ModelArgs:
 
     @property
     def ffn_hidden(self) -> int:
-        # LlamaGen's FeedForward: 2/3 of 4 * dim, times the multiplier, rounded up to multiple_of
-        hidden = int(2 * (4 * self.dim) / 3)
-        if self.ffn_dim_multiplier is not None:
-            hidden = int(self.ffn_dim_multiplier * hidden)
-        return -(-hidden // self.multiple_of) * self.multiple_of
+        return ffn_hidden(self.dim, self.ffn_dim_multiplier, self.multiple_of)
 
 
 # ---------------------------------------------------------------------------------------------
