@@ -29,6 +29,8 @@ struct generate_args {
     std::string cfg_schedule;
     std::string order;  // a random-order policy's order, a JSON file (cli/order_file.hpp)  // LPD's: "linear" (its default) or "constant"; empty: the family's default
     int label = 0, top_k = 0, batch = 1, cfg_interval = -1;
+    int jacobi_window = 0;  // speculative Jacobi decoding (SJD / SCD) on a raster plan: window length; 0: off
+    std::string draft_init = "uniform", coupling = "none";
     float cfg = 4.0f, top_p = 1.0f, temperature = 1.0f;
     std::uint64_t seed = 0, weights_seed = 0;
     bool random_weights = false, quiet = false;

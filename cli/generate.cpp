@@ -52,6 +52,16 @@ void add_generate(CLI::App& app, generate_args& a, CLI::App*& cmd) {
     cmd->add_option("--top-p", a.top_p, "nucleus mass in (0, 1] (1: off)")->capture_default_str();
     cmd->add_option("--temperature", a.temperature, "softmax temperature")->capture_default_str();
     cmd->add_option("--seed", a.seed, "sampling seed")->capture_default_str();
+    cmd->add_option("--jacobi-window", a.jacobi_window,
+                    "speculative Jacobi decoding of a raster checkpoint (SJD, lossless): feed windows of L tokens (0: off; docs/engine.md)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    cmd->add_option("--draft-init", a.draft_init, "SJD: a new position's first draft, uniform or left-neighbour")
+        ->check(CLI::IsMember({"uniform", "left-neighbour"}))
+        ->capture_default_str();
+    cmd->add_option("--coupling", a.coupling, "SJD: none (SJD), gumbel (SCD-GS) or maximal (SCD-MC)")
+        ->check(CLI::IsMember({"none", "gumbel", "maximal"}))
+        ->capture_default_str();
     cmd->add_option("--weights-seed", a.weights_seed, "seed of --random-weights")->capture_default_str();
     cmd->add_option("--batch", a.batch, "images generated together (same class, own random streams)")->check(CLI::Range(1, 4096))->capture_default_str();
     cmd->add_option("--out", a.out, "where to write {\"tokens\": ...} as JSON")->required();
@@ -119,14 +129,21 @@ int run_model(const generate_args& a, Model& model, const family_info& fam, cons
     o.session.guidance.ramp = fam.ramp;
     o.session.seed = a.seed;
     o.session.null_label = fam.null_label;
+    o.jacobi.window = a.jacobi_window;
+    o.jacobi.init = a.draft_init == "left-neighbour" ? ordo::draft_init::left_neighbour : ordo::draft_init::uniform;
+    o.jacobi.coupling = a.coupling == "gumbel" ? ordo::draft_coupling::gumbel : a.coupling == "maximal" ? ordo::draft_coupling::maximal : ordo::draft_coupling::none;
+    if (a.jacobi_window == 0 && (a.draft_init != "uniform" || a.coupling != "none"))
+        throw ordo::error("generate: --draft-init and --coupling are options of speculative decoding: give --jacobi-window L too");
+    ordo::generate_stats stats;
+    o.stats = &stats;
     const ordo::index_t sequences = a.batch * (o.session.guidance.active() ? 2 : 1);
     ordo::contiguous_kv_cache<float> cache(model.num_layers(), sequences, ordo::kv_cache_len(plan), model.cache_width());
     const bool bar = !a.quiet && isatty(STDERR_FILENO);
     if (bar)
         o.progress = [&](ordo::index_t done, ordo::index_t all) {
             const int width = 40, filled = static_cast<int>(static_cast<long long>(done) * width / all);
-            std::fprintf(stderr, "\r%s [%s%s] step %d/%d", a.policy.c_str(), std::string(static_cast<std::size_t>(filled), '#').c_str(),
-                         std::string(static_cast<std::size_t>(width - filled), ' ').c_str(), done, all);
+            std::fprintf(stderr, "\r%s [%s%s] %s %d/%d", a.policy.c_str(), std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                         std::string(static_cast<std::size_t>(width - filled), ' ').c_str(), a.jacobi_window ? "position" : "step", done, all);
             if (done == all) std::fprintf(stderr, "\n");
             std::fflush(stderr);
         };
@@ -146,6 +163,13 @@ int run_model(const generate_args& a, Model& model, const family_info& fam, cons
     j["policy"] = ordo::spec_of(policy);
     j["grid"] = grid.str();
     j["steps"] = plan.num_steps();
+    j["forward_passes"] = stats.forward_passes;  // the plan's steps, or the speculative windows run
+    if (a.jacobi_window) {
+        j["jacobi"] = {{"window", a.jacobi_window}, {"draft_init", a.draft_init}, {"coupling", a.coupling}, {"iterations", stats.iterations}};
+        double mean = 0;
+        for (const ordo::index_t it : stats.iterations) mean += static_cast<double>(grid.size()) / static_cast<double>(it);
+        j["jacobi"]["accepted_per_iteration"] = mean / static_cast<double>(stats.iterations.size());
+    }
     j["class"] = a.label;
     j["cfg"] = a.cfg;
     j["cfg_schedule"] = fam.ramp == ordo::cfg_ramp::per_step ? "constant" : "linear";
@@ -153,15 +177,16 @@ int run_model(const generate_args& a, Model& model, const family_info& fam, cons
     j["batch"] = a.batch;
     if (!orders.empty()) j["orders"] = orders;
     j["model"] = fam.description;
-    j["seconds"] = {{"load", load_s}, {"generate", run_s}, {"per_step", run_s / plan.num_steps()}};
+    j["seconds"] = {{"load", load_s}, {"generate", run_s}, {"per_step", run_s / static_cast<double>(stats.forward_passes)}};
     j["tokens_per_second"] = static_cast<double>(grid.size()) * a.batch / run_s;
     j["bytes"] = {{"weights", fam.weight_bytes}, {"kv_cache", kv_bytes}, {"peak_resident", peak_rss_bytes()}};
     std::ofstream out(a.out);
     if (!out) throw ordo::error("cannot write " + a.out);
     out << j.dump(1) << "\n";
     if (!out.flush()) throw ordo::error("writing " + a.out + " failed");
-    std::fprintf(stderr, "%s on %s: %d steps in %.2f s (%.1f ms/step, %.0f tokens/s), load %.2f s, peak memory %.0f MB (weights %.0f MB + kv cache %.1f MB)\n",
-                 j["policy"].get<std::string>().c_str(), grid.str().c_str(), plan.num_steps(), run_s, 1e3 * run_s / plan.num_steps(),
+    std::fprintf(stderr, "%s%s on %s: %d forward passes in %.2f s (%.1f ms each, %.0f tokens/s), load %.2f s, peak memory %.0f MB (weights %.0f MB + kv cache %.1f MB)\n",
+                 j["policy"].get<std::string>().c_str(), a.jacobi_window ? (" + SJD window " + std::to_string(a.jacobi_window)).c_str() : "", grid.str().c_str(),
+                 stats.forward_passes, run_s, 1e3 * run_s / stats.forward_passes,
                  j["tokens_per_second"].get<double>(), load_s, peak_rss_bytes() / 1e6, fam.weight_bytes / 1e6, kv_bytes / 1e6);
     return 0;
 }

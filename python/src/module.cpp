@@ -666,7 +666,8 @@ NB_MODULE(_ordo, m) {
         .def_prop_ro("config", [](const py_model& m) { return m.description; })
         .def("generate", [](const py_model& m, const py_plan& p, const std::vector<long long>& labels, float cfg, index_t cfg_interval, std::uint64_t seed,
                             float temperature, index_t top_k, float top_p, bool greedy, const std::string& cfg_ramp, float cfg_start,
-                            std::optional<std::vector<std::vector<long long>>> orders) {
+                            std::optional<std::vector<std::vector<long long>>> orders, index_t jacobi_window, const std::string& draft_init,
+                            const std::string& coupling, bool return_stats) -> nb::object {
             std::vector<ordo::request> reqs = make_requests(labels, std::nullopt);
             std::vector<std::vector<index_t>> tables;  // read when the session is made
             if (orders) {
@@ -681,6 +682,17 @@ NB_MODULE(_ordo, m) {
             o.session.guidance.start = cfg_start;
             o.session.seed = seed;
             o.session.null_label = m.null;
+            o.jacobi.window = jacobi_window;
+            if (draft_init == "left_neighbour") o.jacobi.init = ordo::draft_init::left_neighbour;
+            else if (draft_init != "uniform") fail("generate: draft_init must be \"uniform\" or \"left_neighbour\", got \"" + draft_init + "\"");
+            if (coupling == "gumbel") o.jacobi.coupling = ordo::draft_coupling::gumbel;
+            else if (coupling == "maximal") o.jacobi.coupling = ordo::draft_coupling::maximal;
+            else if (coupling != "none") fail("generate: coupling must be \"none\", \"gumbel\" or \"maximal\", got \"" + coupling + "\"");
+            if (jacobi_window < 0) fail("generate: jacobi_window must be >= 0 (0: off), got " + std::to_string(jacobi_window));
+            if (jacobi_window == 0 && (draft_init != "uniform" || coupling != "none"))
+                fail("generate: draft_init and coupling are options of speculative decoding: give jacobi_window too");
+            ordo::generate_stats stats;
+            o.stats = &stats;
             const index_t seqs = static_cast<index_t>(reqs.size()) * (o.session.guidance.active() ? 2 : 1);
             std::vector<std::vector<index_t>> grids;
             m.with_model([&](auto& model) {
@@ -694,12 +706,20 @@ NB_MODULE(_ordo, m) {
             const std::size_t n = static_cast<std::size_t>(p.view().num_positions());
             std::vector<index_t> flat;
             for (const auto& g : grids) flat.insert(flat.end(), g.begin(), g.end());
-            return owned<index_t, 2>(std::move(flat), {grids.size(), n});
+            nb::object tokens = nb::cast(owned<index_t, 2>(std::move(flat), {grids.size(), n}));
+            if (!return_stats) return tokens;
+            nb::dict st;
+            st["forward_passes"] = stats.forward_passes;
+            st["iterations"] = stats.iterations;
+            return nb::make_tuple(tokens, st);
         }, "plan"_a, "labels"_a, nb::kw_only(), "cfg"_a = 1.0f, "cfg_interval"_a = -1, "seed"_a = 0, "temperature"_a = 1.0f, "top_k"_a = 0, "top_p"_a = 1.0f,
-             "greedy"_a = false, "cfg_ramp"_a = "per_step", "cfg_start"_a = 1.0f, "orders"_a = nb::none(),
+             "greedy"_a = false, "cfg_ramp"_a = "per_step", "cfg_start"_a = 1.0f, "orders"_a = nb::none(), "jacobi_window"_a = 0,
+             "draft_init"_a = "uniform", "coupling"_a = "none", "return_stats"_a = false,
              "Decodes one image per label under the plan: int32 [images, positions] in raster order (as `ordo generate`). cfg_ramp: the "
              "method's guidance rule (linear_in_rank: LPD, linear_in_step_start: RandAR from cfg_start, linear_in_step_end: ARPG); orders: "
-             "one position table per image over a seed=request plan.")
+             "one position table per image over a seed=request plan. jacobi_window > 0: speculative Jacobi decoding of a raster plan "
+             "(lossless; draft_init uniform | left_neighbour, coupling none (SJD) | gumbel (SCD-GS) | maximal (SCD-MC)). return_stats: "
+             "also return {forward_passes, iterations (per image: the forwards that advanced it)}.")
         .def("teacher_forcing_logits", [](const py_model& m, const py_plan& p, nb::ndarray<nb::ro> tokens, index_t label) {
             const auto v = p.view();
             std::vector<float> out = m.with_model([&](auto& model) {

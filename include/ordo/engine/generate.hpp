@@ -39,6 +39,12 @@ constexpr void check_model_and_cache_types() {
 }
 }  // namespace detail
 
+// What a generate() run cost, filled when generate_options::stats points to one (caller-owned).
+struct generate_stats {
+    index_t forward_passes = 0;       // model forwards run for the batch (plan steps, or speculative windows)
+    std::vector<index_t> iterations;  // per request: the forwards that advanced it (== forward_passes step by step)
+};
+
 struct generate_options {
     session_options session{};
     // speculative Jacobi decoding (jacobi.hpp) when jacobi.window > 0: a raster plan, windows of
@@ -46,6 +52,7 @@ struct generate_options {
     jacobi_options jacobi{};
     // called after every step with (steps done, steps in all); not on the hot path of a step
     std::function<void(index_t, index_t)> progress{};
+    generate_stats* stats = nullptr;
 };
 
 // Checks that model and cache can run the plan; throws naming what does not fit. A model with
@@ -89,6 +96,11 @@ std::vector<std::vector<index_t>> generate_jacobi(M& model, C& cache, const plan
             options.progress(least, plan.num_positions());
         }
     }
+    if (options.stats) {
+        options.stats->forward_passes = s.forward_passes();
+        options.stats->iterations.clear();
+        for (index_t i = 0; i < s.num_requests(); ++i) options.stats->iterations.push_back(s.iterations(i));
+    }
     std::vector<std::vector<index_t>> out;
     for (index_t i = 0; i < s.num_requests(); ++i) out.emplace_back(s.tokens(i).begin(), s.tokens(i).end());
     return out;
@@ -116,6 +128,10 @@ std::vector<std::vector<index_t>> generate(M& model, C& cache, const plan_view& 
         model.forward(b, cache, std::span<float>(logits));
         s.commit(logits);
         if (options.progress) options.progress(s.step(), plan.num_steps());
+    }
+    if (options.stats) {
+        options.stats->forward_passes = plan.num_steps();
+        options.stats->iterations.assign(static_cast<std::size_t>(s.num_requests()), plan.num_steps());
     }
     std::vector<std::vector<index_t>> out;
     for (index_t i = 0; i < s.num_requests(); ++i) out.emplace_back(s.tokens(i).begin(), s.tokens(i).end());

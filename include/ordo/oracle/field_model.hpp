@@ -81,11 +81,7 @@ public:
                 known_.push_back({e.index, slot});
         }
         const Eigen::Index m = static_cast<Eigen::Index>(known_.size());
-        Eigen::MatrixXd spp(m, m);
-        for (Eigen::Index i = 0; i < m; ++i)
-            for (Eigen::Index j = 0; j < m; ++j) spp(i, j) = sigma_(known_[static_cast<std::size_t>(i)].position, known_[static_cast<std::size_t>(j)].position);
-        const Eigen::LLT<Eigen::MatrixXd> llt(spp);
-        if (m > 0 && llt.info() != Eigen::Success) throw error("field model: the covariance is not positive definite (raise the nugget)");
+        const Eigen::LLT<Eigen::MatrixXd> llt = known_factor();
         // per target: the regression weights Σ_PP⁻¹ Σ_Pq and the conditional sd, shared by every sequence
         weights_.resize(m, b.num_rows * b.num_heads);
         sd_.assign(static_cast<std::size_t>(b.num_rows * b.num_heads), 0.0);
@@ -144,11 +140,7 @@ private:
             }
         }
         const Eigen::Index m = static_cast<Eigen::Index>(known_.size());
-        Eigen::MatrixXd spp(m, m);
-        for (Eigen::Index i = 0; i < m; ++i)
-            for (Eigen::Index j = 0; j < m; ++j) spp(i, j) = sigma_(known_[static_cast<std::size_t>(i)].position, known_[static_cast<std::size_t>(j)].position);
-        const Eigen::LLT<Eigen::MatrixXd> llt(spp);
-        if (m > 0 && llt.info() != Eigen::Success) throw error("field model: the covariance is not positive definite (raise the nugget)");
+        const Eigen::LLT<Eigen::MatrixXd> llt = known_factor();
         const Eigen::MatrixXd lower = llt.matrixL();
         // z = L⁻¹ x per sequence; its first m entries are the leading block's solve
         Eigen::MatrixXd z(m, b.num_sequences);
@@ -184,6 +176,17 @@ private:
     struct known_position {
         index_t position, slot;
     };
+
+    // The Cholesky factor of the known positions' covariance (known_ in order).
+    Eigen::LLT<Eigen::MatrixXd> known_factor() const {
+        const Eigen::Index m = static_cast<Eigen::Index>(known_.size());
+        Eigen::MatrixXd spp(m, m);
+        for (Eigen::Index i = 0; i < m; ++i)
+            for (Eigen::Index j = 0; j < m; ++j) spp(i, j) = sigma_(known_[static_cast<std::size_t>(i)].position, known_[static_cast<std::size_t>(j)].position);
+        Eigen::LLT<Eigen::MatrixXd> llt(spp);
+        if (m > 0 && llt.info() != Eigen::Success) throw error("field model: the covariance is not positive definite (raise the nugget)");
+        return llt;
+    }
 
     static double normal_cdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
     // Φ⁻¹ by bisection on erfc: slow but exact to double precision, and only run at construction
