@@ -8,6 +8,7 @@ PyTorch) builds FlexAttention block masks.
 """
 
 from ._ordo import (
+    JacobiSession,
     Model,
     Plan,
     Session,
@@ -21,6 +22,7 @@ from ._ordo import (
 )
 
 __all__ = [
+    "JacobiSession",
     "Model",
     "Plan",
     "Session",

@@ -126,12 +126,19 @@ out_array<bool, 2> dense(const ordo::plan_view& v, std::span<const index_t> q, i
     return out_array<bool, 2>(reinterpret_cast<bool*>(heap->data()), 2, shape, del);
 }
 
-// The bool [rows, kv_len] mask of a whole step (cross queries included: dense_step_mask).
-out_array<bool, 2> dense_step(const ordo::plan_view& v, index_t step, index_t kv_len) {
+// The bool [rows, kv_len] mask of a whole step (cross queries included: dense_step_mask), or of
+// the steps [step, step + steps) of a speculative window, their rows in order.
+out_array<bool, 2> dense_step(const ordo::plan_view& v, index_t step, index_t kv_len, index_t steps = 1) {
     if (kv_len < 0) fail("mask: kv_len must be >= 0");
-    const std::size_t rows = static_cast<std::size_t>(v.step(step).num_rows());
+    std::size_t rows = 0;
+    for (index_t t = step; t < step + steps; ++t) rows += static_cast<std::size_t>(v.step(t).num_rows());
     std::vector<std::uint8_t> bytes(rows * static_cast<std::size_t>(kv_len));
-    ordo::dense_step_mask(v, step, kv_len, bytes);
+    std::size_t at = 0;
+    for (index_t t = step; t < step + steps; ++t) {
+        const std::size_t n = static_cast<std::size_t>(v.step(t).num_rows()) * static_cast<std::size_t>(kv_len);
+        ordo::dense_step_mask(v, t, kv_len, std::span<std::uint8_t>(bytes.data() + at, n));
+        at += n;
+    }
     auto* heap = new std::vector<std::uint8_t>(std::move(bytes));
     nb::capsule del(heap, [](void* p) noexcept { delete static_cast<std::vector<std::uint8_t>*>(p); });
     const std::size_t shape[2] = {rows, static_cast<std::size_t>(kv_len)};
@@ -285,6 +292,31 @@ ordo::cfg_ramp parse_ramp(const std::string& r) {
     if (r == "linear_in_step_end") return ordo::cfg_ramp::linear_in_step_end;
     fail("cfg_ramp must be per_step, linear_in_rank (LPD), linear_in_step_start (RandAR) or linear_in_step_end (ARPG), got \"" + r + "\"");
 }
+
+// Speculative decoding's options from their Python spellings (`what` names the caller in errors).
+ordo::jacobi_options jacobi_from(index_t window, const std::string& draft_init, const std::string& coupling, const std::string& what) {
+    ordo::jacobi_options j;
+    j.window = window;
+    if (draft_init == "left_neighbour") j.init = ordo::draft_init::left_neighbour;
+    else if (draft_init != "uniform") fail(what + ": draft_init must be \"uniform\" or \"left_neighbour\", got \"" + draft_init + "\"");
+    if (coupling == "gumbel") j.coupling = ordo::draft_coupling::gumbel;
+    else if (coupling == "maximal") j.coupling = ordo::draft_coupling::maximal;
+    else if (coupling != "none") fail(what + ": coupling must be \"none\", \"gumbel\" or \"maximal\", got \"" + coupling + "\"");
+    return j;
+}
+
+using jacobi_variant = std::variant<ordo::jacobi_session<greedy_chain>, ordo::jacobi_session<multinomial_chain>>;
+
+// A speculative Jacobi decode driven step by step from Python (a host engine's loop).
+struct py_jacobi_session {
+    std::shared_ptr<const ordo::plan> plan;  // the session keeps a view of it
+    jacobi_variant s;
+
+    template <class F>
+    decltype(auto) visit(F&& f) {
+        return std::visit(f, s);
+    }
+};
 
 // Constructs a py_session at `self` (nanobind's __init__).
 void init_session(py_session* self, const py_plan& p, const std::vector<long long>& labels, index_t vocab, float cfg, index_t cfg_interval,
@@ -581,8 +613,10 @@ NB_MODULE(_ordo, m) {
         .def_prop_ro("input_cell", [](nb::handle self) { return input_field<index_t>(self, offsetof(ordo::fed_input, cell)); },
                      "[sequences, rows]: the grid cell of a token's or query's position in the sequence's request (-1 otherwise)")
         .def("rope", [](const py_batch& b) { return rope_arrays(b.b.plan, b.b.slots); }, "Rotary coordinates (t, h, w) of each row and its zero flag.")
+        .def_prop_ro("window_steps", [](const py_batch& b) { return b.b.window_steps; },
+                     "1, or in a JacobiSession's window the plan steps [step, step + window_steps) whose rows the batch feeds in order")
         .def("mask", [](const py_batch& b, std::optional<index_t> kv_len) {
-            return dense_step(b.b.plan, b.b.step, kv_len ? *kv_len : ordo::kv_cache_len(b.b.plan));
+            return dense_step(b.b.plan, b.b.step, kv_len ? *kv_len : ordo::kv_cache_len(b.b.plan), b.b.window_steps);
         }, "kv_len"_a = nb::none(), "bool [rows, kv_len]: the kv slots each row sees (an ARPG cross query: every slot written through the step).")
         .def("written", [](const py_batch& b, std::optional<index_t> kv_len) {
             const index_t n = kv_len ? *kv_len : ordo::kv_cache_len(b.b.plan);
@@ -635,6 +669,66 @@ NB_MODULE(_ordo, m) {
         .def("rewind", [](py_session& s, index_t step) { s.visit([&](auto& x) { x.rewind(step); }); }, "step"_a)
         .def("cancel", [](py_session& s) { s.visit([](auto& x) { x.cancel(); }); });
 
+    nb::class_<py_jacobi_session>(m, "JacobiSession",
+                                  "Speculative Jacobi decoding (SJD; SCD with a coupling) of a raster plan, step by step: next() gives a window's batch "
+                                  "(its rows are the plan steps [step, step + window_steps)), commit(logits) runs the speculative test. Lossless: the "
+                                  "tokens follow raster decoding with the same sampling.")
+        .def("__init__", [](py_jacobi_session* self, const py_plan& plan, const std::vector<long long>& labels, index_t vocab, index_t window,
+                            const std::string& draft_init, const std::string& coupling, float cfg, std::uint64_t seed, index_t null_label,
+                            std::optional<std::vector<long long>> ids, float temperature, index_t top_k, float top_p, bool greedy) {
+            const std::vector<ordo::request> reqs = make_requests(labels, ids);
+            const ordo::jacobi_options j = jacobi_from(window, draft_init, coupling, "JacobiSession");
+            ordo::session_options o;
+            o.guidance.scale = cfg;
+            o.seed = seed;
+            o.null_label = null_label;
+            sampling{temperature, top_k, top_p, greedy}.with_chain([&](auto chain) {
+                using session_t = ordo::jacobi_session<decltype(chain)>;
+                new (self) py_jacobi_session{plan.p, jacobi_variant(std::in_place_type<session_t>, plan.view(), std::span<const ordo::request>(reqs), chain, vocab, o, j)};
+            });
+        }, "plan"_a, "labels"_a, "vocab"_a, nb::kw_only(), "window"_a, "draft_init"_a = "uniform", "coupling"_a = "none", "cfg"_a = 1.0f, "seed"_a = 0,
+             "null_label"_a = 0, "ids"_a = nb::none(), "temperature"_a = 1.0f, "top_k"_a = 0, "top_p"_a = 1.0f, "greedy"_a = false,
+             "One request per label, as Session. window: the rows of drafts a forward checks (1 .. positions; clamped near the end); draft_init "
+             "uniform | left_neighbour; coupling none (SJD) | gumbel (SCD-GS) | maximal (SCD-MC).")
+        .def_prop_ro("done", [](py_jacobi_session& s) { return s.visit([](auto& x) { return x.done(); }); })
+        .def_prop_ro("pending", [](py_jacobi_session& s) { return s.visit([](auto& x) { return x.pending(); }); })
+        .def_prop_ro("num_sequences", [](py_jacobi_session& s) { return s.visit([](auto& x) { return x.num_sequences(); }); })
+        .def_prop_ro("num_requests", [](py_jacobi_session& s) { return s.visit([](auto& x) { return x.num_requests(); }); })
+        .def_prop_ro("window", [](py_jacobi_session& s) { return s.visit([](auto& x) { return x.window(); }); })
+        .def_prop_ro("max_rows", [](py_jacobi_session& s) { return s.visit([](auto& x) { return x.max_rows(); }); }, "the most rows a window feeds (what a model sizes for)")
+        .def_prop_ro("forward_passes", [](py_jacobi_session& s) { return s.visit([](auto& x) { return x.forward_passes(); }); }, "windows committed")
+        .def("iterations", [](py_jacobi_session& s, index_t i) {
+            return s.visit([&](auto& x) {
+                if (i < 0 || i >= x.num_requests()) fail("iterations: request " + std::to_string(i) + " is outside the session's " + std::to_string(x.num_requests()));
+                return x.iterations(i);
+            });
+        }, "i"_a, "The windows request i took part in (the forwards it needs decoded alone).")
+        .def("frontier", [](py_jacobi_session& s, index_t i) {
+            return s.visit([&](auto& x) {
+                if (i < 0 || i >= x.num_requests()) fail("frontier: request " + std::to_string(i) + " is outside the session's " + std::to_string(x.num_requests()));
+                return x.frontier(i);
+            });
+        }, "i"_a, "Positions [0, frontier) of request i are accepted.")
+        .def("next", [](nb::handle self) {
+            py_jacobi_session& s = nb::cast<py_jacobi_session&>(self);
+            const ordo::step_batch& b = s.visit([](auto& x) -> const ordo::step_batch& { return x.next(); });
+            return py_batch{nb::borrow(self), b};
+        }, "The batch of the next window (a second call before commit() is an error; cancel() drops it).")
+        .def("commit", [](py_jacobi_session& s, nb::ndarray<nb::ro> logits) { s.visit([&](auto& x) { x.commit(logits_span(logits, "commit")); }); }, "logits"_a,
+             "Consumes float32 logits [sequences, rows, heads, vocab] of the window: accepts drafts left to right, resamples at the first rejection. "
+             "On bad logits (NaN, wrong size) it raises and changes nothing.")
+        .def("tokens", [](py_jacobi_session& s, index_t i) {
+            std::vector<index_t> out;
+            s.visit([&](auto& x) {
+                if (i < 0 || i >= x.num_requests()) fail("tokens: request " + std::to_string(i) + " is outside the session's " + std::to_string(x.num_requests()));
+                const auto t = x.tokens(i);
+                out.assign(t.begin(), t.end());
+            });
+            const std::size_t n = out.size();
+            return owned<index_t, 1>(std::move(out), {n});
+        }, "i"_a = 0, "Request i's accepted tokens in raster order (-1 past its frontier), a copy.")
+        .def("cancel", [](py_jacobi_session& s) { s.visit([](auto& x) { x.cancel(); }); });
+
     // ---- the CPU backend (LlamaGen / PAR / NAR / RandAR GPT, LPD, ARPG on Eigen) ----
     nb::class_<py_model>(m, "Model", "A checkpoint on the CPU backend (fp32, Eigen): LlamaGen / PAR / NAR / RandAR, LPD or ARPG, read off its keys.")
         .def("__init__", [](py_model* self, const std::string& weights, const std::optional<std::string>& config) {
@@ -682,12 +776,7 @@ NB_MODULE(_ordo, m) {
             o.session.guidance.start = cfg_start;
             o.session.seed = seed;
             o.session.null_label = m.null;
-            o.jacobi.window = jacobi_window;
-            if (draft_init == "left_neighbour") o.jacobi.init = ordo::draft_init::left_neighbour;
-            else if (draft_init != "uniform") fail("generate: draft_init must be \"uniform\" or \"left_neighbour\", got \"" + draft_init + "\"");
-            if (coupling == "gumbel") o.jacobi.coupling = ordo::draft_coupling::gumbel;
-            else if (coupling == "maximal") o.jacobi.coupling = ordo::draft_coupling::maximal;
-            else if (coupling != "none") fail("generate: coupling must be \"none\", \"gumbel\" or \"maximal\", got \"" + coupling + "\"");
+            o.jacobi = jacobi_from(jacobi_window, draft_init, coupling, "generate");
             if (jacobi_window < 0) fail("generate: jacobi_window must be >= 0 (0: off), got " + std::to_string(jacobi_window));
             if (jacobi_window == 0 && (draft_init != "uniform" || coupling != "none"))
                 fail("generate: draft_init and coupling are options of speculative decoding: give jacobi_window too");
