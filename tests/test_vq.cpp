@@ -302,7 +302,10 @@ TEST_CASE("vq: a real checkpoint's encoder, quant_conv and usage buffer are skip
         if (s.key == "decoder.conv_out.weight") s.shape = {4, 32, 3, 3};
     CHECK_THROWS_WITH(vq::load_checkpoint(in_memory(zeros_file(misshaped))),
                       Contains("tensor 'decoder.conv_out.weight' has shape [4, 32, 3, 3], a VQ decoder with") && Contains("needs [3, 32, 3, 3]"));
-    CHECK_THROWS_WITH(vq::load_checkpoint(in_memory(zeros_file({{"post_quant_conv.weight", {32, 8, 1, 1}}}))), Contains("missing tensor 'quantize.embedding.weight'"));
+    CHECK_THROWS_WITH(vq::load_checkpoint(in_memory(zeros_file({{"post_quant_conv.weight", {32, 8, 1, 1}}}))), Contains("not a VQ tokenizer"));
+    auto no_codebook = specs;
+    no_codebook.erase(no_codebook.begin());
+    CHECK_THROWS_WITH(vq::load_checkpoint(in_memory(zeros_file(no_codebook))), Contains("missing tensor 'quantize.embedding.weight'"));
 }
 
 TEST_CASE("vq: a truncated or malformed file is refused naming the problem", "[vq][errors]") {

@@ -33,6 +33,9 @@ inline bool encoder_side_key(std::string_view key) {
 inline vq_config config_from_checkpoint(const io::safetensors& f, bool l2_norm = true) {
     using ordo::detail::itos;
     vq_config c;
+    if (!f.find("quantize.embedding.weight") && !f.find("decoder.conv_in.weight"))
+        throw error("checkpoint " + f.source() + ": not a VQ tokenizer (no quantize.embedding.weight, no decoder.*)" +
+                    (f.find("tok_embeddings.weight") ? std::string(" but a GPT's tok_embeddings: the generator, not its tokenizer") : std::string()));
     const io::tensor_info& cb = need_tensor(f, "quantize.embedding.weight", 2, names);
     const io::tensor_info& pq = need_tensor(f, "post_quant_conv.weight", 4, names);
     const auto level_key = [](index_t i, const std::string& rest) { return "decoder.conv_blocks." + itos(i) + "." + rest; };
