@@ -73,7 +73,7 @@ inline void swish(float* x, std::size_t n) {
     a = a / (1.0f + (-a).exp());
 }
 
-// out [O, P] = W in + b (a 1x1 conv), or out += W in + b with `accumulate`.
+// out [O, P] = W in + b (a 1x1 conv).
 inline void conv1x1(const tensors::conv_layer& k, const float* in, std::size_t pixels, float* out) {
     const auto P = static_cast<Eigen::Index>(pixels);
     mat_map o(out, k.out, P);
