@@ -191,6 +191,13 @@ if "$ordo" decode --help >/dev/null 2>&1; then
   ok "$ordo" generate $ras --grid 8x8 --class 3 --batch 2 --quiet --out "$tmp/g.json" --png "$tmp/g.png"
   $png_check --size "$tmp/g.png" 262 132 || { echo "FAIL: generate --png false colour of a batch of 2"; fails=$((fails+1)); }
   ok "$ordo" decode --tokens "$tmp/g.json" --png "$tmp/g2.png"
+  # a generator whose vocabulary is the tiny tokenizer's codebook (64): generate decodes its batch with --vq
+  python3 -c "import json; w=json.load(open('$e/raster_G8_cfg2.0_label3.weights.json')); w['model_args']['vocab_size']=64; print(json.dumps(w))" > "$tmp/v64.json"
+  ok "$ordo" generate --random-weights --config "$tmp/v64.json" --grid 8x8 --batch 3 --quiet --out "$tmp/v64.out.json" --vq "$tiny" --png "$tmp/v64.png"
+  $png_check --size "$tmp/v64.png" 104 36 || { echo "FAIL: generate --vq --png of a batch of 3"; fails=$((fails+1)); }
+  # the same tokens through ordo decode give the same picture
+  ok "$ordo" decode --vq "$tiny" --tokens "$tmp/v64.out.json" --png "$tmp/v64b.png"
+  cmp -s "$tmp/v64.png" "$tmp/v64b.png" || { echo "FAIL: generate --png and decode of its tokens differ"; fails=$((fails+1)); }
   # errors, each before anything is written
   bad "has a codebook of 64 entries, the generator's vocabulary has 256 tokens" "$ordo" generate $ras --grid 8x8 --quiet --out "$tmp/x.json" --vq "$tiny" --png "$tmp/x.png"
   { [ -e "$tmp/x.json" ] || [ -e "$tmp/x.png" ]; } && { echo "FAIL: generate wrote output before refusing the tokenizer"; fails=$((fails+1)); }
