@@ -27,6 +27,7 @@ int run_compare(const compare_args& a);
 struct generate_args {
     std::string weights, config, preset, policy = "raster", grid = "16x16", out, save_weights;
     std::string cfg_schedule;
+    std::string vq, png;  // --vq VQ.safetensors --png out.png: the images (without --vq, false colour)
     std::string order;  // a random-order policy's order, a JSON file (cli/order_file.hpp)  // LPD's: "linear" (its default) or "constant"; empty: the family's default
     int label = 0, top_k = 0, batch = 1, cfg_interval = -1;
     int jacobi_window = 0;  // speculative Jacobi decoding (SJD / SCD) on a raster plan: window length; 0: off
@@ -37,5 +38,13 @@ struct generate_args {
 };
 void add_generate(CLI::App& app, generate_args& a, CLI::App*& cmd);
 int run_generate(const generate_args& a);
+
+// `ordo decode` (token_pictures.cpp)
+struct decode_args {
+    std::string vq, tokens, png;
+    int eval_size = 0;  // > 0: bicubic resize to eval_size x eval_size before the uint8 step
+};
+void add_decode(CLI::App& app, decode_args& a, CLI::App*& cmd);
+int run_decode(const decode_args& a);
 
 }  // namespace cli

@@ -27,6 +27,7 @@
 
 #include "commands.hpp"
 #include "order_file.hpp"
+#include "token_pictures.hpp"
 
 namespace cli {
 
@@ -67,6 +68,8 @@ void add_generate(CLI::App& app, generate_args& a, CLI::App*& cmd) {
     cmd->add_option("--out", a.out, "where to write {\"tokens\": ...} as JSON")->required();
     cmd->add_option("--save-weights", a.save_weights, "also write the weights used as F32 safetensors");
     cmd->add_flag("--quiet", a.quiet, "no progress bar");
+    auto* png = cmd->add_option("--png", a.png, "also write the images as one PNG (a batch tiled 4 per row); without --vq, the token grids in false colour");
+    cmd->add_option("--vq", a.vq, "VQ tokenizer checkpoint (safetensors, official key names) that decodes the tokens for --png")->needs(png);
 }
 
 inline double peak_rss_bytes() {
@@ -90,6 +93,7 @@ struct family_info {
     ordo::index_t num_classes = 0, null_label = 0;
     ordo::cfg_ramp ramp = ordo::cfg_ramp::per_step;
     double weight_bytes = 0;
+    ordo::index_t vocab_size = 0;  // what --vq's codebook must match
 };
 
 // Generates with `model` and writes the report; the part of `ordo generate` shared by the families.
@@ -100,6 +104,13 @@ int run_model(const generate_args& a, Model& model, const family_info& fam, cons
     const auto t1 = clock::now();
     if (a.label < 0 || a.label >= fam.num_classes)
         throw ordo::error("generate: --class " + std::to_string(a.label) + " outside 0.." + std::to_string(fam.num_classes - 1));
+    // the tokenizer is loaded and checked against the vocabulary and the grid before generating
+    std::unique_ptr<token_pictures> pictures;
+    if (!a.png.empty()) {
+        if (grid.frames() != 1) throw ordo::error("generate: --png draws image grids; " + grid.str() + " has a time axis");
+        pictures = std::make_unique<token_pictures>(a.vq);
+        pictures->check(grid.rows(), grid.cols(), fam.vocab_size);
+    }
     // LPD's seed=request: image i decodes its own order (the generator's, seed i), as LPD evaluates
     std::vector<std::vector<ordo::index_t>> orders;
     // (RandAR's and ARPG's from ordo's own generator, seed i; an order given with --order is the
@@ -180,6 +191,13 @@ int run_model(const generate_args& a, Model& model, const family_info& fam, cons
     j["seconds"] = {{"load", load_s}, {"generate", run_s}, {"per_step", run_s / static_cast<double>(stats.forward_passes)}};
     j["tokens_per_second"] = static_cast<double>(grid.size()) * a.batch / run_s;
     j["bytes"] = {{"weights", fam.weight_bytes}, {"kv_cache", kv_bytes}, {"peak_resident", peak_rss_bytes()}};
+    double decode_s = 0;
+    if (pictures) {
+        token_batch batch{a.batch, grid.rows(), grid.cols(), {}};
+        for (const auto& t : tokens) batch.ids.insert(batch.ids.end(), t.begin(), t.end());
+        decode_s = pictures->write(batch, a.png);
+        j["png"] = {{"path", a.png}, {"vq", a.vq}, {"seconds", decode_s}};
+    }
     std::ofstream out(a.out);
     if (!out) throw ordo::error("cannot write " + a.out);
     out << j.dump(1) << "\n";
@@ -238,7 +256,7 @@ int run_lpd(const generate_args& a, const ordo::any_policy& policy, const ordo::
     if (!a.save_weights.empty()) lpd::save_weights(weights, a.save_weights);
     ordo::eigen::lpd_model model(weights);
     const family_info fam{"LPD " + weights.config().str(), weights.config().num_classes, model.null_label(), ramp_of(a, policy),
-                          static_cast<double>(weights.bytes())};
+                          static_cast<double>(weights.bytes()), weights.config().vocab_size};
     return run_model(a, model, fam, policy, grid, plan, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
@@ -257,7 +275,7 @@ int run_arpg(const generate_args& a, const ordo::any_policy& policy, const ordo:
     if (!a.save_weights.empty()) arpg::save_weights(weights, a.save_weights);
     ordo::eigen::arpg_model model(weights);
     const family_info fam{"ARPG " + weights.config().str(), weights.config().num_classes, model.null_label(), ramp_of(a, policy),
-                          static_cast<double>(weights.bytes())};
+                          static_cast<double>(weights.bytes()), weights.config().vocab_size};
     return run_model(a, model, fam, policy, grid, plan, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
@@ -292,7 +310,7 @@ int run_generate(const generate_args& a) {
     }
     if (!a.save_weights.empty()) ordo::models::llamagen::save_weights(weights, a.save_weights);
     ordo::eigen::gpt_model model(weights);
-    const family_info fam{cfg.str(), cfg.num_classes, cfg.null_label(), ramp, static_cast<double>(weights.bytes())};
+    const family_info fam{cfg.str(), cfg.num_classes, cfg.null_label(), ramp, static_cast<double>(weights.bytes()), cfg.vocab_size};
     return run_model(a, model, fam, policy, grid, plan, std::chrono::duration<double>(clock::now() - t0).count());
 }
 

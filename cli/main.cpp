@@ -6,8 +6,10 @@
 //   ordo show --plan saved.json
 //   ordo overview [--grid 16x16]
 //   ordo generate --weights W.safetensors --config W.json --policy par:2x2 --grid 24x24 --class 207 --out t.json
+//   ordo generate ... --vq VQ.safetensors --png images.png      (the pictures too; without --vq, false colour)
+//   ordo decode --vq VQ.safetensors --tokens t.json --png images.png [--eval-size 256]
 //   ordo compare [--grid 16x16,24x24] [--ell 2] [--out ordo-compare]
-//     (generate and compare need Eigen: generate.cpp, compare.cpp)
+//     (generate, decode and compare need Eigen: generate.cpp, token_pictures.cpp, compare.cpp)
 #include <cstdio>
 #include <iostream>
 #include <new>
@@ -110,6 +112,9 @@ int main(int argc, char** argv) {
     cli::compare_args cmp_args;
     CLI::App* compare = nullptr;
     cli::add_compare(app, cmp_args, compare);
+    cli::decode_args dec_args;
+    CLI::App* decode = nullptr;
+    cli::add_decode(app, dec_args, decode);
 #endif
 
     try {
@@ -124,6 +129,7 @@ int main(int argc, char** argv) {
 #ifdef ORDO_WITH_EIGEN
         if (*generate) return cli::run_generate(gen_args);
         if (*compare) return cli::run_compare(cmp_args);
+        if (*decode) return cli::run_decode(dec_args);
 #endif
     } catch (const std::bad_alloc&) {  // bad input is refused before large allocations; this is a real shortage
         std::fprintf(stderr, "ordo: out of memory (the machine cannot hold what was asked for)\n");

@@ -78,6 +78,10 @@ private:
 };
 static_assert(sizeof(rgb) == 3, "pixels are packed RGB");
 
+void write_png(const std::string& path, int width, int height, const std::uint8_t* rgb) {
+    if (!stbi_write_png(path.c_str(), width, height, 3, rgb, width * 3)) throw ordo::error("cannot write " + path);
+}
+
 // Each cell coloured by the step that emits it (early dark, late bright); frames side by side.
 void step_map(const ordo::plan& p, const std::string& title, const std::string& path) {
     const ordo::grid_shape g = p.view().grid();

@@ -31,6 +31,8 @@ void step_map(const ordo::plan& p, const std::string& title, const std::string& 
 // A line plot with axes, ticks at the ends and a legend. log_x/log_y: logarithmic axes (values
 // <= 0 are drawn at the bottom of a log axis).
 void plot(const std::vector<series_data>& s, const std::string& title, const std::string& xlabel, const std::string& ylabel, bool log_x, bool log_y, bool points, const std::string& path);
+// An RGB image, `height` rows of width * 3 bytes, as a PNG file.
+void write_png(const std::string& path, int width, int height, const std::uint8_t* rgb);
 // Sample fields side by side: the true field, then what each order generates from the same noise.
 void samples(const ordo::grid_shape& g, const std::vector<std::pair<std::string, Eigen::VectorXd>>& fields, const std::string& title, const std::string& path);
 

@@ -168,5 +168,51 @@ if "$ordo" generate --help >/dev/null 2>&1; then
   bad "over the limit of 64.0 KiB" "$ordo" compare --grid 8x8 --max-memory 64KiB --out "$tmp/x"
   ok "$ordo" compare --grid 8x8 --max-memory 96KiB --policies raster,nar --out "$tmp/cmp3"
 fi
+# pictures: ordo decode and generate --png (only when the CLI was built with the CPU backend)
+if "$ordo" decode --help >/dev/null 2>&1; then
+  here=$(cd "$(dirname "$0")" && pwd)
+  v=$here/data/vq; e=$here/data/e2e
+  tiny="$v/vq_tiny.weights.safetensors"
+  png_check="python3 $here/png_check.py"
+  # the golden round trip: vq_tiny's codes through `ordo decode` give the official uint8 image
+  python3 -c "import json; c=json.load(open('$v/vq_tiny.json'))['codes'][0]; print(json.dumps({'tokens': [c[r*6:(r+1)*6] for r in range(6)], 'grid': '6x6'}))" > "$tmp/tiny_tokens.json"
+  ok "$ordo" decode --vq "$tiny" --tokens "$tmp/tiny_tokens.json" --png "$tmp/tiny.png"
+  $png_check "$tmp/tiny.png" "$v/vq_tiny.outputs.safetensors" "$v/vq_tiny.json" || { echo "FAIL: ordo decode of vq_tiny differs from the official image"; fails=$((fails+1)); }
+  ok "$ordo" decode --vq "$tiny" --tokens "$tmp/tiny_tokens.json" --eval-size 16 --png "$tmp/tiny16.png"
+  $png_check --size "$tmp/tiny16.png" 16 16 || { echo "FAIL: --eval-size 16"; fails=$((fails+1)); }
+  # a batch of non-square grids (2 images of 3x5 tokens, 12x20 px) tiles side by side with 2 px padding
+  echo '{"tokens": [[[1,2,3,4,5],[6,7,8,9,10],[11,12,13,14,15]], [[63,0,5,9,33],[2,7,7,7,1],[2,3,4,5,6]]], "grid": "3x5"}' > "$tmp/batch.json"
+  ok "$ordo" decode --vq "$tiny" --tokens "$tmp/batch.json" --png "$tmp/batch.png"
+  $png_check --size "$tmp/batch.png" 46 16 || { echo "FAIL: batch tiling"; fails=$((fails+1)); }
+  # without --vq: false colour, 16 px per token
+  ok "$ordo" decode --tokens "$tmp/tiny_tokens.json" --png "$tmp/false.png"
+  $png_check --size "$tmp/false.png" 96 96 || { echo "FAIL: false-colour size"; fails=$((fails+1)); }
+  ras="--weights $e/raster_G8_cfg2.0_label3.weights.safetensors --config $e/raster_G8_cfg2.0_label3.weights.json"
+  ok "$ordo" generate $ras --grid 8x8 --class 3 --batch 2 --quiet --out "$tmp/g.json" --png "$tmp/g.png"
+  $png_check --size "$tmp/g.png" 262 132 || { echo "FAIL: generate --png false colour of a batch of 2"; fails=$((fails+1)); }
+  ok "$ordo" decode --tokens "$tmp/g.json" --png "$tmp/g2.png"
+  # a generator whose vocabulary is the tiny tokenizer's codebook (64): generate decodes its batch with --vq
+  python3 -c "import json; w=json.load(open('$e/raster_G8_cfg2.0_label3.weights.json')); w['model_args']['vocab_size']=64; print(json.dumps(w))" > "$tmp/v64.json"
+  ok "$ordo" generate --random-weights --config "$tmp/v64.json" --grid 8x8 --batch 3 --quiet --out "$tmp/v64.out.json" --vq "$tiny" --png "$tmp/v64.png"
+  $png_check --size "$tmp/v64.png" 104 36 || { echo "FAIL: generate --vq --png of a batch of 3"; fails=$((fails+1)); }
+  # the same tokens through ordo decode give the same picture
+  ok "$ordo" decode --vq "$tiny" --tokens "$tmp/v64.out.json" --png "$tmp/v64b.png"
+  cmp -s "$tmp/v64.png" "$tmp/v64b.png" || { echo "FAIL: generate --png and decode of its tokens differ"; fails=$((fails+1)); }
+  # errors, each before anything is written
+  bad "has a codebook of 64 entries, the generator's vocabulary has 256 tokens" "$ordo" generate $ras --grid 8x8 --quiet --out "$tmp/x.json" --vq "$tiny" --png "$tmp/x.png"
+  { [ -e "$tmp/x.json" ] || [ -e "$tmp/x.png" ]; } && { echo "FAIL: generate wrote output before refusing the tokenizer"; fails=$((fails+1)); }
+  bad "--vq requires --png" "$ordo" generate $ras --grid 8x8 --out "$tmp/x.json" --vq "$tiny"
+  echo '{"tokens": [[0, 64], [1, 2]]}' > "$tmp/t64.json"
+  bad "token 64 at row 0, column 1 is outside the codebook of 64 entries" "$ordo" decode --vq "$tiny" --tokens "$tmp/t64.json" --png "$tmp/x.png"
+  echo '{"tokens": [[0, 1], [1]]}' > "$tmp/ragged.json"
+  bad "rows must be equally long" "$ordo" decode --vq "$tiny" --tokens "$tmp/ragged.json" --png "$tmp/x.png"
+  bad "\"grid\" says 6x6, the token rows are 3x5" "$ordo" decode --vq "$tiny" --tokens <(sed 's/3x5/6x6/' "$tmp/batch.json") --png "$tmp/x.png"
+  python3 -c "import json; print(json.dumps({'tokens': [[0] * 4100]}))" > "$tmp/wide.json"
+  bad "a 1x4100 token grid decodes to 4x16400 pixels, over the 16384-pixel side" "$ordo" decode --vq "$tiny" --tokens "$tmp/wide.json" --png "$tmp/x.png"
+  head -c 100000 "$tiny" > "$tmp/cut.safetensors"
+  bad "truncated" "$ordo" decode --vq "$tmp/cut.safetensors" --tokens "$tmp/tiny_tokens.json" --png "$tmp/x.png"
+  bad "not a VQ tokenizer (no quantize.embedding.weight, no decoder.*) but a GPT's tok_embeddings" "$ordo" decode --vq "$e/raster_G8_cfg2.0_label3.weights.safetensors" --tokens "$tmp/tiny_tokens.json" --png "$tmp/x.png"
+  [ -e "$tmp/x.png" ] && { echo "FAIL: decode wrote a picture before refusing"; fails=$((fails+1)); }
+fi
 echo "$((fails == 0 ? 1 : 0)) passed, $fails failed"
 [ $fails -eq 0 ]

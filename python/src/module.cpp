@@ -13,6 +13,7 @@
 #include <nanobind/stl/vector.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -24,12 +25,14 @@
 #include <ordo/eigen/arpg.hpp>
 #include <ordo/eigen/gpt.hpp>
 #include <ordo/eigen/lpd.hpp>
+#include <ordo/eigen/vq.hpp>
 #include <ordo/engine/teacher.hpp>
 #include <ordo/exchange.hpp>
 #include <ordo/models/arpg/checkpoint.hpp>
 #include <ordo/models/family.hpp>
 #include <ordo/models/llamagen/checkpoint.hpp>
 #include <ordo/models/lpd/checkpoint.hpp>
+#include <ordo/models/vq/checkpoint.hpp>
 #include <ordo/models/llamagen/model_args.hpp>
 #include <ordo/oracle/oracle.hpp>
 #include <ordo/ordo.hpp>
@@ -59,6 +62,12 @@ out_array<T, N> owned(std::vector<T>&& v, std::array<std::size_t, N> shape) {
 }
 
 [[noreturn]] void fail(const std::string& what) { throw ordo::error(what); }
+
+// A VQ tokenizer's weights and its decoder (which points into them, so both live on the heap).
+struct py_vq {
+    std::unique_ptr<ordo::models::vq::vq_weights> weights;
+    std::unique_ptr<ordo::eigen::vq_decoder> decoder;
+};
 
 // A 1-D int32 array in (any array-like of integers of int32 dtype).
 std::span<const index_t> int32_span(const nb::ndarray<nb::ro>& a, const char* what) {
@@ -817,6 +826,54 @@ NB_MODULE(_ordo, m) {
             });
             return owned<float, 2>(std::move(out), {static_cast<std::size_t>(v.num_positions()), static_cast<std::size_t>(m.vocab)});
         }, "plan"_a, "tokens"_a, "label"_a, "float32 [positions, vocab]: the training forward's logits for a token grid (int32, raster order; LPD and ARPG replay the plan's steps on it).");
+
+    // ---- the VQ tokenizer's decoder: tokens to pixels ----
+    nb::class_<py_vq>(m, "VQDecoder", "A VQ tokenizer's decoder on the CPU (LlamaGen's VQModel.decode_code, fp32, Eigen): token grids to uint8 images.")
+        .def("__init__", [](py_vq* self, const std::string& path) {
+            const ordo::io::safetensors file = ordo::io::safetensors::open(path);
+            auto w = std::make_unique<ordo::models::vq::vq_weights>(ordo::models::vq::load_checkpoint(file));
+            auto d = std::make_unique<ordo::eigen::vq_decoder>(*w);
+            new (self) py_vq{std::move(w), std::move(d)};
+        }, "path"_a, "Loads a safetensors checkpoint with the official key names (the shape is read off the tensors; encoder.*, quant_conv.* and "
+                     "quantize.codebook_used are skipped).")
+        .def_prop_ro("config", [](const py_vq& v) { return v.weights->config().str(); })
+        .def_prop_ro("codebook_size", [](const py_vq& v) { return v.weights->config().codebook_size; })
+        .def_prop_ro("downsample", [](const py_vq& v) { return v.weights->config().downsample(); }, "pixels per token along each side")
+        .def("decode", [](py_vq& v, nb::ndarray<nb::ro> tokens) {
+            if (tokens.device_type() != nb::device::cpu::value) fail("VQDecoder.decode: the tokens must be in CPU memory");
+            const bool i32 = tokens.dtype() == nb::dtype<std::int32_t>(), i64 = tokens.dtype() == nb::dtype<std::int64_t>();
+            if (!i32 && !i64) fail("VQDecoder.decode: expected int32 or int64 token ids");
+            std::size_t batch = 0, h = 0, w = 0;
+            if (tokens.ndim() == 3) {
+                batch = tokens.shape(0), h = tokens.shape(1), w = tokens.shape(2);
+            } else if (tokens.ndim() == 2) {  // [B, h*w] as Model.generate and decode_code take them: square grids
+                batch = tokens.shape(0);
+                h = w = static_cast<std::size_t>(std::llround(std::sqrt(static_cast<double>(tokens.shape(1)))));
+                if (h * w != tokens.shape(1))
+                    fail("VQDecoder.decode: " + std::to_string(tokens.shape(1)) + " tokens per image is not a square grid; give [images, rows, cols]");
+            } else {
+                fail("VQDecoder.decode: expected [images, rows, cols] or [images, rows*cols] (square), got " + std::to_string(tokens.ndim()) + " dimensions");
+            }
+            if (batch == 0 || h == 0 || w == 0) fail("VQDecoder.decode: empty token array");
+            std::int64_t expect = 1;
+            for (std::size_t d = tokens.ndim(); d-- > 0;) {
+                if (tokens.shape(d) > 1 && tokens.stride(d) != expect) fail("VQDecoder.decode: the token array must be C-contiguous");
+                expect *= static_cast<std::int64_t>(tokens.shape(d));
+            }
+            if (h > static_cast<std::size_t>(ordo::max_index) || w > static_cast<std::size_t>(ordo::max_index) || batch > static_cast<std::size_t>(ordo::max_index))
+                fail("VQDecoder.decode: the token array is too large");
+            const auto H = static_cast<index_t>(h), W = static_cast<index_t>(w), B = static_cast<index_t>(batch);
+            v.decoder->check_grid(H, W);
+            const std::size_t n = batch * h * w;
+            std::vector<std::uint8_t> images(batch * 3 * static_cast<std::size_t>(v.decoder->image_height(H)) * static_cast<std::size_t>(v.decoder->image_width(W)));
+            {
+                nb::gil_scoped_release unlocked;
+                if (i32) v.decoder->decode_uint8(std::span<const std::int32_t>(static_cast<const std::int32_t*>(tokens.data()), n), B, H, W, std::span<std::uint8_t>(images));
+                else v.decoder->decode_uint8(std::span<const std::int64_t>(static_cast<const std::int64_t*>(tokens.data()), n), B, H, W, std::span<std::uint8_t>(images));
+            }
+            return owned<std::uint8_t, 4>(std::move(images), {batch, static_cast<std::size_t>(v.decoder->image_height(H)), static_cast<std::size_t>(v.decoder->image_width(W)), 3});
+        }, "tokens"_a, "uint8 [images, H, W, 3] (R, G, B): token ids int32/int64 [images, rows, cols] (or [images, rows*cols], square) through the "
+                       "decoder and the official post-processing floor(clamp(127.5 x + 128, 0, 255)).");
 
     // ---- the oracle ----
     m.def("exact_kl", [](const py_plan& p, const std::string& kernel, double ell, double nugget) {
