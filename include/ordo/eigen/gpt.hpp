@@ -114,6 +114,8 @@ public:
     }
 
     weight_dtype dtype() const { return bf16_ ? weight_dtype::bf16 : weight_dtype::fp32; }
+    // The bf16 copy the products use (null: fp32); held besides the fp32 weights.
+    const gpt_bf16_matrices* bf16_matrices() const { return bf16_.get(); }
 
     const models::llamagen::gpt_config& config() const { return c_; }
     index_t vocab_size() const { return c_.vocab_size; }
