@@ -13,11 +13,13 @@ from ._ordo import (
     Session,
     StepBatch,
     exact_kl,
+    get_num_threads,
     packed_mask_indptr,
     plan,
     plan_from_json,
     plan_from_steps,
     policies,
+    set_num_threads,
 )
 
 __all__ = [
@@ -26,10 +28,12 @@ __all__ = [
     "Session",
     "StepBatch",
     "exact_kl",
+    "get_num_threads",
     "packed_mask_indptr",
     "plan",
     "plan_from_json",
     "plan_from_steps",
     "policies",
+    "set_num_threads",
 ]
 __version__ = "0.1.0"
