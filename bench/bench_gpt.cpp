@@ -373,7 +373,7 @@ int main(int argc, char** argv) {
         benchmark::RegisterBenchmark((std::string("BM_generate/ARPG-L/16x16/") + spec).c_str(), BM_generate_arpg, "L", spec, "16x16")
             ->Iterations(1)
             ->Unit(benchmark::kSecond);
-    benchmark::RegisterBenchmark("BM_streaming_floor", BM_streaming_floor)->Iterations(3)->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark("BM_streaming_floor", BM_streaming_floor)->Iterations(10)->Unit(benchmark::kMillisecond);
     for (const char* spec : {"raster", "par:4x4", "nar"})
         for (const int batch : {1, 8})
             for (const int threads : {1, 0})
