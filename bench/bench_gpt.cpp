@@ -3,7 +3,7 @@
 // orders of a LlamaGen model of the same size (LPD-L, RandAR-L, ARPG-L and GPT-L: 24 blocks of
 // width 1024, 16 heads) at 16x16. Per policy: steps, time per image and
 // per step, tokens/s, KV-cache bytes, allocations per step. Measured in the same run: the memory
-// bandwidth (streaming read) and the fp32 FMA peak of one core (the backend is single-threaded),
+// bandwidth (streaming read) and the fp32 FMA peak of one core (this table runs on one thread),
 // from which each policy's roofline time is Σ_steps max(bytes/BW, FLOPs/peak) (design.md §6).
 //
 // Targets (checked in the summary printed at the end):
@@ -26,6 +26,8 @@
 #include "alloc_counter.hpp"
 
 namespace {
+
+const int g_all_threads = ordo::eigen::max_threads();  // before any set_threads()
 
 constexpr float kCfg = 4.0f;
 
@@ -127,6 +129,7 @@ model_shape shape_of(const ordo::models::lpd::lpd_config& c) {
 template <class Model>
 void time_generate(benchmark::State& state, Model& model, const ordo::plan& p, const std::string& model_name, const std::string& spec,
                    const std::string& grid, const model_shape& shape, ordo::index_t label, ordo::index_t null_label, ordo::cfg_ramp ramp) {
+    ordo::eigen::set_threads(1);  // this table is the one-core roofline's
     const ordo::request req{label, 0, {}, {}};
     ordo::session_options o;
     o.guidance.scale = kCfg;
@@ -170,6 +173,7 @@ void time_generate(benchmark::State& state, Model& model, const ordo::plan& p, c
     state.counters["kv_MB"] = r.kv_bytes / 1e6;
     state.counters["roofline_fraction"] = r.roofline_seconds / seconds;
     state.counters["allocs_per_step"] = r.allocs_per_step;
+    ordo::eigen::set_threads(g_all_threads);
 }
 
 // A LlamaGen-family order on the GPT preset (PAR's transition tokens, NAR's extra block as the
@@ -206,6 +210,105 @@ void BM_generate_lpd(benchmark::State& state, std::string preset, std::string sp
     const ordo::models::lpd::lpd_weights w = ordo::models::lpd::random_weights(c, 1);
     ordo::eigen::lpd_model model(w);
     time_generate(state, model, p, "LPD-" + preset, spec, grid, shape_of(c), 207, model.null_label(), ordo::cfg_ramp::linear_in_rank);
+}
+
+// The weight-streaming floor with every core: each thread sums its own contiguous part of a buffer
+// the size of GPT-B's multiplied weights in fp32, 8 packet accumulators per thread.
+double g_floor_bandwidth = 0;  // bytes/s, all threads
+void BM_streaming_floor(benchmark::State& state) {
+    using namespace ordo::eigen::detail;
+    ordo::eigen::set_threads(g_all_threads);
+    const std::size_t n = static_cast<std::size_t>(shape_of(ordo::models::llamagen::make_preset("B"), 1).params);
+    const std::vector<float> buf(n, 1.0f);
+    const ordo::index_t parts = 4096;
+    std::vector<float> sums(static_cast<std::size_t>(g_all_threads), 0.0f);
+    double best = 0;
+    for (auto _ : state) {
+        const auto t0 = std::chrono::steady_clock::now();
+        ordo::eigen::parallel_ranges(parts, static_cast<double>(n), [&](ordo::index_t b, ordo::index_t e, int t) {
+            const std::size_t step = 8 * lanes, i0 = n * static_cast<std::size_t>(b) / parts / step * step, i1 = n * static_cast<std::size_t>(e) / parts / step * step;
+            packet a[8];
+            for (auto& x : a) x = Eigen::internal::pset1<packet>(0.0f);
+            for (std::size_t i = i0; i < i1; i += step)
+                for (int k = 0; k < 8; ++k) a[k] = Eigen::internal::padd(a[k], load(buf.data() + i + static_cast<std::size_t>(k * lanes)));
+            float s = 0;
+            for (auto& x : a) s += sum(x);
+            sums[static_cast<std::size_t>(t)] += s;
+        });
+        benchmark::DoNotOptimize(sums.data());
+        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        best = std::max(best, static_cast<double>(n * sizeof(float)) / dt);
+    }
+    g_floor_bandwidth = best;
+    state.counters["GB_per_s"] = best / 1e9;
+    state.counters["threads"] = g_all_threads;
+    state.counters["fp32_floor_ms"] = 1e3 * static_cast<double>(n * sizeof(float)) / best;
+}
+
+struct thread_result {
+    std::string policy, dtype;
+    int batch = 0, threads = 0, steps = 0;
+    double seconds = 0, weight_bytes = 0;
+};
+std::vector<thread_result> g_thread_results;
+
+// One image per request of `spec` on GPT-B at 16x16 (random weights, CFG 4, top-k 2000): `batch`
+// requests on `threads` threads (0: all) with `dtype` matrices.
+void BM_threads(benchmark::State& state, std::string spec, int batch, int threads, ordo::eigen::weight_dtype dtype) {
+    const int t = threads > 0 ? threads : g_all_threads;
+    ordo::eigen::set_threads(t);
+    const ordo::plan p = ordo::make_plan(ordo::parse_policy(spec), ordo::parse_grid("16x16"));
+    const ordo::models::llamagen::gpt_config c = ordo::models::llamagen::fit_variant(ordo::models::llamagen::make_preset("B"), p.view());
+    const ordo::models::llamagen::gpt_weights w = ordo::models::llamagen::random_weights(c, 1);
+    ordo::eigen::gpt_model model(w, dtype);
+    std::vector<ordo::request> reqs;
+    for (int i = 0; i < batch; ++i) reqs.push_back({207, static_cast<std::uint64_t>(i), {}, {}});
+    ordo::session_options o;
+    o.guidance.scale = kCfg;
+    o.null_label = c.null_label();
+    ordo::session s(p.view(), std::span<const ordo::request>(reqs), ordo::make_sampler(ordo::top_k{2000}, ordo::multinomial{}), model.vocab_size(), o);
+    ordo::contiguous_kv_cache<float> cache(model.num_layers(), s.num_sequences(), ordo::kv_cache_len(p), model.cache_width());
+    ordo::check_fit(p.view(), model, cache, s.num_sequences());
+    std::vector<float> logits(static_cast<std::size_t>(s.num_sequences()) * static_cast<std::size_t>(p.view().max_rows_per_step()) *
+                              static_cast<std::size_t>(p.header().num_heads) * static_cast<std::size_t>(model.vocab_size()));
+    double seconds = 0;
+    for (auto _ : state) {
+        s.rewind(0);
+        const auto t0 = std::chrono::steady_clock::now();
+        while (!s.done()) {
+            const ordo::step_batch& b = s.next();
+            const std::span<float> out(logits.data(), b.logits_size());
+            model.forward(b, cache, out);
+            s.commit(out);
+        }
+        seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+    const double bytes = shape_of(c, p.header().num_heads).params * (dtype == ordo::eigen::weight_dtype::bf16 ? 2.0 : 4.0);
+    g_thread_results.push_back({spec, ordo::eigen::dtype_name(dtype), batch, t, p.num_steps(), seconds, bytes});
+    state.counters["threads"] = t;
+    state.counters["ms_per_step"] = 1e3 * seconds / p.num_steps();
+    state.counters["s_per_image"] = seconds / batch;
+    if (g_floor_bandwidth > 0) state.counters["step_over_floor"] = seconds / p.num_steps() / (bytes / g_floor_bandwidth);
+    ordo::eigen::set_threads(g_all_threads);
+}
+
+void print_thread_summary() {
+    if (g_thread_results.empty()) return;
+    const double b_bytes = shape_of(ordo::models::llamagen::make_preset("B"), 1).params * 4;
+    std::printf("\nGPT-B 16x16, CFG %.1f: threads and weight dtype (same run)", kCfg);
+    if (g_floor_bandwidth > 0)
+        std::printf("; streaming floor on %d threads %.1f GB/s: %.1f ms per step in fp32, %.1f in bf16", g_all_threads, g_floor_bandwidth / 1e9,
+                    1e3 * b_bytes / g_floor_bandwidth, 0.5e3 * b_bytes / g_floor_bandwidth);
+    std::printf("\n%-10s %5s %7s %5s %6s %9s %9s %9s %10s %11s\n", "policy", "batch", "threads", "dtype", "steps", "s/image", "ms/step", "floor ms", "step/floor",
+                "vs 1 thread");
+    for (const thread_result& r : g_thread_results) {
+        const double step = r.seconds / r.steps, floor = g_floor_bandwidth > 0 ? r.weight_bytes / g_floor_bandwidth : 0;
+        double one = 0;
+        for (const thread_result& q : g_thread_results)
+            if (q.policy == r.policy && q.batch == r.batch && q.dtype == r.dtype && q.threads == 1) one = q.seconds;
+        std::printf("%-10s %5d %7d %5s %6d %9.2f %9.1f %9.1f %10.2f %10.2fx\n", r.policy.c_str(), r.batch, r.threads, r.dtype.c_str(), r.steps, r.seconds / r.batch,
+                    1e3 * step, 1e3 * floor, floor > 0 ? step / floor : 0.0, one > 0 ? one / r.seconds : 0.0);
+    }
 }
 
 void print_summary() {
@@ -270,8 +373,20 @@ int main(int argc, char** argv) {
         benchmark::RegisterBenchmark((std::string("BM_generate/ARPG-L/16x16/") + spec).c_str(), BM_generate_arpg, "L", spec, "16x16")
             ->Iterations(1)
             ->Unit(benchmark::kSecond);
+    benchmark::RegisterBenchmark("BM_streaming_floor", BM_streaming_floor)->Iterations(10)->Unit(benchmark::kMillisecond);
+    for (const char* spec : {"raster", "par:2x2", "nar"})  // PAR-4x is 2x2 regions
+        for (const int batch : {1, 8})
+            for (const int threads : {1, 0})
+                for (const auto dtype : {ordo::eigen::weight_dtype::fp32, ordo::eigen::weight_dtype::bf16})
+                    benchmark::RegisterBenchmark((std::string("BM_threads/GPT-B/16x16/") + spec + "/b" + std::to_string(batch) + "/" +
+                                                  (threads ? "t1" : "tall") + "/" + ordo::eigen::dtype_name(dtype))
+                                                     .c_str(),
+                                                 BM_threads, spec, batch, threads, dtype)
+                        ->Iterations(1)
+                        ->Unit(benchmark::kSecond);
     benchmark::Initialize(&argc, argv);
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
     print_summary();
+    print_thread_summary();
 }

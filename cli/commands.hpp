@@ -11,6 +11,11 @@
 
 namespace cli {
 
+// --threads N of the commands that run a model on the CPU backend (N >= 1; default: all cores).
+void add_threads_option(CLI::App* cmd, int& threads);
+// Sets the CPU backend's thread count from --threads (0: not given, all cores).
+void apply_threads(int threads);
+
 // `ordo compare` (compare.cpp)
 struct compare_args {
     std::vector<std::string> grids{"16x16", "24x24"}, policies;
@@ -19,6 +24,7 @@ struct compare_args {
     double nugget = 1e-4;
     std::uint64_t max_memory = ordo::oracle::oracle_default_max_bytes;  // bytes the oracle may use per grid
     int order_seeds = 10;  // a random-order policy (lpd) is measured over this many order seeds
+    int threads = 0;       // CPU threads of the timing (0: not given, all cores)
 };
 void add_compare(CLI::App& app, compare_args& a, CLI::App*& cmd);
 int run_compare(const compare_args& a);
@@ -35,6 +41,8 @@ struct generate_args {
     float cfg = 4.0f, top_p = 1.0f, temperature = 1.0f;
     std::uint64_t seed = 0, weights_seed = 0;
     bool random_weights = false, quiet = false;
+    int threads = 0;                      // CPU threads (0: not given, all cores)
+    std::string weight_dtype = "fp32";    // the GPT's multiplied matrices: fp32 or bf16
 };
 void add_generate(CLI::App& app, generate_args& a, CLI::App*& cmd);
 int run_generate(const generate_args& a);

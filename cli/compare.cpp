@@ -37,6 +37,7 @@ void add_compare(CLI::App& app, compare_args& a, CLI::App*& cmd) {
         ->transform(CLI::AsSizeValue(false));
     cmd->add_option("--order-seeds", a.order_seeds, "orders drawn per random-order policy (lpd: seeds s..s+n-1); its KL is their mean, with the spread")
         ->check(CLI::Range(1, 1000))->capture_default_str();
+    add_threads_option(cmd, a.threads);
     cmd->add_option("--time-preset", a.time_preset, "also time one image per LlamaGen-family policy (RandAR included) on this GPT preset with random weights (CPU backend), e.g. B");
 }
 
@@ -129,6 +130,7 @@ inline std::string ell_part(double ell) {
 
 int run_compare(const compare_args& a) {
     if (a.grids.empty() || a.ells.empty()) throw ordo::error("compare: give at least one grid and one length scale");
+    apply_threads(a.threads);
     // refuse a grid the oracle cannot hold before any work
     for (const std::string& gs : a.grids) ordo::oracle::check_oracle_memory(ordo::parse_grid(gs), a.max_memory);
     std::filesystem::create_directories(a.out);

@@ -31,6 +31,14 @@
 
 namespace cli {
 
+void add_threads_option(CLI::App* cmd, int& threads) {
+    cmd->add_option("--threads", threads, "CPU threads of the forward passes (default: all cores, " + std::to_string(ordo::eigen::max_threads()) + " here)")
+        ->check(CLI::Range(1, 4096));
+}
+
+void apply_threads(int threads) {
+    if (threads != 0) ordo::eigen::set_threads(threads);
+}
 
 void add_generate(CLI::App& app, generate_args& a, CLI::App*& cmd) {
     cmd = app.add_subcommand("generate", "generate token grids with a GPT checkpoint on the CPU under a decode order");
@@ -70,6 +78,10 @@ void add_generate(CLI::App& app, generate_args& a, CLI::App*& cmd) {
     cmd->add_flag("--quiet", a.quiet, "no progress bar");
     auto* png = cmd->add_option("--png", a.png, "also write the images as one PNG (a batch tiled 4 per row); without --vq, the token grids in false colour");
     cmd->add_option("--vq", a.vq, "VQ tokenizer checkpoint (safetensors, official key names) that decodes the tokens for --png")->needs(png);
+    add_threads_option(cmd, a.threads);
+    cmd->add_option("--weight-dtype", a.weight_dtype, "the GPT's multiplied matrices in fp32 or bf16 (half the bytes per step; docs/cpu-backend.md)")
+        ->check(CLI::IsMember({"fp32", "bf16"}))
+        ->capture_default_str();
 }
 
 inline double peak_rss_bytes() {
@@ -188,6 +200,8 @@ int run_model(const generate_args& a, Model& model, const family_info& fam, cons
     j["batch"] = a.batch;
     if (!orders.empty()) j["orders"] = orders;
     j["model"] = fam.description;
+    j["threads"] = ordo::eigen::threads();
+    j["weight_dtype"] = a.weight_dtype;
     j["seconds"] = {{"load", load_s}, {"generate", run_s}, {"per_step", run_s / static_cast<double>(stats.forward_passes)}};
     j["tokens_per_second"] = static_cast<double>(grid.size()) * a.batch / run_s;
     j["bytes"] = {{"weights", fam.weight_bytes}, {"kv_cache", kv_bytes}, {"peak_resident", peak_rss_bytes()}};
@@ -240,8 +254,15 @@ ordo::cfg_ramp ramp_of(const generate_args& a, const ordo::any_policy& p) {
     return std::holds_alternative<ordo::interleaved_queries>(p) ? ordo::cfg_ramp::linear_in_step_start : ordo::cfg_ramp::linear_in_step_end;
 }
 
+// bf16 products are the GPT's (LlamaGen / PAR / NAR / RandAR); LPD and ARPG run in fp32.
+void check_fp32_only(const generate_args& a, const char* model) {
+    if (a.weight_dtype != "fp32")
+        throw ordo::error(std::string("generate: --weight-dtype ") + a.weight_dtype + " is for the LlamaGen-family GPT; " + model + " runs in fp32");
+}
+
 int run_lpd(const generate_args& a, const ordo::any_policy& policy, const ordo::grid_shape& grid, const ordo::plan& plan) {
     namespace lpd = ordo::models::lpd;
+    check_fp32_only(a, "LPD");
     const auto t0 = std::chrono::steady_clock::now();
     lpd::lpd_weights weights;
     if (a.random_weights) {
@@ -262,6 +283,7 @@ int run_lpd(const generate_args& a, const ordo::any_policy& policy, const ordo::
 
 int run_arpg(const generate_args& a, const ordo::any_policy& policy, const ordo::grid_shape& grid, const ordo::plan& plan) {
     namespace arpg = ordo::models::arpg;
+    check_fp32_only(a, "ARPG");
     const auto t0 = std::chrono::steady_clock::now();
     arpg::arpg_weights weights;
     if (a.random_weights) {
@@ -285,6 +307,7 @@ int run_generate(const generate_args& a) {
     using clock = std::chrono::steady_clock;
     if (!a.random_weights && a.weights.empty()) throw ordo::error("generate: give --weights FILE.safetensors or --random-weights");
     if (a.config.empty() && a.preset.empty()) throw ordo::error("generate: give --config FILE.json or --preset NAME");
+    apply_threads(a.threads);
     const auto t0 = clock::now();
     ordo::any_policy policy = ordo::parse_policy(a.policy);
     if (!a.order.empty()) give_order(policy, load_order(a.order));
@@ -309,8 +332,9 @@ int run_generate(const generate_args& a) {
         weights = ordo::models::llamagen::load_weights(file, cfg);
     }
     if (!a.save_weights.empty()) ordo::models::llamagen::save_weights(weights, a.save_weights);
-    ordo::eigen::gpt_model model(weights);
-    const family_info fam{cfg.str(), cfg.num_classes, cfg.null_label(), ramp, static_cast<double>(weights.bytes()), cfg.vocab_size};
+    ordo::eigen::gpt_model model(weights, ordo::eigen::parse_weight_dtype(a.weight_dtype));
+    const double bf16_bytes = model.bf16_matrices() ? static_cast<double>(model.bf16_matrices()->bytes()) : 0.0;
+    const family_info fam{cfg.str(), cfg.num_classes, cfg.null_label(), ramp, static_cast<double>(weights.bytes()) + bf16_bytes, cfg.vocab_size};
     return run_model(a, model, fam, policy, grid, plan, std::chrono::duration<double>(clock::now() - t0).count());
 }
 

@@ -8,7 +8,6 @@
 #include <ordo/eigen/arpg.hpp>
 #include <ordo/ordo.hpp>
 
-#include "../bench/alloc_counter.hpp"
 #include "no_alloc_helpers.hpp"
 
 namespace {
@@ -34,7 +33,8 @@ ordo::plan arpg_layout(ordo::grid_shape g, const std::vector<ordo::index_t>& ord
 }
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+    no_alloc::set_threads_from_args(argc, argv);
     int failures = 0;
     const ordo::grid_shape g = ordo::grid_shape::make(16, 16);
     ordo::models::arpg::arpg_config c;

@@ -93,6 +93,21 @@ if "$ordo" generate --help >/dev/null 2>&1; then
   # shellcheck disable=SC2086
   bad "unexpected tensor 'layers.2." "$ordo" generate --weights "$d/nar_G8_cfg2.0_label3.weights.safetensors" --config "$d/raster_G8_cfg2.0_label3.weights.json" --out "$tmp/x.json"
   bad "give --config FILE.json or --preset NAME" "$ordo" generate --random-weights --out "$tmp/x.json"
+  # threads (docs/cpu-backend.md, Threads): the same tokens on 1 and 3 threads; bf16 products; bad values named
+  # shellcheck disable=SC2086
+  ok "$ordo" generate $par --policy par:2x2 --grid 8x8 --class 3 --batch 2 --top-k 5 --threads 1 --out "$tmp/par_t1.json"
+  # shellcheck disable=SC2086
+  ok "$ordo" generate $par --policy par:2x2 --grid 8x8 --class 3 --batch 2 --top-k 5 --threads 3 --out "$tmp/par_t3.json"
+  if ! python3 -c "import json,sys; a=json.load(open('$tmp/par_t1.json')); b=json.load(open('$tmp/par_t3.json')); sys.exit(a['tokens']!=b['tokens'] or (a['threads'],b['threads'])!=(1,3))"; then
+    echo "FAIL: ordo generate tokens differ between --threads 1 and --threads 3"; fails=$((fails+1)); fi
+  # shellcheck disable=SC2086
+  ok "$ordo" generate $nar --policy nar --grid 8x8 --class 3 --cfg 2 --top-k 1 --weight-dtype bf16 --out "$tmp/nar_bf16.json"
+  # shellcheck disable=SC2086
+  bad "--threads: Value 0 not in range" "$ordo" generate $par --policy par:2x2 --grid 8x8 --threads 0 --out "$tmp/x.json"
+  # shellcheck disable=SC2086
+  bad "--threads" "$ordo" generate $par --policy par:2x2 --grid 8x8 --threads -2 --out "$tmp/x.json"
+  # shellcheck disable=SC2086
+  bad "--weight-dtype: int8 not in {fp32,bf16}" "$ordo" generate $par --policy par:2x2 --grid 8x8 --weight-dtype int8 --out "$tmp/x.json"
   bad "--class 10 outside 0..9" "$ordo" generate $ras --grid 8x8 --class 10 --out "$tmp/x.json"
   bad "embedding width 64 does not match the preset's dim 768" "$ordo" generate --weights "$d/raster_G8_cfg2.0_label3.weights.safetensors" --preset B --out "$tmp/x.json"
   head -c 1000 "$d/raster_G8_cfg2.0_label3.weights.safetensors" > "$tmp/cut.safetensors"
@@ -115,6 +130,8 @@ if "$ordo" generate --help >/dev/null 2>&1; then
     echo "FAIL: ordo generate (lpd) tokens differ from the official run"; fails=$((fails+1)); fi
   # shellcheck disable=SC2086
   ok "$ordo" generate $lpd --policy lpd:20,seed=request --grid 16x16 --batch 2 --top-k 4 --out "$tmp/lpd2.json"
+  # shellcheck disable=SC2086
+  bad "--weight-dtype bf16 is for the LlamaGen-family GPT; LPD runs in fp32" "$ordo" generate $lpd --policy lpd:20 --grid 16x16 --weight-dtype bf16 --out "$tmp/x.json"
   # shellcheck disable=SC2086
   bad "is an LPD checkpoint; raster decodes with a LlamaGen-family model" "$ordo" generate $lpd --policy raster --grid 16x16 --out "$tmp/x.json"
   # shellcheck disable=SC2086

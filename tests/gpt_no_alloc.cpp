@@ -6,7 +6,6 @@
 #include <ordo/eigen/gpt.hpp>
 #include <ordo/ordo.hpp>
 
-#include "../bench/alloc_counter.hpp"
 #include "no_alloc_helpers.hpp"
 
 // RandAR's interleaved layout [cls, P_0, x_0, ...] (query slots: rows embedded as the rotated
@@ -34,7 +33,8 @@ ordo::plan randar_layout(const ordo::grid_shape& g) {
     return std::move(b).finish();
 }
 
-int main() {
+int main(int argc, char** argv) {
+    no_alloc::set_threads_from_args(argc, argv);
     int failures = 0;
     const ordo::grid_shape g = ordo::grid_shape::make(8, 8);
     std::vector<std::string> specs = ordo::builtin_policies(g);

@@ -8,10 +8,10 @@
 #include <ordo/eigen/lpd.hpp>
 #include <ordo/ordo.hpp>
 
-#include "../bench/alloc_counter.hpp"
 #include "no_alloc_helpers.hpp"
 
-int main() {
+int main(int argc, char** argv) {
+    no_alloc::set_threads_from_args(argc, argv);
     int failures = 0;
     const ordo::grid_shape g = ordo::grid_shape::make(16, 16);
     ordo::models::lpd::lpd_config c;

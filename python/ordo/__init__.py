@@ -15,11 +15,13 @@ from ._ordo import (
     StepBatch,
     VQDecoder,
     exact_kl,
+    get_num_threads,
     packed_mask_indptr,
     plan,
     plan_from_json,
     plan_from_steps,
     policies,
+    set_num_threads,
 )
 
 __all__ = [
@@ -30,10 +32,12 @@ __all__ = [
     "StepBatch",
     "VQDecoder",
     "exact_kl",
+    "get_num_threads",
     "packed_mask_indptr",
     "plan",
     "plan_from_json",
     "plan_from_steps",
     "policies",
+    "set_num_threads",
 ]
 __version__ = "0.1.0"

@@ -390,6 +390,7 @@ struct py_model {
     std::variant<ordo::models::llamagen::gpt_weights, ordo::models::lpd::lpd_weights, ordo::models::arpg::arpg_weights> weights;
     std::string description;
     index_t vocab = 0, classes = 0, null = 0;
+    std::shared_ptr<const ordo::eigen::gpt_bf16_matrices> bf16;  // the GPT's bf16 products (weight_dtype="bf16"); null: fp32
 
     // f(model): a fresh CPU model over the weights (it owns only per-step buffers)
     template <class F>
@@ -398,7 +399,7 @@ struct py_model {
             [&](const auto& w) {
                 using W = std::decay_t<decltype(w)>;
                 if constexpr (std::is_same_v<W, ordo::models::llamagen::gpt_weights>) {
-                    ordo::eigen::gpt_model m(w);
+                    ordo::eigen::gpt_model m(w, bf16);
                     return f(m);
                 } else if constexpr (std::is_same_v<W, ordo::models::lpd::lpd_weights>) {
                     ordo::eigen::lpd_model m(w);
@@ -740,9 +741,12 @@ NB_MODULE(_ordo, m) {
 
     // ---- the CPU backend (LlamaGen / PAR / NAR / RandAR GPT, LPD, ARPG on Eigen) ----
     nb::class_<py_model>(m, "Model", "A checkpoint on the CPU backend (fp32, Eigen): LlamaGen / PAR / NAR / RandAR, LPD or ARPG, read off its keys.")
-        .def("__init__", [](py_model* self, const std::string& weights, const std::optional<std::string>& config) {
+        .def("__init__", [](py_model* self, const std::string& weights, const std::optional<std::string>& config, const std::string& weight_dtype) {
+            const ordo::eigen::weight_dtype dtype = ordo::eigen::parse_weight_dtype(weight_dtype);
             const ordo::io::safetensors file = ordo::io::safetensors::open(weights);
             if (!config) fail("Model: give config=, the checkpoint's JSON (LlamaGen ModelArgs; LPD's / ARPG's head count)");
+            if (dtype != ordo::eigen::weight_dtype::fp32 && ordo::models::family_of(file) != ordo::models::family::llamagen)
+                fail("Model: weight_dtype=\"" + weight_dtype + "\" is for the LlamaGen-family GPT; LPD and ARPG run in fp32");
             switch (ordo::models::family_of(file)) {
                 case ordo::models::family::lpd: {
                     auto w = ordo::models::lpd::load_checkpoint(file, ordo::models::lpd::num_heads_from_weights_json(*config));
@@ -758,11 +762,16 @@ NB_MODULE(_ordo, m) {
                 }
                 case ordo::models::family::llamagen: {
                     const ordo::models::llamagen::gpt_config c = ordo::models::llamagen::model_args_from_file(*config);
-                    new (self) py_model{ordo::models::llamagen::load_weights(file, c), c.str(), c.vocab_size, c.num_classes, c.null_label()};
+                    new (self) py_model{ordo::models::llamagen::load_weights(file, c), c.str(), c.vocab_size, c.num_classes, c.null_label(), nullptr};
+                    if (dtype == ordo::eigen::weight_dtype::bf16)
+                        self->bf16 = std::make_shared<const ordo::eigen::gpt_bf16_matrices>(std::get<ordo::models::llamagen::gpt_weights>(self->weights));
                     return;
                 }
             }
-        }, "weights"_a, "config"_a = nb::none(), "Loads a safetensors checkpoint with its JSON config.")
+        }, "weights"_a, "config"_a = nb::none(), nb::kw_only(), "weight_dtype"_a = "fp32",
+             "Loads a safetensors checkpoint with its JSON config. weight_dtype=\"bf16\": the GPT's multiplied matrices in bf16 (half the "
+             "bytes per step, fp32 accumulation; a copy besides the fp32 weights).")
+        .def_prop_ro("weight_dtype", [](const py_model& m) { return std::string(m.bf16 ? "bf16" : "fp32"); })
         .def_prop_ro("vocab_size", [](const py_model& m) { return m.vocab; })
         .def_prop_ro("num_classes", [](const py_model& m) { return m.classes; })
         .def_prop_ro("null_label", [](const py_model& m) { return m.null; })
@@ -874,6 +883,12 @@ NB_MODULE(_ordo, m) {
             return owned<std::uint8_t, 4>(std::move(images), {batch, static_cast<std::size_t>(v.decoder->image_height(H)), static_cast<std::size_t>(v.decoder->image_width(W)), 3});
         }, "tokens"_a, "uint8 [images, H, W, 3] (R, G, B): token ids int32/int64 [images, rows, cols] (or [images, rows*cols], square) through the "
                        "decoder and the official post-processing floor(clamp(127.5 x + 128, 0, 255)).");
+    // ---- the CPU backend's threads ----
+    m.def("set_num_threads", [](int n) { ordo::eigen::set_threads(n); }, "n"_a,
+          "Threads of the CPU backend's forward passes (and of Eigen's products), process-wide; default: all cores (OMP_NUM_THREADS). "
+          "Results are bit-identical for any count. Beside PyTorch in one process, keep ordo's and torch's counts within the cores "
+          "(docs/cpu-backend.md, Threads).");
+    m.def("get_num_threads", [] { return ordo::eigen::threads(); }, "The CPU backend's thread count.");
 
     // ---- the oracle ----
     m.def("exact_kl", [](const py_plan& p, const std::string& kernel, double ell, double nugget) {

@@ -67,7 +67,7 @@ public:
             row_list_.resize(rows);
             head_out_.resize(rows * static_cast<std::size_t>(c_.vocab_size));
         }
-        attn_scratch_.reserve(slots, c_.n_head);
+        attn_scratch_.reserve(slots, c_.n_head, static_cast<index_t>(rows));
     }
 
     template <class C>

@@ -66,14 +66,16 @@ inline void rms_norm(const float* x, std::size_t x_stride, std::size_t rows, ind
     }
 }
 
-// SwiGLU in place: each of `rows` rows holds w1 x (hidden floats) then w3 x (hidden floats); the
+// SwiGLU of units [j0, j1) of one row holding w1 x (hidden floats) then w3 x (hidden floats): the
 // first half becomes silu(w1 x) * w3 x.
+inline void swiglu_part(float* g, std::size_t hidden, std::size_t j0, std::size_t j1) {
+    const float* u = g + hidden;
+    for (std::size_t j = j0; j < j1; ++j) g[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+}
+
+// SwiGLU in place on `rows` such rows.
 inline void swiglu(float* gu, std::size_t rows, std::size_t hidden) {
-    for (std::size_t i = 0; i < rows; ++i) {
-        float* g = gu + i * 2 * hidden;
-        const float* u = g + hidden;
-        for (std::size_t j = 0; j < hidden; ++j) g[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
-    }
+    for (std::size_t i = 0; i < rows; ++i) swiglu_part(gu + i * 2 * hidden, hidden, 0, hidden);
 }
 
 // LlamaGen's 2D RoPE (precompute_freqs_cis_2d + apply_rotary_emb) for one head of `head_dim`: the

@@ -53,7 +53,7 @@ public:
     // Sizes the buffers for `rows` rows per forward and `slots` kv slots (prepare() does this).
     void reserve(std::size_t rows, index_t slots) {
         buf_.reserve(c_, rows);
-        attn_scratch_.reserve(slots, c_.num_heads);
+        attn_scratch_.reserve(slots, c_.num_heads, static_cast<index_t>(rows));
     }
 
     template <class C>
