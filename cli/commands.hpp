@@ -25,6 +25,12 @@ struct compare_args {
     std::uint64_t max_memory = ordo::oracle::oracle_default_max_bytes;  // bytes the oracle may use per grid
     int order_seeds = 10;  // a random-order policy (lpd) is measured over this many order seeds
     int threads = 0;       // CPU threads of the timing (0: not given, all cores)
+    // --weights/--config: one image per order from this LlamaGen-family checkpoint on the first grid,
+    // same class and seed; --vq decodes them (without it: the token grids in false colour)
+    std::string weights, config, vq;
+    int label = 0, top_k = 0;
+    float cfg = 4.0f, top_p = 1.0f, temperature = 1.0f;
+    std::uint64_t seed = 0;
 };
 void add_compare(CLI::App& app, compare_args& a, CLI::App*& cmd);
 int run_compare(const compare_args& a);

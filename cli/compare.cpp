@@ -2,13 +2,17 @@
 // Gaussian token field) against what it saves in steps, for every built-in policy and hybrid.
 //   ordo compare [--grid 16x16,24x24] [--kernel exp|sqexp] [--ell 2] [--nugget 1e-4]
 //                [--policies raster,par:2x2,nar,...] [--out ordo-compare] [--time-preset B] [--max-memory 2GiB]
+//                [--weights CKPT.safetensors --config CKPT.json [--vq VQ.safetensors] [--class 0] [--seed 0] [--cfg 4] [--top-k 0]]
 // Prints a table per grid and length scale and writes compare.md, compare.json and pictures under
-// --out: step maps, per-step KL, KL against steps, and sample fields from the same noise.
+// --out: step maps, per-step KL, KL against steps, and sample fields from the same noise. With a
+// checkpoint, also one image per order it can run (first grid, same class and seed): images.png.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -20,8 +24,10 @@
 #include <ordo/ordo.hpp>
 #include <random>
 
+#include "checkpoint.hpp"
 #include "commands.hpp"
 #include "pictures.hpp"
+#include "token_pictures.hpp"
 
 namespace cli {
 
@@ -39,6 +45,15 @@ void add_compare(CLI::App& app, compare_args& a, CLI::App*& cmd) {
         ->check(CLI::Range(1, 1000))->capture_default_str();
     add_threads_option(cmd, a.threads);
     cmd->add_option("--time-preset", a.time_preset, "also time one image per LlamaGen-family policy (RandAR included) on this GPT preset with random weights (CPU backend), e.g. B");
+    cmd->add_option("--weights", a.weights, "a LlamaGen / PAR / NAR / RandAR checkpoint (safetensors): one image per order it can run, on the first grid (images.png)");
+    cmd->add_option("--config", a.config, "the checkpoint's official ModelArgs as JSON (bare, or under \"model_args\")");
+    cmd->add_option("--vq", a.vq, "VQ tokenizer checkpoint that decodes the images (without it: the token grids in false colour)");
+    cmd->add_option("--class", a.label, "class label of the images")->capture_default_str();
+    cmd->add_option("--seed", a.seed, "sampling seed of the images (the same for every order)")->capture_default_str();
+    cmd->add_option("--cfg", a.cfg, "classifier-free guidance scale of the images (<= 1: off)")->capture_default_str();
+    cmd->add_option("--top-k", a.top_k, "keep the k most likely tokens (0: off)")->check(CLI::NonNegativeNumber)->capture_default_str();
+    cmd->add_option("--top-p", a.top_p, "nucleus mass in (0, 1] (1: off)")->capture_default_str();
+    cmd->add_option("--temperature", a.temperature, "softmax temperature")->capture_default_str();
 }
 
 // Every built-in order that fits the grid, plus the PAR x NAR hybrids.
@@ -128,12 +143,105 @@ inline std::string ell_part(double ell) {
     return b;
 }
 
+// A checkpoint's images (--weights): loaded and checked against the tokenizer before any work.
+struct image_source {
+    ordo::models::llamagen::gpt_weights weights;
+    token_pictures pictures;
+    ordo::grid_shape grid;
+};
+
+inline std::unique_ptr<image_source> load_image_source(const compare_args& a) {
+    if (a.weights.empty()) {
+        if (!a.vq.empty()) throw ordo::error("compare: --vq decodes the images of a checkpoint: give --weights CKPT.safetensors --config CKPT.json too");
+        if (!a.config.empty()) throw ordo::error("compare: --config is the checkpoint's: give --weights CKPT.safetensors too");
+        return nullptr;
+    }
+    if (a.config.empty()) throw ordo::error("compare: --weights needs --config CKPT.json (the checkpoint's ModelArgs)");
+    const ordo::grid_shape g = ordo::parse_grid(a.grids.front());
+    if (g.frames() != 1) throw ordo::error("compare: the images are drawn on the first grid, " + g.str() + ", which has a time axis: give an image grid first");
+    const ordo::models::llamagen::gpt_config cfg = read_gpt_config(a.config, "");
+    const ordo::io::safetensors file = ordo::io::safetensors::open(a.weights);
+    if (const ordo::models::family f = ordo::models::family_of(file); f != ordo::models::family::llamagen)
+        throw ordo::error("compare: " + a.weights + " is " + ordo::models::family_name(f) +
+                          " checkpoint; compare runs a LlamaGen-family GPT (LlamaGen / PAR / NAR / RandAR): run its order with ordo generate");
+    auto src = std::make_unique<image_source>(image_source{load_gpt_checkpoint(file, cfg, false), token_pictures(a.vq), g});
+    if (a.label < 0 || a.label >= cfg.num_classes)
+        throw ordo::error("compare: --class " + std::to_string(a.label) + " outside 0.." + std::to_string(cfg.num_classes - 1));
+    src->pictures.check(g.rows(), g.cols(), cfg.vocab_size);
+    return src;
+}
+
+// Which orders have an image and in which column of images.png, and why the others have none.
+struct image_columns {
+    std::vector<std::string> drawn;                             // left to right
+    std::vector<std::pair<std::string, std::string>> skipped;   // order, why the checkpoint cannot run it
+    int width = 0, height = 0;                                  // of one image, px
+};
+
+// One image per order of `specs` that the checkpoint can run, with the settings of `ordo generate`
+// (one image: stream 0, the same seed and class), side by side in images.png and, with the
+// names above, images_labelled.png.
+inline image_columns draw_images(const compare_args& a, image_source& src, const std::vector<std::string>& specs) {
+    const ordo::models::llamagen::gpt_config& cfg = src.weights.config();
+    ordo::eigen::gpt_model model(src.weights);
+    image_columns out;
+    out.width = static_cast<int>(src.pictures.image_width(src.grid.cols()));
+    out.height = static_cast<int>(src.pictures.image_height(src.grid.rows()));
+    std::vector<std::vector<std::uint8_t>> images;
+    for (const std::string& spec : specs) {
+        const ordo::any_policy policy = ordo::parse_policy(spec);
+        const std::string name = ordo::spec_of(policy);
+        const ordo::plan plan = ordo::make_plan(policy, src.grid);
+        try {
+            ordo::models::llamagen::check_plan_fit(cfg, plan.view());
+        } catch (const ordo::error& e) {
+            std::string why = e.what();
+            if (why.rfind("ordo: ", 0) == 0) why.erase(0, 6);  // the library's prefix; compare.md names the order instead
+            std::printf("image: %-14s skipped: %s\n", name.c_str(), why.c_str());
+            out.skipped.emplace_back(name, why);
+            continue;
+        }
+        const std::vector<std::vector<ordo::index_t>> orders = per_image_orders(policy, src.grid, 1);
+        const std::vector<ordo::request> requests{{a.label, 0, {}, orders.empty() ? std::span<const ordo::index_t>{} : std::span<const ordo::index_t>(orders[0])}};
+        ordo::generate_options o;
+        o.session.guidance.scale = a.cfg;
+        o.session.guidance.ramp = ramp_of("", policy);
+        o.session.seed = a.seed;
+        o.session.null_label = cfg.null_label();
+        const ordo::index_t sequences = o.session.guidance.active() ? 2 : 1;
+        ordo::contiguous_kv_cache<float> cache(model.num_layers(), sequences, ordo::kv_cache_len(plan), model.cache_width());
+        const auto sampler = ordo::make_sampler(ordo::temperature{a.temperature}, ordo::top_k{a.top_k}, ordo::top_p{a.top_p}, ordo::multinomial{});
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto tokens = ordo::generate(model, cache, plan.view(), sampler, requests, o);
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        images.emplace_back();
+        src.pictures.draw(tokens[0], src.grid.rows(), src.grid.cols(), images.back());
+        out.drawn.push_back(name);
+        std::printf("image: %-14s %d steps, %.2f s\n", name.c_str(), plan.num_steps(), seconds);
+    }
+    if (images.empty()) return out;
+    // the bare strip: image i at x = i * width, so that each is the picture `ordo generate --png` writes
+    const std::size_t row_bytes = static_cast<std::size_t>(out.width) * 3, strip_row = row_bytes * images.size();
+    std::vector<std::uint8_t> strip(strip_row * static_cast<std::size_t>(out.height));
+    for (std::size_t i = 0; i < images.size(); ++i)
+        for (int y = 0; y < out.height; ++y)
+            std::copy_n(images[i].data() + static_cast<std::size_t>(y) * row_bytes, row_bytes, strip.data() + static_cast<std::size_t>(y) * strip_row + i * row_bytes);
+    pictures::write_png(a.out + "/images.png", static_cast<int>(images.size()) * out.width, out.height, strip.data());
+    pictures::labelled_strip(out.drawn, images, out.width, out.height, a.out + "/images_labelled.png");
+    return out;
+}
+
 int run_compare(const compare_args& a) {
     if (a.grids.empty() || a.ells.empty()) throw ordo::error("compare: give at least one grid and one length scale");
     apply_threads(a.threads);
     // refuse a grid the oracle cannot hold before any work
     for (const std::string& gs : a.grids) ordo::oracle::check_oracle_memory(ordo::parse_grid(gs), a.max_memory);
+    // and a checkpoint or tokenizer that cannot draw the first grid
+    const std::unique_ptr<image_source> source = load_image_source(a);
+    auto specs_of = [&](const ordo::grid_shape& g) { return a.policies.empty() ? compare_policies(g) : regroup_policies(a.policies); };
     std::filesystem::create_directories(a.out);
+    image_columns columns;
+    if (source) columns = draw_images(a, *source, specs_of(source->grid));
     nlohmann::json all = nlohmann::json::array();
     std::ostringstream md;
     md << "# ordo compare\n\nExact KL(generated ‖ true) in nats of each decode order on a zero-mean Gaussian token field "
@@ -141,7 +249,8 @@ int run_compare(const compare_args& a) {
           "Pareto: no other order has at most as many steps and a lower KL.\n";
     for (const std::string& gs : a.grids) {
         const ordo::grid_shape g = ordo::parse_grid(gs);
-        const std::vector<std::string> specs = a.policies.empty() ? compare_policies(g) : regroup_policies(a.policies);
+        const std::vector<std::string> specs = specs_of(g);
+        const bool with_images = source && &gs == &a.grids.front();
         std::vector<ordo::plan> plans;
         for (const std::string& s : specs) plans.push_back(ordo::make_plan(ordo::parse_policy(s), g));
         for (std::size_t i = 0; i < specs.size(); ++i) {
@@ -243,15 +352,36 @@ int run_compare(const compare_args& a) {
                     j["seconds_per_image"] = r.seconds;
                     j["model"] = "GPT-" + a.time_preset + " (random weights, batch 1, CFG 4)";
                 }
+                if (with_images) {
+                    const auto drawn = std::find(columns.drawn.begin(), columns.drawn.end(), r.policy);
+                    if (drawn != columns.drawn.end()) j["image"] = {{"path", "images.png"}, {"column", drawn - columns.drawn.begin()}};
+                    for (const auto& [policy, why] : columns.skipped)
+                        if (policy == r.policy) j["image_skipped"] = why;
+                }
                 all.push_back(j);
             }
+        }
+    }
+    if (source) {
+        md << "\n## Images\n\nOne image per order from " << a.weights << " (" << source->weights.config().str() << ") on " << source->grid.str()
+           << ", class " << a.label << ", seed " << a.seed << ", CFG " << a.cfg << ", top-k " << a.top_k << ", "
+           << (source->pictures.decodes() ? "decoded by " + a.vq : std::string("token ids in false colour (no --vq)")) << ".\n\n";
+        if (columns.drawn.empty()) md << "The checkpoint runs none of the orders compared.\n";
+        else {
+            md << "`images.png`: " << columns.drawn.size() << " images of " << columns.width << "x" << columns.height
+               << " px side by side (column i at x = i * " << columns.width << "); `images_labelled.png`: the same with the names.\n\n| column | policy |\n|---:|---|\n";
+            for (std::size_t i = 0; i < columns.drawn.size(); ++i) md << "| " << i << " | " << columns.drawn[i] << " |\n";
+        }
+        if (!columns.skipped.empty()) {
+            md << "\nSkipped (the checkpoint cannot run them):\n\n";
+            for (const auto& [policy, why] : columns.skipped) md << "- " << policy << ": " << why << "\n";
         }
     }
     const std::string md_path = a.out + "/compare.md", json_path = a.out + "/compare.json";
     std::ofstream(md_path) << md.str();
     std::ofstream(json_path) << all.dump(1) << "\n";
     if (!std::ifstream(md_path) || !std::ifstream(json_path)) throw ordo::error("compare: cannot write under " + a.out);
-    std::printf("\nwrote %s, %s and pictures (stepmap_*, kl_per_step_*, kl_vs_steps_*, samples_*) in %s\n", md_path.c_str(), json_path.c_str(), a.out.c_str());
+    std::printf("\nwrote %s, %s and pictures (stepmap_*, kl_per_step_*, kl_vs_steps_*, samples_*%s) in %s\n", md_path.c_str(), json_path.c_str(), columns.drawn.empty() ? "" : ", images.png", a.out.c_str());
     return 0;
 }
 

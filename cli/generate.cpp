@@ -25,6 +25,7 @@
 #include <ordo/models/llamagen/model_args.hpp>
 #include <ordo/ordo.hpp>
 
+#include "checkpoint.hpp"
 #include "commands.hpp"
 #include "order_file.hpp"
 #include "token_pictures.hpp"
@@ -123,23 +124,7 @@ int run_model(const generate_args& a, Model& model, const family_info& fam, cons
         pictures = std::make_unique<token_pictures>(a.vq);
         pictures->check(grid.rows(), grid.cols(), fam.vocab_size);
     }
-    // LPD's seed=request: image i decodes its own order (the generator's, seed i), as LPD evaluates
-    std::vector<std::vector<ordo::index_t>> orders;
-    // (RandAR's and ARPG's from ordo's own generator, seed i; an order given with --order is the
-    // plan's, shared by the batch)
-    if (const auto* q = std::get_if<ordo::query_groups>(&policy); q && q->seed < 0)
-        for (int i = 0; i < a.batch; ++i) {
-            ordo::query_groups seeded = *q;
-            seeded.seed = i;
-            orders.push_back(seeded.order(grid));
-        }
-    std::visit(
-        [&](const auto& q) {
-            if constexpr (requires { q.order.empty(); q.seed; })
-                if (q.seed < 0 && q.order.empty())
-                    for (int i = 0; i < a.batch; ++i) orders.push_back(ordo::schedules::random_order(grid.size(), static_cast<std::uint64_t>(i)));
-        },
-        policy);
+    const std::vector<std::vector<ordo::index_t>> orders = per_image_orders(policy, grid, a.batch);
     std::vector<ordo::request> requests;
     for (int i = 0; i < a.batch; ++i)
         requests.push_back({a.label, static_cast<std::uint64_t>(i), {}, orders.empty() ? std::span<const ordo::index_t>{} : std::span<const ordo::index_t>(orders[static_cast<std::size_t>(i)])});
@@ -224,35 +209,8 @@ int run_model(const generate_args& a, Model& model, const family_info& fam, cons
 }
 
 using ordo::models::family;
-using ordo::models::family_name;
-using ordo::models::family_of;
-// The family a policy decodes with.
-family family_of(const ordo::any_policy& p) {
-    if (std::holds_alternative<ordo::query_groups>(p)) return family::lpd;
-    if (std::holds_alternative<ordo::cross_queries>(p)) return family::arpg;
-    return family::llamagen;
-}
-void check_family(const ordo::io::safetensors& f, const generate_args& a, const ordo::any_policy& p) {
-    const family have = family_of(f), want = family_of(p);
-    if (have != want)
-        throw ordo::error("generate: " + a.weights + " is " + family_name(have) + " checkpoint; " + a.policy + " decodes with " + family_name(want) +
-                          " model (lpd:... needs LPD, arpg:... ARPG, randar:... a RandAR GPT, the other orders a LlamaGen / PAR / NAR GPT)");
-}
-
-// The guidance rule of a policy's method: LPD's per token, RandAR's and ARPG's per call ("linear",
-// their default), or one scale for every step ("constant", LlamaGen's).
-ordo::cfg_ramp ramp_of(const generate_args& a, const ordo::any_policy& p) {
-    const bool ramped = std::holds_alternative<ordo::query_groups>(p) || std::holds_alternative<ordo::interleaved_queries>(p) ||
-                        std::holds_alternative<ordo::cross_queries>(p);
-    if (!ramped) {
-        if (a.cfg_schedule == "linear")
-            throw ordo::error("generate: --cfg-schedule linear is LPD's, RandAR's and ARPG's; a LlamaGen-family order guides every step with one scale");
-        return ordo::cfg_ramp::per_step;
-    }
-    if (a.cfg_schedule == "constant") return ordo::cfg_ramp::per_step;
-    if (std::holds_alternative<ordo::query_groups>(p)) return ordo::cfg_ramp::linear_in_rank;
-    return std::holds_alternative<ordo::interleaved_queries>(p) ? ordo::cfg_ramp::linear_in_step_start : ordo::cfg_ramp::linear_in_step_end;
-}
+void check_family(const ordo::io::safetensors& f, const generate_args& a, const ordo::any_policy& p) { cli::check_family(f, a.weights, a.policy, p, "generate"); }
+ordo::cfg_ramp ramp_of(const generate_args& a, const ordo::any_policy& p) { return cli::ramp_of(a.cfg_schedule, p); }
 
 // bf16 products are the GPT's (LlamaGen / PAR / NAR / RandAR); LPD and ARPG run in fp32.
 void check_fp32_only(const generate_args& a, const char* model) {
@@ -318,8 +276,7 @@ int run_generate(const generate_args& a) {
     const ordo::cfg_ramp ramp = ramp_of(a, policy);
 
     // the model: config, then weights straight into their arena
-    ordo::models::llamagen::gpt_config cfg = a.config.empty() ? ordo::models::llamagen::make_preset(a.preset)
-                                                   : ordo::models::llamagen::model_args_from_file(a.config);
+    ordo::models::llamagen::gpt_config cfg = read_gpt_config(a.config, a.preset);
     ordo::models::llamagen::gpt_weights weights;
     if (a.random_weights) {
         // a preset has no checkpoint to read its variant off: give it what the policy needs
@@ -328,8 +285,8 @@ int run_generate(const generate_args& a) {
     } else {
         const ordo::io::safetensors file = ordo::io::safetensors::open(a.weights);
         check_family(file, a, policy);
-        if (a.config.empty()) cfg = ordo::models::llamagen::infer_variant(cfg, file);
-        weights = ordo::models::llamagen::load_weights(file, cfg);
+        weights = load_gpt_checkpoint(file, cfg, a.config.empty());
+        cfg = weights.config();
     }
     if (!a.save_weights.empty()) ordo::models::llamagen::save_weights(weights, a.save_weights);
     ordo::eigen::gpt_model model(weights, ordo::eigen::parse_weight_dtype(a.weight_dtype));

@@ -179,4 +179,21 @@ void samples(const ordo::grid_shape& g, const std::vector<std::pair<std::string,
     im.write(path);
 }
 
+void labelled_strip(const std::vector<std::string>& names, const std::vector<std::vector<std::uint8_t>>& images, int width, int height, const std::string& path) {
+    const int zoom = std::max(1, 128 / std::max(1, width)), gap = 12, label = 24;
+    int column = width * zoom;
+    for (const std::string& n : names) column = std::max(column, image::text_width(n));
+    image im(static_cast<int>(images.size()) * (column + gap) + gap, label + height * zoom + gap);
+    for (std::size_t i = 0; i < images.size(); ++i) {
+        const int x0 = gap + static_cast<int>(i) * (column + gap);
+        im.text(x0, 6, names[i], {0, 0, 0});
+        for (int y = 0; y < height * zoom; ++y)
+            for (int x = 0; x < width * zoom; ++x) {
+                const std::uint8_t* p = images[i].data() + (static_cast<std::size_t>(y / zoom) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x / zoom)) * 3;
+                im.set(x0 + x, label + y, {p[0], p[1], p[2]});
+            }
+    }
+    im.write(path);
+}
+
 }  // namespace pictures

@@ -33,6 +33,9 @@ void step_map(const ordo::plan& p, const std::string& title, const std::string& 
 void plot(const std::vector<series_data>& s, const std::string& title, const std::string& xlabel, const std::string& ylabel, bool log_x, bool log_y, bool points, const std::string& path);
 // An RGB image, `height` rows of width * 3 bytes, as a PNG file.
 void write_png(const std::string& path, int width, int height, const std::uint8_t* rgb);
+// Images of width x height RGB bytes side by side, each with its name above it; images narrower
+// than 128 px are enlarged (nearest neighbour, whole factors) so that a tiny tokenizer's stay visible.
+void labelled_strip(const std::vector<std::string>& names, const std::vector<std::vector<std::uint8_t>>& images, int width, int height, const std::string& path);
 // Sample fields side by side: the true field, then what each order generates from the same noise.
 void samples(const ordo::grid_shape& g, const std::vector<std::pair<std::string, Eigen::VectorXd>>& fields, const std::string& title, const std::string& path);
 

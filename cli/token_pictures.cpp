@@ -59,8 +59,7 @@ double token_pictures::write(const token_batch& t, const std::string& png_path, 
     if (decoder_)
         for (ordo::index_t b = 0; b < t.batch; ++b)
             decoder_->check_codes(ids.subspan(static_cast<std::size_t>(b) * per_codes, per_codes), t.cols, t.batch > 1 ? "image " + std::to_string(b) : "token grid");
-    const ordo::index_t H = eval_size ? eval_size : decoder_ ? decoder_->image_height(t.rows) : t.rows * false_colour_cell;
-    const ordo::index_t W = eval_size ? eval_size : decoder_ ? decoder_->image_width(t.cols) : t.cols * false_colour_cell;
+    const ordo::index_t H = eval_size ? eval_size : image_height(t.rows), W = eval_size ? eval_size : image_width(t.cols);
     const int across = std::min<int>(t.batch, tile_per_row), down = (t.batch + across - 1) / across;
     const int pad = t.batch > 1 ? tile_padding : 0;
     const long long canvas_w = 1LL * across * (W + pad) + pad, canvas_h = 1LL * down * (H + pad) + pad;
@@ -68,30 +67,10 @@ double token_pictures::write(const token_batch& t, const std::string& png_path, 
         throw ordo::error("png: " + std::to_string(t.batch) + " images of " + std::to_string(H) + "x" + std::to_string(W) + " px tile to " + std::to_string(canvas_h) +
                           "x" + std::to_string(canvas_w) + " px, too large for one PNG");
     std::vector<std::uint8_t> canvas(static_cast<std::size_t>(canvas_w * canvas_h * 3), 0);
-    std::vector<std::uint8_t> one(static_cast<std::size_t>(H) * static_cast<std::size_t>(W) * 3);
-    std::vector<float> image, resized;
+    std::vector<std::uint8_t> one;
     double seconds = 0;
     for (ordo::index_t b = 0; b < t.batch; ++b) {
-        const std::span<const ordo::index_t> codes = ids.subspan(static_cast<std::size_t>(b) * per_codes, per_codes);
-        if (decoder_) {
-            const auto t0 = std::chrono::steady_clock::now();
-            image.resize(3 * static_cast<std::size_t>(decoder_->image_height(t.rows)) * static_cast<std::size_t>(decoder_->image_width(t.cols)));
-            decoder_->decode(codes, t.rows, t.cols, std::span<float>(image));
-            if (eval_size) {
-                resized.resize(3 * static_cast<std::size_t>(H) * static_cast<std::size_t>(W));
-                ordo::eigen::bicubic_resize(image, 3, decoder_->image_height(t.rows), decoder_->image_width(t.cols), resized, H, W);
-                image.swap(resized);
-            }
-            ordo::eigen::to_uint8(image, H, W, one);
-            seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        } else {
-            for (ordo::index_t y = 0; y < H; ++y)
-                for (ordo::index_t x = 0; x < W; ++x) {
-                    const pictures::rgb c = token_colour(codes[static_cast<std::size_t>(y / false_colour_cell * t.cols + x / false_colour_cell)]);
-                    std::uint8_t* p = one.data() + (static_cast<std::size_t>(y) * static_cast<std::size_t>(W) + static_cast<std::size_t>(x)) * 3;
-                    p[0] = c.r, p[1] = c.g, p[2] = c.b;
-                }
-        }
+        seconds += draw(ids.subspan(static_cast<std::size_t>(b) * per_codes, per_codes), t.rows, t.cols, one, eval_size);
         const long long x0 = (b % across) * (W + pad) + pad, y0 = (b / across) * (H + pad) + pad;
         for (ordo::index_t y = 0; y < H; ++y)
             std::copy_n(one.data() + static_cast<std::size_t>(y) * static_cast<std::size_t>(W) * 3, static_cast<std::size_t>(W) * 3,
@@ -99,6 +78,37 @@ double token_pictures::write(const token_batch& t, const std::string& png_path, 
     }
     pictures::write_png(png_path, static_cast<int>(canvas_w), static_cast<int>(canvas_h), canvas.data());
     return seconds;
+}
+
+ordo::index_t token_pictures::image_height(ordo::index_t rows) const { return decoder_ ? decoder_->image_height(rows) : rows * false_colour_cell; }
+ordo::index_t token_pictures::image_width(ordo::index_t cols) const { return decoder_ ? decoder_->image_width(cols) : cols * false_colour_cell; }
+
+double token_pictures::draw(std::span<const ordo::index_t> codes, ordo::index_t rows, ordo::index_t cols, std::vector<std::uint8_t>& rgb, ordo::index_t eval_size,
+                            const std::string& what) {
+    if (codes.size() != static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols)) throw ordo::error("png: the token grid does not hold rows x cols ids");
+    if (eval_size > 0 && !decoder_) throw ordo::error("png: an eval resize needs a decoded image (give --vq)");
+    const ordo::index_t H = eval_size ? eval_size : image_height(rows), W = eval_size ? eval_size : image_width(cols);
+    rgb.resize(static_cast<std::size_t>(H) * static_cast<std::size_t>(W) * 3);
+    if (!decoder_) {
+        for (ordo::index_t y = 0; y < H; ++y)
+            for (ordo::index_t x = 0; x < W; ++x) {
+                const pictures::rgb c = token_colour(codes[static_cast<std::size_t>(y / false_colour_cell * cols + x / false_colour_cell)]);
+                std::uint8_t* p = rgb.data() + (static_cast<std::size_t>(y) * static_cast<std::size_t>(W) + static_cast<std::size_t>(x)) * 3;
+                p[0] = c.r, p[1] = c.g, p[2] = c.b;
+            }
+        return 0;
+    }
+    decoder_->check_codes(codes, cols, what);
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<float> image(3 * static_cast<std::size_t>(decoder_->image_height(rows)) * static_cast<std::size_t>(decoder_->image_width(cols)));
+    decoder_->decode(codes, rows, cols, std::span<float>(image));
+    if (eval_size) {
+        std::vector<float> resized(3 * static_cast<std::size_t>(H) * static_cast<std::size_t>(W));
+        ordo::eigen::bicubic_resize(image, 3, decoder_->image_height(rows), decoder_->image_width(cols), resized, H, W);
+        image.swap(resized);
+    }
+    ordo::eigen::to_uint8(image, H, W, rgb);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 void add_decode(CLI::App& app, decode_args& a, CLI::App*& cmd) {

@@ -5,7 +5,10 @@
 #pragma once
 
 #include <memory>
+#include <cstdint>
+#include <span>
 #include <string>
+#include <vector>
 
 #include <ordo/eigen/vq.hpp>
 #include <ordo/models/vq/checkpoint.hpp>
@@ -25,6 +28,14 @@ public:
     // codebook must be the vocabulary and the decoder must produce the grid (or, in false colour,
     // the picture must fit a PNG). Runs before anything is generated or written.
     void check(ordo::index_t rows, ordo::index_t cols, ordo::index_t vocab_size) const;
+    // The picture of a rows x cols grid in px: decoded, or 16 px per token in false colour.
+    ordo::index_t image_height(ordo::index_t rows) const;
+    ordo::index_t image_width(ordo::index_t cols) const;
+    // Draws one token grid (its ids checked against the codebook first; `what` names it in that
+    // error) as image_height(rows) x image_width(cols) RGB bytes, or eval_size x eval_size when
+    // eval_size > 0. Returns the seconds spent decoding.
+    double draw(std::span<const ordo::index_t> codes, ordo::index_t rows, ordo::index_t cols, std::vector<std::uint8_t>& rgb, ordo::index_t eval_size = 0,
+                const std::string& what = "token grid");
     // Writes the batch as one PNG (every id checked first); `eval_size` > 0 resizes each decoded
     // image to eval_size x eval_size (bicubic, the official eval resize) before the uint8 step.
     // Returns the seconds spent decoding.

@@ -230,6 +230,30 @@ if "$ordo" decode --help >/dev/null 2>&1; then
   bad "truncated" "$ordo" decode --vq "$tmp/cut.safetensors" --tokens "$tmp/tiny_tokens.json" --png "$tmp/x.png"
   bad "not a VQ tokenizer (no quantize.embedding.weight, no decoder.*) but a GPT's tok_embeddings" "$ordo" decode --vq "$e/raster_G8_cfg2.0_label3.weights.safetensors" --tokens "$tmp/tiny_tokens.json" --png "$tmp/x.png"
   [ -e "$tmp/x.png" ] && { echo "FAIL: decode wrote a picture before refusing"; fails=$((fails+1)); }
+  # compare with a checkpoint: one image per order it runs (same class and seed), the others listed with the reason
+  ok "$ordo" generate --random-weights --config "$tmp/v64.json" --grid 8x8 --class 3 --seed 5 --quiet --out "$tmp/r64.json" --save-weights "$tmp/v64.safetensors" --vq "$tiny" --png "$tmp/r64.png"
+  v64="--weights $tmp/v64.safetensors --config $tmp/v64.json"
+  ok "$ordo" compare --grid 8x8 $v64 --vq "$tiny" --class 3 --seed 5 --out "$tmp/cmpi"
+  # a raster checkpoint runs raster and zipar (columns 0, 1); PAR and NAR lack transition tokens / the B head
+  if ! python3 -c "import json,sys; d=json.load(open('$tmp/cmpi/compare.json')); c={o['policy']: o['image']['column'] for o in d if 'image' in o}; s={o['policy']: o['image_skipped'] for o in d if 'image_skipped' in o}; sys.exit(not (c == {'raster': 0, 'zipar:2': 1} and 'it is not a PAR checkpoint' in s['par:2x2'] and 'output heads' in s['nar']))"; then
+    echo "FAIL: compare.json's image columns and skipped orders"; fails=$((fails+1)); fi
+  grep -qF -- "- par:4x4: the plan feeds 15 PAR transition tokens" "$tmp/cmpi/compare.md" || { echo "FAIL: compare.md does not list the skipped orders"; fails=$((fails+1)); }
+  $png_check --size "$tmp/cmpi/images.png" 64 32 || { echo "FAIL: compare images.png is not 2 images of 32x32 side by side"; fails=$((fails+1)); }
+  $png_check --column "$tmp/cmpi/images.png" 0 "$tmp/r64.png" || { echo "FAIL: compare's raster image differs from ordo generate's"; fails=$((fails+1)); }
+  [ -s "$tmp/cmpi/images_labelled.png" ] || { echo "FAIL: compare images_labelled.png missing"; fails=$((fails+1)); }
+  # without --vq: the token grids in false colour, 16 px per token
+  ok "$ordo" compare --grid 8x8 $ras --policies raster,nar --class 3 --out "$tmp/cmpf"
+  $png_check --size "$tmp/cmpf/images.png" 128 128 || { echo "FAIL: compare false-colour images.png size"; fails=$((fails+1)); }
+  ok "$ordo" generate $ras --grid 8x8 --class 3 --quiet --out "$tmp/f.json" --png "$tmp/f.png"
+  $png_check --column "$tmp/cmpf/images.png" 0 "$tmp/f.png" || { echo "FAIL: compare's false-colour raster image differs from ordo generate's"; fails=$((fails+1)); }
+  # errors, each before anything is written
+  bad "has a codebook of 64 entries, the generator's vocabulary has 256 tokens" "$ordo" compare --grid 8x8 $ras --vq "$tiny" --out "$tmp/cx"
+  [ -e "$tmp/cx" ] && { echo "FAIL: compare wrote output before refusing the tokenizer"; fails=$((fails+1)); }
+  bad "compare: --vq decodes the images of a checkpoint: give --weights" "$ordo" compare --grid 8x8 --vq "$tiny" --out "$tmp/cx"
+  bad "compare: --weights needs --config" "$ordo" compare --grid 8x8 --weights "$tmp/v64.safetensors" --out "$tmp/cx"
+  bad "is an LPD checkpoint; compare runs a LlamaGen-family GPT" "$ordo" compare --grid 16x16 --weights "$e/lpd_G16_s20_orderseed0_cfg4.0_label3.weights.safetensors" --config "$e/lpd_G16_s20_orderseed0_cfg4.0_label3.weights.json" --out "$tmp/cx"
+  bad "--class 10 outside 0..9" "$ordo" compare --grid 8x8 $ras --class 10 --out "$tmp/cx"
+  [ -e "$tmp/cx" ] && { echo "FAIL: compare wrote output before refusing"; fails=$((fails+1)); }
 fi
 echo "$((fails == 0 ? 1 : 0)) passed, $fails failed"
 [ $fails -eq 0 ]

@@ -4,6 +4,8 @@
   png_check.py IMAGE.png CASE.outputs.safetensors CASE.json   -> equal to image_uint8[0] except at the
                                                                   JSON's uint8_near_boundary pixels (+-1)
   png_check.py --size IMAGE.png WIDTH HEIGHT                   -> the PNG has that size
+  png_check.py --column STRIP.png INDEX IMAGE.png              -> the INDEX-th image of a strip of images
+                                                                  as wide as IMAGE.png equals it, pixel for pixel
 Exit status 0 when the check holds; one line says what was found.
 """
 import json
@@ -60,6 +62,16 @@ if sys.argv[1] == "--size":
     ok = (w, h) == (int(sys.argv[3]), int(sys.argv[4]))
     print(f"{sys.argv[2]}: {w}x{h}")
     sys.exit(0 if ok else 1)
+
+if sys.argv[1] == "--column":
+    sw, sh, strip = read_png(sys.argv[2])
+    w, h, rows = read_png(sys.argv[4])
+    i = int(sys.argv[3])
+    if sh != h or sw < (i + 1) * w:
+        sys.exit(f"{sys.argv[2]}: {sw}x{sh} holds no image {i} of {w}x{h}")
+    differ = sum(strip[y][i * w * 3:(i + 1) * w * 3] != rows[y] for y in range(h))
+    print(f"{sys.argv[2]} image {i} against {sys.argv[4]}: {differ} of {h} rows differ")
+    sys.exit(0 if differ == 0 else 1)
 
 png, outputs, run = sys.argv[1:4]
 w, h, rows = read_png(png)
