@@ -11,9 +11,11 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 #include <string>
 #include <vector>
 
+#include <ordo/eigen/threads.hpp>
 #include <ordo/eigen/vq.hpp>
 #include <ordo/models/vq/checkpoint.hpp>
 #include <ordo/models/vq/procedural.hpp>
@@ -359,4 +361,35 @@ TEST_CASE("vq: token ids outside the codebook, a vocabulary that is not the code
     CHECK_THROWS_WITH(vq::check_vocabulary(w.config(), 16384, "vq_tiny.safetensors"),
                       Contains("VQ tokenizer vq_tiny.safetensors has a codebook of 64 entries, the generator's vocabulary has 16384 tokens"));
     CHECK_NOTHROW(vq::check_vocabulary(w.config(), 64, "vq_tiny.safetensors"));
+}
+
+// The pixels do not depend on the thread count: each GEMM is split in fixed column chunks, one
+// sequential Eigen GEMM each (vq.hpp, product()), never Eigen's own threaded GEMM, whose depth
+// blocks follow the thread count. Every split is forced (minimum work 0) so the small configs run
+// the threaded path too; on the code before the chunking, 2 threads changed the tiny decode's bits.
+TEST_CASE("vq: the decoded pixels are bit-identical on 1, 2 and 3 threads", "[vq][threads]") {
+    const int threads_before = ordo::eigen::threads();
+    const double work_before = ordo::eigen::parallel_min_work();
+    ordo::eigen::set_parallel_min_work(0);
+    auto decode = [](const vq::vq_weights& w, ordo::index_t h, ordo::index_t gw, int threads) {
+        ordo::eigen::set_threads(threads);
+        ordo::eigen::vq_decoder dec(w);
+        std::vector<int> codes(static_cast<std::size_t>(h * gw));
+        for (std::size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<int>((i * 37 + 5) % static_cast<std::size_t>(w.config().codebook_size));
+        std::vector<float> out(static_cast<std::size_t>(3 * dec.image_height(h) * dec.image_width(gw)));
+        dec.decode(std::span<const int>(codes), h, gw, std::span<float>(out));
+        return out;
+    };
+    const vq::vq_weights tiny = tiny_weights();
+    for (const auto& [w, h, gw] : {std::tuple<const vq::vq_weights&, ordo::index_t, ordo::index_t>{tiny, 6, 6}, {tiny, 5, 9}, {vq16_weights(), 2, 3}}) {
+        const std::vector<float> one = decode(w, h, gw, 1);
+        CHECK(tolerance::max_abs(one) < 100.0f);
+        for (const int n : {2, 3, 1}) {
+            INFO(h << "x" << gw << " tokens, " << n << " threads");
+            const std::vector<float> again = decode(w, h, gw, n);
+            CHECK(std::memcmp(again.data(), one.data(), one.size() * sizeof(float)) == 0);
+        }
+    }
+    ordo::eigen::set_threads(threads_before);
+    ordo::eigen::set_parallel_min_work(work_before);
 }

@@ -114,8 +114,7 @@ def main(argv=None) -> int:
             run_child(order, repo, pt)
             convert_checkpoint.main([pt, st, "--model", "GPT-B"])
             plan = ordo.plan(policy, f"{GRID}x{GRID}")
-            models = {w: ordo.Model(st, st.replace(".safetensors", ".json"), weights=w) if w != "fp32" else ordo.Model(st, st.replace(".safetensors", ".json"))
-                      for w in a.weights}
+            models = {w: ordo.Model(st, st.replace(".safetensors", ".json"), weight_dtype=w) for w in a.weights}
             official = {}
             ours = {}
             for r in range(a.rounds):

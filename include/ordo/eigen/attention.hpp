@@ -41,7 +41,8 @@ struct attention_scratch {
     void reserve(index_t kv_slots, index_t n_head, index_t rows = 1) {
         slots = std::max(slots, kv_slots);
         const std::size_t s = static_cast<std::size_t>(slots), r = static_cast<std::size_t>(std::max<index_t>(rows, 1));
-        const std::size_t score_rows = static_cast<std::size_t>(std::max<index_t>(n_head, static_cast<index_t>(threads())));
+        // a score row per head per thread: attend_rows gives each thread whole rows or single heads
+        const std::size_t score_rows = static_cast<std::size_t>(n_head) * static_cast<std::size_t>(std::max(threads(), 1));
         if (visible.size() < r * s) visible.resize(r * s);
         if (counts.size() < 2 * r) counts.resize(2 * r);
         if (scores.size() < score_rows * s) scores.resize(score_rows * s);
@@ -72,11 +73,39 @@ inline void attend_head(const attention_heads& a, index_t h, const float* q, ind
 
 // One query row against `n` visible kv rows (key(j) / value(j): the j-th one's K / V, all kv heads)
 // and `zeros` visible slots read as K = V = 0 (a score of 0 and no value). scores: n_head rows of
-// `score_stride` floats. out: n_head * head_dim floats, overwritten.
+// `score_stride` floats. out: n_head * head_dim floats, overwritten. Every head at once, so each
+// visible slot's K and V are looked up once (not once per head: on small heads the lookups cost
+// more than the arithmetic); per head the operations and their order are attend_head's, so the
+// two give the same bits.
 template <class Key, class Value>
 inline void attend_row(const attention_heads& a, const float* q, index_t n, index_t zeros, Key&& key, Value&& value, float* scores, std::size_t score_stride,
                        float* out) {
-    for (index_t h = 0; h < a.n_head; ++h) attend_head(a, h, q, n, zeros, key, value, scores + static_cast<std::size_t>(h) * score_stride, out);
+    using vec = Eigen::Map<Eigen::VectorXf>;
+    using cvec = Eigen::Map<const Eigen::VectorXf>;
+    const index_t hd = a.head_dim, nh = a.n_head, group = nh / a.n_kv_head;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    for (index_t j = 0; j < n; ++j) {
+        const float* k = key(j);
+        for (index_t h = 0; h < nh; ++h)
+            scores[static_cast<std::size_t>(h) * score_stride + static_cast<std::size_t>(j)] =
+                detail::dot(q + static_cast<std::size_t>(h * hd), k + static_cast<std::size_t>(h / group * hd), static_cast<std::size_t>(hd)) * scale;
+    }
+    for (index_t h = 0; h < nh; ++h) {
+        float* sc = scores + static_cast<std::size_t>(h) * score_stride;
+        float m = n > 0 ? *std::max_element(sc, sc + n) : 0.0f;
+        if (zeros > 0) m = std::max(m, 0.0f);
+        float sum = zeros > 0 ? static_cast<float>(zeros) * std::exp(-m) : 0.0f;
+        for (index_t j = 0; j < n; ++j) sum += (sc[j] = std::exp(sc[j] - m));
+        const float inv = 1.0f / sum;
+        for (index_t j = 0; j < n; ++j) sc[j] *= inv;
+        vec(out + static_cast<std::size_t>(h * hd), hd).setZero();
+    }
+    for (index_t j = 0; j < n; ++j) {
+        const float* v = value(j);
+        for (index_t h = 0; h < nh; ++h)
+            vec(out + static_cast<std::size_t>(h * hd), hd) +=
+                scores[static_cast<std::size_t>(h) * score_stride + static_cast<std::size_t>(j)] * cvec(v + static_cast<std::size_t>(h / group * hd), hd);
+    }
 }
 
 // Row r's rotation in sequence s: the batch's per-row one, or, when requests bring their own
@@ -111,11 +140,31 @@ void attend_rows(const attention_heads& a, const float* q, std::size_t q_stride,
         scratch.counts[2 * static_cast<std::size_t>(i)] = n;
         scratch.counts[2 * static_cast<std::size_t>(i) + 1] = zeros;
     }
-    // (row, sequence, head) triples, row-major, split between the threads
+    const double work = 2.0 * static_cast<double>(count) * static_cast<double>(b.num_sequences * a.n_head) * static_cast<double>(kv_end) *
+                        static_cast<double>(a.head_dim);
+    const index_t pairs = count * b.num_sequences;
+    auto key = [&](index_t s, const index_t* visible) { return [&, s, visible](index_t j) { return cache.key(layer, s, visible[j]).data(); }; };
+    auto value = [&](index_t s, const index_t* visible) { return [&, s, visible](index_t j) { return cache.value(layer, s, visible[j]).data(); }; };
+    // (row, sequence) pairs, each with all its heads (one K/V lookup per visible slot for every
+    // head), when there are enough to go round; else (row, sequence, head) triples. Either way an
+    // output head is computed by attend_head's code in the same order: the choice, like the split,
+    // never changes a bit.
+    if (pairs >= 2 * static_cast<index_t>(threads())) {
+        parallel_ranges(pairs, work, [&](index_t t0, index_t t1, int thread) {
+            float* scores = scratch.scores.data() + static_cast<std::size_t>(thread) * static_cast<std::size_t>(a.n_head) * stride;
+            for (index_t t = t0; t < t1; ++t) {
+                const index_t i = t / b.num_sequences, s = t % b.num_sequences;
+                const index_t* visible = scratch.visible.data() + static_cast<std::size_t>(i) * stride;
+                const std::size_t row = static_cast<std::size_t>(s) * static_cast<std::size_t>(count) + static_cast<std::size_t>(i);
+                attend_row(a, q + row * q_stride, scratch.counts[2 * static_cast<std::size_t>(i)], scratch.counts[2 * static_cast<std::size_t>(i) + 1],
+                           key(s, visible), value(s, visible), scores, stride, out + row * out_stride);
+            }
+        });
+        return;
+    }
     const index_t per_row = b.num_sequences * a.n_head;
-    const double work = 2.0 * static_cast<double>(count) * static_cast<double>(per_row) * static_cast<double>(kv_end) * static_cast<double>(a.head_dim);
     parallel_ranges(count * per_row, work, [&](index_t t0, index_t t1, int thread) {
-        float* scores = scratch.scores.data() + static_cast<std::size_t>(thread) * stride;
+        float* scores = scratch.scores.data() + static_cast<std::size_t>(thread) * static_cast<std::size_t>(a.n_head) * stride;
         for (index_t t = t0; t < t1; ++t) {
             const index_t i = t / per_row, s = t % per_row / a.n_head, h = t % a.n_head;
             const index_t* visible = scratch.visible.data() + static_cast<std::size_t>(i) * stride;

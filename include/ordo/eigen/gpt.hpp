@@ -191,7 +191,7 @@ private:
     }
 
     // out = x / rms(x) * weight, row by row (layers.hpp), rows split between the threads
-    void rms_norm(const float* weight, std::size_t rows, std::vector<float>& out) const {
+    void rms_norm(const float* weight, std::size_t rows, std::span<float> out) const {
         const std::size_t d = static_cast<std::size_t>(c_.dim);
         parallel_ranges(static_cast<index_t>(rows), 2.0 * static_cast<double>(rows * d), [&](index_t b, index_t e, int) {
             const std::size_t at = static_cast<std::size_t>(b) * d;

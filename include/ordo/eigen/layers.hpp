@@ -12,6 +12,7 @@
 
 #include "../config.hpp"
 #include "../plan.hpp"
+#include "skinny.hpp"
 
 namespace ordo::eigen {
 
@@ -54,14 +55,17 @@ inline void add_bias(float* y, std::size_t stride, std::size_t rows, std::size_t
 }
 
 // out[i] = x[i] / rms(x[i]) * weight for each of `rows` rows of `dim` floats (LlamaGen's RMSNorm,
-// in fp32): x rows `x_stride` apart, out rows `out_stride` apart.
+// in fp32): x rows `x_stride` apart, out rows `out_stride` apart. The sum of squares is
+// detail::dot's fixed order: Eigen's squaredNorm() peels a head up to the first aligned packet, so
+// its order (and last bit) would follow the buffer's address, which can change between processes.
 inline void rms_norm(const float* x, std::size_t x_stride, std::size_t rows, index_t dim, const float* weight, float eps, float* out, std::size_t out_stride) {
     using vec = Eigen::Map<Eigen::VectorXf>;
     using cvec = Eigen::Map<const Eigen::VectorXf>;
     const cvec wv(weight, dim);
     for (std::size_t i = 0; i < rows; ++i) {
         const cvec xr(x + i * x_stride, dim);
-        const float inv = 1.0f / std::sqrt(xr.squaredNorm() / static_cast<float>(dim) + eps);
+        const float sq = detail::dot(x + i * x_stride, x + i * x_stride, static_cast<std::size_t>(dim));
+        const float inv = 1.0f / std::sqrt(sq / static_cast<float>(dim) + eps);
         vec(out + i * out_stride, dim) = (xr * inv).cwiseProduct(wv);
     }
 }

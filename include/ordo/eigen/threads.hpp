@@ -1,10 +1,12 @@
 // ordo/eigen/threads.hpp - the CPU backend's one threading layer: OpenMP, one process-wide thread
 // count, and parallel_ranges(), a fixed static partition of [0, n) into contiguous parts.
 //
-// Why OpenMP: Eigen's own GEMM parallelises under OpenMP, so products that go through Eigen (the
-// VQ decoder's convolutions) take their threads from the same runtime and the same count
-// (set_threads() sets both); every compiler has it; and a static partition is a fixed function of
-// (n, threads), so which thread computes an output never changes how that output is summed.
+// Why OpenMP: Eigen parallelises under OpenMP too, so one runtime and one count serve ordo's loops
+// and any Eigen product a caller runs (set_threads() sets both); every compiler has it; and a
+// static partition is a fixed function of (n, threads), so which thread computes an output never
+// changes how that output is summed. (ordo's own Eigen GEMMs, the VQ decoder's, run one
+// sequential GEMM per fixed chunk inside parallel_ranges instead: Eigen's threaded GEMM sizes its
+// depth blocks by the thread count, which would change the sums.)
 // Without OpenMP (not found at configure time, or a consumer compiling without -fopenmp)
 // everything runs on the calling thread and set_threads() records the count only.
 //

@@ -6,8 +6,9 @@
 // Activations are NCHW per image: a C x (H*W) row-major matrix, so a GroupNorm group is one
 // contiguous run and a 1x1 conv is one GEMM. A 3x3 conv is im2col (9*C rows) of a band of output
 // rows, then one GEMM with the weight viewed as a row-major out x 9*C matrix (PyTorch's layout
-// as it is); bands keep the im2col buffer near vq_decoder::col_budget floats. The GEMMs are Eigen's
-// (multi-threaded when built with OpenMP); nothing here starts threads of its own.
+// as it is); bands keep the im2col buffer near vq_decoder::col_budget floats. The GEMMs are Eigen's,
+// each split in fixed column chunks between the CPU backend's threads (threads.hpp, product()),
+// so the pixels are the same for any thread count.
 #pragma once
 
 #include <algorithm>
@@ -26,6 +27,7 @@
 
 #include "../config.hpp"
 #include "../models/vq/vq_config.hpp"
+#include "threads.hpp"
 
 namespace ordo::eigen {
 
@@ -42,6 +44,10 @@ using const_mat_map = Eigen::Map<const rmat>;
 using arr_map = Eigen::Map<Eigen::ArrayXf>;
 using const_arr_map = Eigen::Map<const Eigen::ArrayXf>;
 using tensors = models::vq::vq_tensors<float>;
+// Buffers at Eigen's largest alignment: Eigen's vectorised loops (sums, exp) start with scalar
+// steps up to the first aligned packet, so on a buffer whose address could fall anywhere the
+// pixels' last bits would follow the allocator; aligned, every slice's alignment is fixed by sizes.
+using aligned_floats = std::vector<float, Eigen::aligned_allocator<float>>;
 
 // y = GroupNorm(32)(x), then swish if asked, for x [C, P] (PyTorch's CPU kernel: per channel
 // y = x * a + b with a = rstd * gamma, b = beta - mean * a). Mean and biased variance in double,
@@ -73,11 +79,37 @@ inline void swish(float* x, std::size_t n) {
     a = a / (1.0f + (-a).exp());
 }
 
+// dst = lhs * rhs in fixed chunks of product_chunk columns of dst, split between the threads
+// (threads.hpp), each chunk one sequential Eigen GEMM. Eigen's own threaded GEMM is not used: it
+// sizes its depth blocks by the thread count, which changes every sum's order, so pixels would
+// depend on --threads; chunks of a fixed width make them the same for any count.
+inline constexpr Eigen::Index product_chunk = 64;
+template <class Dst, class Lhs, class Rhs>
+void product(Dst dst, const Lhs& lhs, const Rhs& rhs) {
+    const Eigen::Index n = dst.cols(), chunks = (n + product_chunk - 1) / product_chunk;
+    const double work = static_cast<double>(lhs.rows()) * static_cast<double>(lhs.cols()) * static_cast<double>(n);
+    parallel_ranges(static_cast<index_t>(chunks), work, [&](index_t c0, index_t c1, int) {
+        for (index_t c = c0; c < c1; ++c) {
+            const Eigen::Index first = c * product_chunk, cols = std::min(product_chunk, n - first);
+            dst.middleCols(first, cols).noalias() = lhs * rhs.middleCols(first, cols);
+        }
+    });
+}
+
+// Eigen's thread count set to 1 for a scope (product() above runs Eigen sequentially).
+struct sequential_eigen {
+    int before = Eigen::nbThreads();
+    sequential_eigen() { Eigen::setNbThreads(1); }
+    ~sequential_eigen() { Eigen::setNbThreads(before); }
+    sequential_eigen(const sequential_eigen&) = delete;
+    sequential_eigen& operator=(const sequential_eigen&) = delete;
+};
+
 // out [O, P] = W in + b (a 1x1 conv).
 inline void conv1x1(const tensors::conv_layer& k, const float* in, std::size_t pixels, float* out) {
     const auto P = static_cast<Eigen::Index>(pixels);
     mat_map o(out, k.out, P);
-    o.noalias() = const_mat_map(k.weight, k.out, k.in) * const_mat_map(in, k.in, P);
+    product(o, const_mat_map(k.weight, k.out, k.in), const_mat_map(in, k.in, P));
     for (index_t r = 0; r < k.out; ++r) o.row(r).array() += k.bias[r];
 }
 
@@ -124,7 +156,7 @@ inline void conv3x3(const tensors::conv_layer& k, const float* in, index_t heigh
                     }
                 }
         const Eigen::Index first = static_cast<Eigen::Index>(static_cast<std::size_t>(y0) * W);
-        o.middleCols(first, static_cast<Eigen::Index>(np)).noalias() = weight * const_mat_map(col, K, static_cast<Eigen::Index>(np));
+        product(o.middleCols(first, static_cast<Eigen::Index>(np)), weight, const_mat_map(col, K, static_cast<Eigen::Index>(np)));
         for (index_t r = 0; r < k.out; ++r) {
             arr_map band(out + static_cast<std::size_t>(r) * P + static_cast<std::size_t>(first), static_cast<Eigen::Index>(np));
             band += k.bias[r];
@@ -151,9 +183,9 @@ inline void upsample_nearest2(const float* in, index_t channels, index_t height,
 // attention's q, k, v, o and scores. reserve() allocates only when a grid needs more than is held,
 // so decoding many images of one size allocates once.
 struct vq_workspace {
-    std::vector<float> act[4];  // the residual stream, the next one, a normalised copy, a branch
-    std::vector<float> col;
-    std::vector<float> q, k, v, o, scores;
+    vq_detail::aligned_floats act[4];  // the residual stream, the next one, a normalised copy, a branch
+    vq_detail::aligned_floats col;
+    vq_detail::aligned_floats q, k, v, o, scores;
 
     struct sizes {
         std::size_t act = 0, col = 0, attn = 0, scores = 0;
@@ -324,6 +356,7 @@ public:
     template <std::integral Id>
     void decode(std::span<const Id> codes, index_t h, index_t w, std::span<float> out, const vq_observer& observe = {}) {
         using namespace vq_detail;
+        const sequential_eigen one_thread_per_gemm;
         const models::vq::vq_config& c = config();
         check_grid(h, w);
         const std::size_t P0 = static_cast<std::size_t>(h) * static_cast<std::size_t>(w);
@@ -381,7 +414,7 @@ public:
             conv1x1(a.k, t, P, ws_.k.data());
             conv1x1(a.v, t, P, ws_.v.data());
             mat_map s(ws_.scores.data(), Pi, Pi);
-            s.noalias() = const_mat_map(ws_.q.data(), C, Pi).transpose() * const_mat_map(ws_.k.data(), C, Pi);
+            product(s, const_mat_map(ws_.q.data(), C, Pi).transpose(), const_mat_map(ws_.k.data(), C, Pi));
             s *= 1.0f / std::sqrt(static_cast<float>(C));
             for (Eigen::Index i = 0; i < Pi; ++i) {  // softmax over the keys
                 auto row = s.row(i).array();
@@ -389,7 +422,7 @@ public:
                 row /= row.sum();
             }
             mat_map o(ws_.o.data(), C, Pi);
-            o.noalias() = const_mat_map(ws_.v.data(), C, Pi) * s.transpose();
+            product(o, const_mat_map(ws_.v.data(), C, Pi), s.transpose());
             conv1x1(a.proj_out, ws_.o.data(), P, u);
             arr_map(y, static_cast<Eigen::Index>(static_cast<std::size_t>(C) * P)) =
                 const_arr_map(x, static_cast<Eigen::Index>(static_cast<std::size_t>(C) * P)) + const_arr_map(u, static_cast<Eigen::Index>(static_cast<std::size_t>(C) * P));
@@ -444,9 +477,9 @@ public:
 
 private:
     const models::vq::vq_weights* w_;
-    std::vector<float> codebook_;  // [codebook_size, embed_dim], rows l2-normalised when the config says so
+    vq_detail::aligned_floats codebook_;  // [codebook_size, embed_dim], rows l2-normalised when the config says so
     vq_workspace ws_;
-    std::vector<float> image_;
+    vq_detail::aligned_floats image_;
 };
 
 }  // namespace ordo::eigen
