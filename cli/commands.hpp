@@ -57,6 +57,7 @@ int run_generate(const generate_args& a);
 struct decode_args {
     std::string vq, tokens, png;
     int eval_size = 0;  // > 0: bicubic resize to eval_size x eval_size before the uint8 step
+    int threads = 0;    // 0: all cores
 };
 void add_decode(CLI::App& app, decode_args& a, CLI::App*& cmd);
 int run_decode(const decode_args& a);

@@ -118,9 +118,11 @@ void add_decode(CLI::App& app, decode_args& a, CLI::App*& cmd) {
     cmd->add_option("--png", a.png, "where to write the picture (a batch is tiled, 4 per row)")->required();
     cmd->add_option("--eval-size", a.eval_size, "resize each image to N x N px (bicubic, the official eval resize) before the uint8 step")
         ->check(CLI::Range(1, static_cast<int>(ordo::models::vq::vq_limits::image_side)));
+    add_threads_option(cmd, a.threads);
 }
 
 int run_decode(const decode_args& a) {
+    apply_threads(a.threads);
     const token_batch t = parse_token_file(ordo::io::read_text_file(a.tokens, max_token_file_bytes, "token file"), a.tokens);
     token_pictures pics(a.vq);
     pics.check(t.rows, t.cols, 0);
