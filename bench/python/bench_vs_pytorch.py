@@ -45,6 +45,16 @@ def child(order: str, repo: str, out: str, threads: list[int], batches: list[int
     import torch
 
     sys.path.insert(0, repo)
+    try:  # NAR's generate.py imports tqdm for a progress bar it does not need here
+        import tqdm  # noqa: F401
+    except ImportError:
+        import importlib.machinery
+        import types
+
+        shim = types.ModuleType("tqdm")
+        shim.__spec__ = importlib.machinery.ModuleSpec("tqdm", None)
+        shim.tqdm = lambda it=None, *a, **k: it
+        sys.modules["tqdm"] = shim
     from autoregressive.models.gpt import GPT_models  # the official code, from --llamagen/--par/--nar
     from autoregressive.models.generate import generate
 
@@ -134,6 +144,7 @@ def main(argv=None) -> int:
                 o = statistics.median(official[f"{t},{b}"])
                 s = statistics.median(v)
                 rows.append({"order": order, "threads": t if t > 0 else cores, "batch": b, "weights": w, "pytorch_s": o, "ordo_s": s, "speedup": o / s})
+                print(f"{order} threads {rows[-1]['threads']} batch {b} {w}: PyTorch {o:.2f} s/image, ordo {s:.2f}, {o / s:.2f}x", flush=True)
     print(f"\nseconds per image, medians of {a.rounds} rounds (GPT-B, random weights, {GRID}x{GRID}, CFG {CFG}, top-k {TOP_K}; {cores} cores)")
     print("| order | threads | batch | ordo weights | PyTorch | ordo | ordo speedup |")
     print("|---|---:|---:|---|---:|---:|---:|")

@@ -327,6 +327,24 @@ struct py_jacobi_session {
     }
 };
 
+// Request i of a session (either kind), or a ValueError naming `what`.
+template <class Session>
+void check_request(const Session& x, index_t i, const char* what) {
+    if (i < 0 || i >= x.num_requests()) fail(std::string(what) + ": request " + std::to_string(i) + " is outside the session's " + std::to_string(x.num_requests()));
+}
+// A copy of request i's tokens in raster order, int32 [positions].
+template <class PySession>
+out_array<index_t, 1> request_tokens(PySession& s, index_t i) {
+    std::vector<index_t> out;
+    s.visit([&](auto& x) {
+        check_request(x, i, "tokens");
+        const auto t = x.tokens(i);
+        out.assign(t.begin(), t.end());
+    });
+    const std::size_t n = out.size();
+    return owned<index_t, 1>(std::move(out), {n});
+}
+
 // Constructs a py_session at `self` (nanobind's __init__).
 void init_session(py_session* self, const py_plan& p, const std::vector<long long>& labels, index_t vocab, float cfg, index_t cfg_interval,
                   std::uint64_t seed, index_t null_label, const std::optional<std::vector<long long>>& ids, const sampling& smp,
@@ -666,16 +684,8 @@ NB_MODULE(_ordo, m) {
             return owned<float, 1>(std::move(out), {static_cast<std::size_t>(s.vocab)});
         }, "logits"_a, "request"_a, "k"_a,
              "The logits the sampler sees for the k-th position the pending step emits, for request i (the plan's head mix, then CFG).")
-        .def("tokens", [](py_session& s, index_t i) {
-            std::vector<index_t> out;
-            s.visit([&](auto& x) {
-                if (i < 0 || i >= x.num_requests()) fail("tokens: request " + std::to_string(i) + " is outside the session's " + std::to_string(x.num_requests()));
-                const auto t = x.tokens(i);
-                out.assign(t.begin(), t.end());
-            });
-            const std::size_t n = out.size();
-            return owned<index_t, 1>(std::move(out), {n});
-        }, "i"_a = 0, "Request i's tokens in raster order (-1 where not decoded yet), a copy.")
+        .def("tokens", [](py_session& s, index_t i) { return request_tokens(s, i); }, "i"_a = 0,
+             "Request i's tokens in raster order (-1 where not decoded yet), a copy.")
         .def("rewind", [](py_session& s, index_t step) { s.visit([&](auto& x) { x.rewind(step); }); }, "step"_a)
         .def("cancel", [](py_session& s) { s.visit([](auto& x) { x.cancel(); }); });
 
@@ -709,13 +719,13 @@ NB_MODULE(_ordo, m) {
         .def_prop_ro("forward_passes", [](py_jacobi_session& s) { return s.visit([](auto& x) { return x.forward_passes(); }); }, "windows committed")
         .def("iterations", [](py_jacobi_session& s, index_t i) {
             return s.visit([&](auto& x) {
-                if (i < 0 || i >= x.num_requests()) fail("iterations: request " + std::to_string(i) + " is outside the session's " + std::to_string(x.num_requests()));
+                check_request(x, i, "iterations");
                 return x.iterations(i);
             });
         }, "i"_a, "The windows request i took part in (the forwards it needs decoded alone).")
         .def("frontier", [](py_jacobi_session& s, index_t i) {
             return s.visit([&](auto& x) {
-                if (i < 0 || i >= x.num_requests()) fail("frontier: request " + std::to_string(i) + " is outside the session's " + std::to_string(x.num_requests()));
+                check_request(x, i, "frontier");
                 return x.frontier(i);
             });
         }, "i"_a, "Positions [0, frontier) of request i are accepted.")
@@ -727,16 +737,8 @@ NB_MODULE(_ordo, m) {
         .def("commit", [](py_jacobi_session& s, nb::ndarray<nb::ro> logits) { s.visit([&](auto& x) { x.commit(logits_span(logits, "commit")); }); }, "logits"_a,
              "Consumes float32 logits [sequences, rows, heads, vocab] of the window: accepts drafts left to right, resamples at the first rejection. "
              "On bad logits (NaN, wrong size) it raises and changes nothing.")
-        .def("tokens", [](py_jacobi_session& s, index_t i) {
-            std::vector<index_t> out;
-            s.visit([&](auto& x) {
-                if (i < 0 || i >= x.num_requests()) fail("tokens: request " + std::to_string(i) + " is outside the session's " + std::to_string(x.num_requests()));
-                const auto t = x.tokens(i);
-                out.assign(t.begin(), t.end());
-            });
-            const std::size_t n = out.size();
-            return owned<index_t, 1>(std::move(out), {n});
-        }, "i"_a = 0, "Request i's accepted tokens in raster order (-1 past its frontier), a copy.")
+        .def("tokens", [](py_jacobi_session& s, index_t i) { return request_tokens(s, i); }, "i"_a = 0,
+             "Request i's accepted tokens in raster order (-1 past its frontier), a copy.")
         .def("cancel", [](py_jacobi_session& s) { s.visit([](auto& x) { x.cancel(); }); });
 
     // ---- the CPU backend (LlamaGen / PAR / NAR / RandAR GPT, LPD, ARPG on Eigen) ----

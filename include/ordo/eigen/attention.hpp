@@ -49,6 +49,17 @@ struct attention_scratch {
     }
 };
 
+// softmax in place over n scores and `zeros` more scores of 0 (visible slots not written yet,
+// whose values are 0 too, so they only add to the normaliser).
+inline void softmax_with_zeros(float* scores, index_t n, index_t zeros) {
+    float m = n > 0 ? *std::max_element(scores, scores + n) : 0.0f;
+    if (zeros > 0) m = std::max(m, 0.0f);
+    float sum = zeros > 0 ? static_cast<float>(zeros) * std::exp(-m) : 0.0f;
+    for (index_t j = 0; j < n; ++j) sum += (scores[j] = std::exp(scores[j] - m));
+    const float inv = 1.0f / sum;
+    for (index_t j = 0; j < n; ++j) scores[j] *= inv;
+}
+
 // Head h of one query row against `n` visible kv rows (key(j) / value(j): the j-th one's K / V,
 // all kv heads) and `zeros` visible slots read as K = V = 0 (a score of 0 and no value). q, out:
 // the row's n_head * head_dim floats; out's head h is overwritten. scores: n floats.
@@ -60,12 +71,7 @@ inline void attend_head(const attention_heads& a, index_t h, const float* q, ind
     const std::size_t qo = static_cast<std::size_t>(h * hd), kvo = static_cast<std::size_t>(h / group * hd);
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     for (index_t j = 0; j < n; ++j) scores[j] = detail::dot(q + qo, key(j) + kvo, static_cast<std::size_t>(hd)) * scale;
-    float m = n > 0 ? *std::max_element(scores, scores + n) : 0.0f;
-    if (zeros > 0) m = std::max(m, 0.0f);
-    float sum = zeros > 0 ? static_cast<float>(zeros) * std::exp(-m) : 0.0f;
-    for (index_t j = 0; j < n; ++j) sum += (scores[j] = std::exp(scores[j] - m));
-    const float inv = 1.0f / sum;
-    for (index_t j = 0; j < n; ++j) scores[j] *= inv;
+    softmax_with_zeros(scores, n, zeros);
     vec o(out + qo, hd);
     o.setZero();
     for (index_t j = 0; j < n; ++j) o += scores[j] * cvec(value(j) + kvo, hd);
@@ -91,13 +97,7 @@ inline void attend_row(const attention_heads& a, const float* q, index_t n, inde
                 detail::dot(q + static_cast<std::size_t>(h * hd), k + static_cast<std::size_t>(h / group * hd), static_cast<std::size_t>(hd)) * scale;
     }
     for (index_t h = 0; h < nh; ++h) {
-        float* sc = scores + static_cast<std::size_t>(h) * score_stride;
-        float m = n > 0 ? *std::max_element(sc, sc + n) : 0.0f;
-        if (zeros > 0) m = std::max(m, 0.0f);
-        float sum = zeros > 0 ? static_cast<float>(zeros) * std::exp(-m) : 0.0f;
-        for (index_t j = 0; j < n; ++j) sum += (sc[j] = std::exp(sc[j] - m));
-        const float inv = 1.0f / sum;
-        for (index_t j = 0; j < n; ++j) sc[j] *= inv;
+        softmax_with_zeros(scores + static_cast<std::size_t>(h) * score_stride, n, zeros);
         vec(out + static_cast<std::size_t>(h * hd), hd).setZero();
     }
     for (index_t j = 0; j < n; ++j) {
