@@ -20,11 +20,13 @@
 #include <ordo/models/vq/checkpoint.hpp>
 #include <ordo/models/vq/procedural.hpp>
 
+#include "gpt_helpers.hpp"  // read_f32
 #include "tolerance.hpp"
 
 using json = nlohmann::json;
 using Catch::Matchers::Contains;
 namespace vq = ordo::models::vq;
+using gpt_helpers::read_f32;
 
 namespace {
 
@@ -43,13 +45,6 @@ json read_json(const std::string& path) {
 std::string slurp(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
     return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-std::vector<float> read_f32(const ordo::io::safetensors& f, const std::string& key) {
-    const ordo::io::tensor_info& t = f.at(key);
-    std::vector<float> v(static_cast<std::size_t>(t.numel()));
-    f.read(t, v);
-    return v;
 }
 
 std::vector<std::int64_t> read_i64(const ordo::io::safetensors& f, const std::string& key) {  // I64 and U8 tensors
